@@ -1,0 +1,356 @@
+import type { AnyMachineSnapshot } from 'xstate';
+import type { NodeContext, NodeReport, NodeStatus } from '../machines/node.js';
+import type { ReservationContext, ReservationInput } from '../machines/reservation.js';
+import type { JournalRecord } from '../runtime/journal.js';
+import type { ShardBehaviour, ShardContext } from '../runtime/shard.js';
+import { NODE_KIND, nodeActorId, nodeKind, nodeView } from './node-actor.js';
+import type { InferenceRequest, RegionEffect, RegionInput, RequestOutcome } from './region-io.js';
+import { RESERVATION_KIND, reservationActorId, reservationKind, reservationView } from './reservation-actor.js';
+import { RoutingIndex } from './routing-index.js';
+import { summarize } from './summary.js';
+
+/** The region's timing and limits. The seed fixes the two 30 s figures. */
+export interface RegionConfig {
+  /** Every geozone of the federation, so a shard knows where it may forward. */
+  readonly geozones: readonly string[];
+  readonly reservationTtlMs: number;
+  readonly silenceTimeoutMs: number;
+  readonly summaryEveryMs: number;
+  readonly reservationsPerGpu: number;
+  /** Routing attempts per request (the first plus re-routes after node loss). */
+  readonly maxAttempts: number;
+  /** Other geozones a request may be forwarded to before it is rejected. */
+  readonly maxForwardHops: number;
+  /** Ended request ids are remembered this long so a duplicate is refused. */
+  readonly requestIdRetentionMs: number;
+  /** And at most this many of them (the oldest are forgotten first). */
+  readonly maxRememberedRequestIds: number;
+}
+
+export const defaultRegionConfig: Omit<RegionConfig, 'geozones'> = {
+  reservationTtlMs: 30_000,
+  silenceTimeoutMs: 30_000,
+  summaryEveryMs: 60_000,
+  reservationsPerGpu: 2,
+  maxAttempts: 3,
+  maxForwardHops: 3,
+  requestIdRetentionMs: 10 * 60_000,
+  maxRememberedRequestIds: 1_000_000,
+};
+
+type Ctx = ShardContext<RegionEffect>;
+
+/**
+ * One geozone shard's decisions: telemetry upserts node actors, inference
+ * requests become reservation actors routed by the index, results and deadlines
+ * end them. Every state change goes through ctx.send/spawn (journaled); effects
+ * are emitted as data and leave only after the journal is durable.
+ */
+export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect> {
+  readonly kinds = [nodeKind, reservationKind];
+  readonly tickEveryMs: number;
+  readonly index = new RoutingIndex();
+  private readonly geozone: string;
+  private readonly config: RegionConfig;
+  /** Ended request ids → when they ended, oldest first (Map keeps insertion order). */
+  private readonly ended = new Map<string, number>();
+  /** Derived from actors (kept by onActorChanged), for summaries. */
+  private readonly nodes = new Map<string, { status: NodeStatus; context: NodeContext }>();
+  private readonly openReservations = new Set<string>();
+
+  constructor(geozone: string, config: RegionConfig) {
+    this.geozone = geozone;
+    this.config = config;
+    this.tickEveryMs = config.summaryEveryMs;
+  }
+
+  handle(input: RegionInput, ctx: Ctx): void {
+    switch (input.type) {
+      case 'telemetry':
+        return this.onTelemetry(input.nodeId, input.report, ctx);
+      case 'inference':
+        return this.onRequest(input.request, input.triedGeozones, ctx);
+      case 'result':
+        return this.onResult(input, ctx);
+      case 'cancel':
+        return this.onCancel(input.requestId, ctx);
+      case 'drain':
+      case 'resume':
+        if (ctx.snapshot(nodeActorId(input.nodeId)) !== undefined) ctx.send(nodeActorId(input.nodeId), { type: input.type, atMs: ctx.nowMs });
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------ nodes
+
+  private onTelemetry(nodeId: string, report: NodeReport, ctx: Ctx): void {
+    const actorId = nodeActorId(nodeId);
+    const before = ctx.snapshot(actorId);
+    if (before === undefined) {
+      ctx.spawn(NODE_KIND, actorId, {
+        nodeId,
+        report,
+        atMs: ctx.nowMs,
+        silenceTimeoutMs: this.config.silenceTimeoutMs,
+        reservationsPerGpu: this.config.reservationsPerGpu,
+      });
+      return;
+    }
+    const after = ctx.send(actorId, { type: 'telemetry', atMs: ctx.nowMs, report });
+    if (before.value === 'offline' && after.value !== 'offline') {
+      ctx.emit(this.system(ctx, 'success', `node ${nodeId} is back`, { nodeId, status: after.value }));
+    }
+  }
+
+  onDeadline(actorId: string, kind: string, atMs: number, ctx: Ctx): void {
+    if (kind === NODE_KIND) this.onNodeSilent(actorId, atMs, ctx);
+    else if (kind === RESERVATION_KIND) this.onReservationDue(actorId, atMs, ctx);
+  }
+
+  private onNodeSilent(actorId: string, atMs: number, ctx: Ctx): void {
+    const before = ctx.snapshot(actorId);
+    if (before === undefined) return;
+    const { context } = nodeView(before);
+    const held = [...context.reservations];
+    const after = ctx.send(actorId, { type: 'timeout', atMs });
+    if (after.value !== 'offline') return;
+    ctx.emit(
+      this.system(ctx, 'warn', `node ${context.nodeId} went offline: no telemetry for ${this.config.silenceTimeoutMs} ms`, {
+        nodeId: context.nodeId,
+        lastSeenAtMs: context.lastSeenAtMs,
+        reservationsLost: held.length,
+      }),
+    );
+    // Its reservations die with it: each goes back to routing (or fails when out of attempts).
+    for (const requestId of held) {
+      const resId = reservationActorId(requestId);
+      if (ctx.snapshot(resId) === undefined) continue;
+      const lost = ctx.send(resId, { type: 'node.lost', atMs, nodeId: context.nodeId });
+      if (lost.value === 'requested') this.route(resId, reservationView(lost).context, ctx, false);
+      else this.announceEnd(lost, ctx);
+    }
+  }
+
+  private onReservationDue(actorId: string, atMs: number, ctx: Ctx): void {
+    const before = ctx.snapshot(actorId);
+    if (before === undefined) return;
+    const nodeId = reservationView(before).context.nodeId;
+    const after = ctx.send(actorId, { type: 'expire', atMs });
+    if (after.status === 'active') return;
+    this.releaseNode(nodeId, reservationView(after).context.requestId, ctx);
+    this.announceEnd(after, ctx);
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  private onRequest(request: InferenceRequest, triedGeozones: readonly string[], ctx: Ctx): void {
+    const actorId = reservationActorId(request.requestId);
+    if (ctx.snapshot(actorId) !== undefined || this.ended.has(request.requestId)) {
+      ctx.emit({
+        type: 'decision',
+        atMs: ctx.nowMs,
+        requestId: request.requestId,
+        outcome: 'duplicate',
+        geozone: this.geozone,
+        candidates: 0,
+        reason: 'request id already seen in this geozone',
+      });
+      return;
+    }
+    const input: ReservationInput = {
+      ...request,
+      triedGeozones: [...triedGeozones],
+      receivedAtMs: ctx.nowMs,
+      reservationTtlMs: this.config.reservationTtlMs,
+      maxAttempts: this.config.maxAttempts,
+    };
+    const spawned = ctx.spawn(RESERVATION_KIND, actorId, input);
+    this.route(actorId, reservationView(spawned).context, ctx, true);
+  }
+
+  /**
+   * Routes a reservation in `requested`: reserve the best local node, else
+   * forward to the next untried geozone (first routing only), else reject.
+   */
+  private route(actorId: string, res: ReservationContext, ctx: Ctx, mayForward: boolean): void {
+    const choice = this.index.choose(res.modelId, res.lostNodes);
+    if (choice !== undefined) {
+      const reason = `best of ${choice.candidates} eligible in ${this.geozone}: ${choice.energySource}, gpu ${choice.gpuUtilization}`;
+      const reserved = ctx.send(actorId, { type: 'route.reserved', atMs: ctx.nowMs, nodeId: choice.nodeId, candidates: choice.candidates, reason });
+      const nodeBefore = ctx.snapshot(nodeActorId(choice.nodeId));
+      const nodeAfter = ctx.send(nodeActorId(choice.nodeId), { type: 'reserve', atMs: ctx.nowMs, requestId: res.requestId });
+      if (nodeAfter === nodeBefore) throw new Error(`index chose ${choice.nodeId}, which refused the reservation`);
+      ctx.send(actorId, { type: 'dispatch', atMs: ctx.nowMs });
+      const expiresAtMs = reservationView(reserved).context.expiresAtMs as number;
+      ctx.emit({
+        type: 'dispatch',
+        geozone: this.geozone,
+        atMs: ctx.nowMs,
+        requestId: res.requestId,
+        nodeId: choice.nodeId,
+        modelId: res.modelId,
+        contextWindow: res.contextWindow,
+        priority: res.priority,
+        expiresAtMs,
+      });
+      ctx.emit({
+        type: 'decision',
+        atMs: ctx.nowMs,
+        requestId: res.requestId,
+        outcome: 'reserved',
+        geozone: this.geozone,
+        nodeId: choice.nodeId,
+        expiresAtMs,
+        candidates: choice.candidates,
+        reason,
+      });
+      return;
+    }
+    const tried = [...res.triedGeozones, this.geozone];
+    const next = mayForward ? this.nextGeozone(tried) : undefined;
+    if (next !== undefined) {
+      ctx.send(actorId, {
+        type: 'route.forwarded',
+        atMs: ctx.nowMs,
+        toGeozone: next,
+        candidates: 0,
+        reason: `no eligible node for ${res.modelId} in ${this.geozone}`,
+      });
+      const request: InferenceRequest = {
+        requestId: res.requestId,
+        modelId: res.modelId,
+        contextWindow: res.contextWindow,
+        priority: res.priority,
+        requesterGeozone: res.requesterGeozone,
+      };
+      ctx.emit({ type: 'forward', atMs: ctx.nowMs, toGeozone: next, request, triedGeozones: tried });
+      return;
+    }
+    const reason =
+      res.attempts > 0
+        ? `node lost and no other eligible node for ${res.modelId} in ${this.geozone}`
+        : `no eligible node for ${res.modelId} in ${tried.join(', ')}`;
+    const rejected = ctx.send(actorId, { type: 'route.rejected', atMs: ctx.nowMs, candidates: 0, reason });
+    if (res.attempts === 0) {
+      ctx.emit({ type: 'decision', atMs: ctx.nowMs, requestId: res.requestId, outcome: 'rejected', geozone: this.geozone, candidates: 0, reason });
+    }
+    this.announceEnd(rejected, ctx);
+  }
+
+  /** The next geozone after this one (federation order, wrapping) not yet tried, within the hop limit. */
+  private nextGeozone(tried: readonly string[]): string | undefined {
+    const hopsSoFar = tried.length - 1;
+    if (hopsSoFar >= this.config.maxForwardHops) return undefined;
+    const order = [...this.config.geozones].sort();
+    const start = order.indexOf(this.geozone);
+    for (let i = 1; i <= order.length; i++) {
+      const candidate = order[(start + i) % order.length] as string;
+      if (!tried.includes(candidate)) return candidate;
+    }
+    return undefined;
+  }
+
+  private onResult(input: RegionInput & { type: 'result' }, ctx: Ctx): void {
+    const actorId = reservationActorId(input.requestId);
+    if (ctx.snapshot(actorId) === undefined) return; // late (after expiry) or unknown: nothing to change
+    const after = ctx.send(actorId, { type: 'result', atMs: ctx.nowMs, nodeId: input.nodeId, status: input.status, latencyMs: input.latencyMs });
+    if (after.status === 'active') return; // not from the holder: ignored by the machine
+    this.releaseNode(input.nodeId, input.requestId, ctx);
+    this.announceEnd(after, ctx);
+  }
+
+  private onCancel(requestId: string, ctx: Ctx): void {
+    const actorId = reservationActorId(requestId);
+    const before = ctx.snapshot(actorId);
+    if (before === undefined) return;
+    const after = ctx.send(actorId, { type: 'cancel', atMs: ctx.nowMs });
+    if (after.status === 'active') return;
+    this.releaseNode(reservationView(before).context.nodeId, requestId, ctx);
+    this.announceEnd(after, ctx);
+  }
+
+  private releaseNode(nodeId: string | null, requestId: string, ctx: Ctx): void {
+    if (nodeId === null) return;
+    const actorId = nodeActorId(nodeId);
+    if (ctx.snapshot(actorId) !== undefined) ctx.send(actorId, { type: 'release', atMs: ctx.nowMs, requestId });
+  }
+
+  private announceEnd(snapshot: AnyMachineSnapshot, ctx: Ctx): void {
+    if (snapshot.status === 'active') return;
+    const { state, context } = reservationView(snapshot);
+    if (state === 'forwarded') return;
+    ctx.emit({
+      type: 'ended',
+      atMs: ctx.nowMs,
+      requestId: context.requestId,
+      geozone: this.geozone,
+      outcome: state as RequestOutcome,
+      nodeId: context.nodeId,
+      reason: context.reason,
+    });
+  }
+
+  // ------------------------------------------------------------------ summaries and derived state
+
+  onTick(ctx: Ctx): void {
+    const summary = summarize(this.geozone, ctx.nowMs, this.nodes.values(), this.openReservations.size);
+    ctx.note({ type: 'summary', ...summary });
+    ctx.emit({ type: 'summary', summary });
+  }
+
+  onActorChanged(actorId: string, kind: string, snapshot: AnyMachineSnapshot | undefined, atMs: number): void {
+    if (kind === NODE_KIND) {
+      const nodeId = actorId.slice('node/'.length);
+      if (snapshot === undefined) {
+        this.nodes.delete(nodeId);
+        this.index.update(nodeId, undefined, undefined);
+        return;
+      }
+      const view = nodeView(snapshot);
+      this.nodes.set(nodeId, view);
+      this.index.update(nodeId, view.status, view.context);
+      return;
+    }
+    if (kind === RESERVATION_KIND) {
+      const requestId = actorId.slice('reservation/'.length);
+      if (snapshot !== undefined) {
+        this.openReservations.add(requestId);
+      } else {
+        this.openReservations.delete(requestId);
+        this.remember(requestId, atMs);
+      }
+    }
+  }
+
+  private remember(requestId: string, atMs: number): void {
+    this.ended.set(requestId, atMs);
+    while (this.ended.size > this.config.maxRememberedRequestIds) {
+      const oldest = this.ended.keys().next().value as string;
+      this.ended.delete(oldest);
+    }
+  }
+
+  applyNote(record: JournalRecord): void {
+    if (record.event.type !== 'summary') return;
+    // Forget ended request ids past retention (at summary ticks, so replay does the same).
+    const horizon = record.atMs - this.config.requestIdRetentionMs;
+    for (const [requestId, endedAtMs] of this.ended) {
+      if (endedAtMs > horizon) break;
+      this.ended.delete(requestId);
+    }
+  }
+
+  saveState(): unknown {
+    return { ended: [...this.ended] };
+  }
+
+  loadState(state: unknown): void {
+    this.ended.clear();
+    const saved = state as { ended?: [string, number][] } | undefined;
+    for (const [requestId, atMs] of saved?.ended ?? []) this.ended.set(requestId, atMs);
+  }
+
+  private system(ctx: Ctx, severity: 'info' | 'warn' | 'error' | 'success', message: string, details: Record<string, unknown>): RegionEffect {
+    return { type: 'system', atMs: ctx.nowMs, severity, message, details: { geozone: this.geozone, ...details } };
+  }
+}

@@ -1,0 +1,104 @@
+import type { NodeReport } from '../machines/node.js';
+import type { Priority } from '../machines/reservation.js';
+
+/**
+ * What a region shard takes in and what it lets out, after edge validation
+ * (see wire.ts for the seed's kebab-case formats that become these).
+ */
+
+export interface InferenceRequest {
+  readonly requestId: string;
+  readonly modelId: string;
+  readonly contextWindow: number;
+  readonly priority: Priority;
+  readonly requesterGeozone: string;
+}
+
+export type RegionInput =
+  | { readonly type: 'telemetry'; readonly nodeId: string; readonly report: NodeReport }
+  | {
+      readonly type: 'inference';
+      readonly request: InferenceRequest;
+      /** Geozone shards that already tried it (forwarding); empty for a new request. */
+      readonly triedGeozones: readonly string[];
+      /** The shard it is addressed to (a forward); the requester's geozone otherwise. */
+      readonly targetGeozone?: string;
+    }
+  | {
+      readonly type: 'result';
+      readonly requestId: string;
+      readonly nodeId: string;
+      readonly latencyMs: number;
+      readonly status: 'completed' | 'failed';
+    }
+  | { readonly type: 'cancel'; readonly requestId: string }
+  | { readonly type: 'drain' | 'resume'; readonly nodeId: string };
+
+export interface RegionalSummary {
+  readonly geozoneId: string;
+  readonly atMs: number;
+  readonly totalNodes: number;
+  /** Nodes online or draining (sending telemetry). */
+  readonly activeNodes: number;
+  /** Mean GPU utilisation (0..1) over active nodes; 0 when none. */
+  readonly avgGpuUtil: number;
+  /** Active nodes by energy source. */
+  readonly energyBreakdown: { readonly cogen: number; readonly grid: number; readonly battery: number };
+  readonly openReservations: number;
+}
+
+export type RequestOutcome = 'completed' | 'failed' | 'expired' | 'released' | 'rejected';
+
+export type RegionEffect =
+  /** arc.command.dispatch.{geozone}: a node is told to run an inference. */
+  | {
+      readonly type: 'dispatch';
+      readonly geozone: string;
+      readonly atMs: number;
+      readonly requestId: string;
+      readonly nodeId: string;
+      readonly modelId: string;
+      readonly contextWindow: number;
+      readonly priority: Priority;
+      readonly expiresAtMs: number;
+    }
+  /** The requester's answer: where its request went (or why nowhere). */
+  | {
+      readonly type: 'decision';
+      readonly atMs: number;
+      readonly requestId: string;
+      readonly outcome: 'reserved' | 'rejected' | 'duplicate';
+      readonly geozone: string;
+      readonly nodeId?: string;
+      readonly expiresAtMs?: number;
+      readonly candidates: number;
+      readonly reason: string;
+    }
+  /** Internal: a request handed to another geozone's shard. */
+  | {
+      readonly type: 'forward';
+      readonly atMs: number;
+      readonly toGeozone: string;
+      readonly request: InferenceRequest;
+      readonly triedGeozones: readonly string[];
+    }
+  /** A request reached its one terminal outcome. */
+  | {
+      readonly type: 'ended';
+      readonly atMs: number;
+      readonly requestId: string;
+      readonly geozone: string;
+      readonly outcome: RequestOutcome;
+      readonly nodeId: string | null;
+      readonly reason: string | null;
+    }
+  /** arc.summary.regional */
+  | { readonly type: 'summary'; readonly summary: RegionalSummary }
+  /** arc.event.system */
+  | {
+      readonly type: 'system';
+      readonly atMs: number;
+      readonly severity: 'info' | 'warn' | 'error' | 'success';
+      readonly message: string;
+      readonly details: Readonly<Record<string, unknown>>;
+    };

@@ -1,0 +1,33 @@
+// Lint rules: typescript-eslint's recommended type-aware set, plus the project's
+// determinism rule: clocks and randomness are read only through runtime/ ports.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const forbiddenClockReads = [
+  { selector: "CallExpression[callee.object.name='Date'][callee.property.name='now']", message: 'Read time through the Clock port (runtime/clock.ts).' },
+  { selector: "NewExpression[callee.name='Date']", message: 'Read time through the Clock port (runtime/clock.ts).' },
+  { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'Use the seeded PRNG (runtime/random.ts).' },
+  { selector: "CallExpression[callee.object.name='performance'][callee.property.name='now']", message: 'Read time through the Clock port (runtime/clock.ts).' },
+  { selector: "CallExpression[callee.name='setTimeout']", message: 'Schedule through the Clock port (runtime/clock.ts).' },
+  { selector: "CallExpression[callee.name='setInterval']", message: 'Schedule through the Clock port (runtime/clock.ts).' },
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', '.ci/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/no-floating-promises': 'error',
+    },
+  },
+  {
+    files: ['machines/**/*.ts', 'actors/**/*.ts', 'runtime/**/*.ts'],
+    ignores: ['runtime/clock.ts', 'runtime/random.ts'],
+    rules: { 'no-restricted-syntax': ['error', ...forbiddenClockReads] },
+  },
+  { files: ['eslint.config.js'], extends: [tseslint.configs.disableTypeChecked] },
+);

@@ -1,0 +1,53 @@
+/**
+ * Coded errors. Every error a user can see carries a stable `code` (scripts and
+ * clients match on it) and a message that says what to do about it.
+ */
+export const ErrorCodes = {
+  /** Input failed schema validation (wrong type, missing field, unknown enum value, extra key). */
+  VALIDATION: 'ARC_ERR_VALIDATION',
+  /** Input larger than the configured byte limit; rejected before parsing. */
+  PAYLOAD_TOO_LARGE: 'ARC_ERR_PAYLOAD_TOO_LARGE',
+  /** Input is not valid JSON. */
+  MALFORMED_JSON: 'ARC_ERR_MALFORMED_JSON',
+  /** A shard's bounded input queue is full: retry later. */
+  OVERLOADED: 'ARC_ERR_OVERLOADED',
+  /** The input names a shard (geozone) this process does not own. */
+  UNKNOWN_SHARD: 'ARC_ERR_UNKNOWN_SHARD',
+  /** The shard is stopped or failed; it accepts no more input. */
+  SHARD_STOPPED: 'ARC_ERR_SHARD_STOPPED',
+  /** A journal write failed; the shard stops rather than release an effect that is not durable. */
+  JOURNAL_WRITE: 'ARC_ERR_JOURNAL_WRITE',
+  /** Replaying a journal produced a state different from the one recorded. */
+  REPLAY_DIVERGED: 'ARC_ERR_REPLAY_DIVERGED',
+  /** A command-line argument is missing or malformed. */
+  USAGE: 'ARC_ERR_USAGE',
+  /** A journal directory is missing or holds no journal. */
+  NO_JOURNAL: 'ARC_ERR_NO_JOURNAL',
+  /** An internal invariant was broken: a bug, never a user error. */
+  INVARIANT: 'ARC_ERR_INVARIANT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class ArcError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ArcError';
+    this.code = code;
+    this.details = details;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Readonly<Record<string, unknown>> } {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+/** Asserts stay on in production: a broken invariant stops the shard instead of corrupting state. */
+export function invariant(condition: unknown, message: string, details?: Record<string, unknown>): asserts condition {
+  if (!condition) throw new ArcError(ErrorCodes.INVARIANT, message, details);
+}

@@ -1,0 +1,139 @@
+import { CanonicalHasher } from './canonical.js';
+import type { Clock, Scheduler } from './clock.js';
+import { ArcError, ErrorCodes } from './errors.js';
+import type { JournalStore } from './journal.js';
+import { Shard, type ShardBehaviour, type ShardLimits } from './shard.js';
+import type { SnapshotStore } from './snapshot-store.js';
+
+export interface SupervisorOptions<I, E> {
+  /** The shards (e.g. geozones) this process owns. */
+  readonly shardIds: readonly string[];
+  readonly journals: JournalStore;
+  readonly snapshots?: SnapshotStore | undefined;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly limits?: Partial<ShardLimits>;
+  readonly behaviour: (shardId: string) => ShardBehaviour<I, E>;
+  /** Which shard an input belongs to (by its payload, never by a transport key). */
+  readonly shardOf: (input: I) => string;
+  /** Effects addressed to another shard of this process come back as inputs there. */
+  readonly internalInput?: (effect: E) => { shardId: string; input: I } | undefined;
+  /** Effects that leave the process, in order per shard, after their records are durable. */
+  readonly onEffects: (effects: readonly E[], shardId: string) => void;
+  readonly onFailure?: (error: Error, shardId: string) => void;
+}
+
+/**
+ * Owns the shards of one process: recovers them, routes inputs to them by payload,
+ * delivers shard-to-shard messages, and combines their state hashes.
+ */
+export class Supervisor<I, E> {
+  private readonly shards = new Map<string, Shard<I, E>>();
+  private readonly options: SupervisorOptions<I, E>;
+
+  constructor(options: SupervisorOptions<I, E>) {
+    this.options = options;
+    for (const shardId of [...options.shardIds].sort()) {
+      this.shards.set(
+        shardId,
+        new Shard<I, E>({
+          shardId,
+          behaviour: options.behaviour(shardId),
+          journal: options.journals.journal(shardId),
+          snapshots: options.snapshots,
+          scheduler: options.scheduler,
+          limits: options.limits,
+          onEffects: (effects, from) => this.route(effects, from),
+          onFailure: options.onFailure,
+        }),
+      );
+    }
+  }
+
+  get shardIds(): string[] {
+    return [...this.shards.keys()];
+  }
+
+  shard(shardId: string): Shard<I, E> {
+    const shard = this.shards.get(shardId);
+    if (shard === undefined) {
+      throw new ArcError(ErrorCodes.UNKNOWN_SHARD, `this process owns no shard '${shardId}' (owned: ${this.shardIds.join(', ')})`);
+    }
+    return shard;
+  }
+
+  all(): Shard<I, E>[] {
+    return [...this.shards.values()];
+  }
+
+  /** Recovers every shard from its latest snapshot plus journal tail. */
+  recover(useSnapshots = true): { shardId: string; fromSnapshotOffset: number; replayed: number }[] {
+    return this.all().map((shard) => ({ shardId: shard.shardId, ...shard.recover(useSnapshots) }));
+  }
+
+  /** Routes an input to its shard and processes it at `atMs` (the clock's time by default). */
+  submit(input: I, atMs: number = this.options.clock.nowMs()): void {
+    this.shard(this.options.shardOf(input)).process(input, atMs);
+  }
+
+  advanceTo(atMs: number): void {
+    for (const shard of this.shards.values()) shard.advanceTo(atMs);
+  }
+
+  /** Earliest due time over all shards. */
+  nextDueMs(): number | undefined {
+    let due: number | undefined;
+    for (const shard of this.shards.values()) {
+      const next = shard.nextDueMs();
+      if (next !== undefined && (due === undefined || next < due)) due = next;
+    }
+    return due;
+  }
+
+  /** Waits until every shard is durable and has released its effects (including shard-to-shard ones). */
+  async whenIdle(): Promise<void> {
+    for (let round = 0; round < 64; round++) {
+      const before = this.all().map((s) => s.lastOffset);
+      await Promise.all(this.all().map((shard) => shard.whenIdle()));
+      const after = this.all().map((s) => s.lastOffset);
+      if (before.every((offset, i) => offset === after[i])) return;
+    }
+  }
+
+  async snapshotAll(): Promise<void> {
+    await Promise.all(this.all().map((shard) => shard.snapshotNow()));
+  }
+
+  /** One hash over all shards: SHA-256 of the per-shard hashes in shard order. */
+  stateHash(): string {
+    const hasher = new CanonicalHasher();
+    for (const shard of this.shards.values()) hasher.add({ shard: shard.shardId, hash: shard.stateHash() });
+    return hasher.hex();
+  }
+
+  private route(effects: readonly E[], from: string): void {
+    const internal = this.options.internalInput;
+    let external: E[] | undefined;
+    for (const effect of effects) {
+      const message = internal?.(effect);
+      if (message === undefined) {
+        (external ??= []).push(effect);
+        continue;
+      }
+      const target = this.shards.get(message.shardId);
+      if (target === undefined) {
+        (external ??= []).push(effect); // owned elsewhere: the transport forwards it
+        continue;
+      }
+      // Delivered on a later turn, never re-entrantly inside another shard's release.
+      this.options.scheduler.soon(() => {
+        try {
+          target.process(message.input, this.options.clock.nowMs());
+        } catch (error) {
+          this.options.onFailure?.(error instanceof Error ? error : new Error(String(error)), message.shardId);
+        }
+      });
+    }
+    if (external !== undefined) this.options.onEffects(external, from);
+  }
+}
