@@ -276,7 +276,12 @@ export class Shard<I, E> {
         const kind = this.host.kindOf(deadline.actorId);
         if (kind !== undefined) this.behaviour.onDeadline(deadline.actorId, kind.name, deadline.atMs, this.ctx);
       } else if (tick !== undefined) {
-        this.setTime(tick);
+        // After a gap (a fresh shard, an outage) skip to the last period boundary
+        // before the next thing due: one summary, not one per missed period.
+        const every = this.behaviour.tickEveryMs as number;
+        const horizon = deadline !== undefined && deadline.atMs < atMs ? deadline.atMs : atMs;
+        const latest = tick + Math.floor((horizon - tick) / every) * every;
+        this.setTime(latest);
         this.behaviour.onTick?.(this.ctx);
         this.armTick();
       }

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
@@ -26,18 +27,26 @@ export interface LmdbStoreOptions {
 }
 
 export class LmdbStore implements JournalStore, SnapshotStore {
+  static readonly fileName = 'arcnet.mdb';
+
+  /** Whether a data folder holds a store. */
+  static exists(dir: string): boolean {
+    return existsSync(join(dir, LmdbStore.fileName));
+  }
+
   readonly path: string;
   private readonly root: RootDatabase;
   private readonly journals = new Map<string, LmdbJournal>();
   private readonly snapshotDb: Database<ShardSnapshot, [string, number]>;
   private readonly metaDb: Database<unknown, string>;
   private readonly keepSnapshots: number;
+  private readonly readOnly: boolean;
 
   constructor(path: string, options: LmdbStoreOptions = {}) {
     this.path = path;
     if (options.readOnly !== true) mkdirSync(path, { recursive: true });
     this.root = open({
-      path,
+      path: join(path, LmdbStore.fileName),
       maxDbs: 256,
       overlappingSync: false,
       noSync: options.noSync === true,
@@ -48,6 +57,7 @@ export class LmdbStore implements JournalStore, SnapshotStore {
     this.snapshotDb = this.root.openDB<ShardSnapshot, [string, number]>({ name: 'snapshots' });
     this.metaDb = this.root.openDB<unknown, string>({ name: 'meta' });
     this.keepSnapshots = Math.max(1, options.keepSnapshots ?? 4);
+    this.readOnly = options.readOnly === true;
   }
 
   journal(shardId: string): LmdbJournal {
@@ -56,7 +66,7 @@ export class LmdbStore implements JournalStore, SnapshotStore {
       const db = this.root.openDB<StoredRecord[], number>({ name: `journal:${shardId}` });
       journal = new LmdbJournal(db);
       this.journals.set(shardId, journal);
-      if (this.metaDb.get(`shard:${shardId}`) === undefined) void this.metaDb.put(`shard:${shardId}`, true);
+      if (!this.readOnly && this.metaDb.get(`shard:${shardId}`) === undefined) this.metaDb.putSync(`shard:${shardId}`, true);
     }
     return journal;
   }

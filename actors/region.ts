@@ -1,0 +1,99 @@
+import type { Clock, Scheduler } from '../runtime/clock.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
+import type { JournalStore } from '../runtime/journal.js';
+import type { ShardLimits } from '../runtime/shard.js';
+import type { SnapshotStore } from '../runtime/snapshot-store.js';
+import { Supervisor } from '../runtime/supervisor.js';
+import { nodeActorId } from './node-actor.js';
+import { defaultRegionConfig, RegionBehaviour, type RegionConfig } from './region-behaviour.js';
+import type { RegionEffect, RegionInput } from './region-io.js';
+import { countRecord, emptyStats, type RegionStats } from './region-stats.js';
+import { reservationActorId } from './reservation-actor.js';
+
+export interface RegionOptions {
+  /** Geozones whose shards this process owns. */
+  readonly geozones: readonly string[];
+  /** Every geozone of the federation (forwarding targets); defaults to the owned ones. */
+  readonly federation?: readonly string[];
+  readonly store: JournalStore & SnapshotStore;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly config?: Partial<Omit<RegionConfig, 'geozones'>>;
+  readonly limits?: Partial<ShardLimits>;
+  /**
+   * Deliver forwards between owned shards inside the process (live mode). A
+   * simulation leaves this off and delivers them itself, in a fixed order.
+   */
+  readonly deliverForwards: boolean;
+  readonly onEffects: (effects: readonly RegionEffect[], geozone: string) => void;
+  readonly onFailure?: (error: Error, geozone: string) => void;
+}
+
+export interface Region {
+  readonly supervisor: Supervisor<RegionInput, RegionEffect>;
+  readonly behaviours: ReadonlyMap<string, RegionBehaviour>;
+  /** Counters folded from every record applied so far (live or replayed). */
+  readonly stats: RegionStats;
+  /** The shard an input belongs to, by its payload. */
+  shardOf(input: RegionInput): string;
+}
+
+/** Assembles the region: one shard per owned geozone, running RegionBehaviour. */
+export function createRegion(options: RegionOptions): Region {
+  const owned = [...new Set(options.geozones)].sort();
+  if (owned.length === 0) throw new ArcError(ErrorCodes.USAGE, 'a region needs at least one geozone');
+  const federation = [...new Set([...(options.federation ?? []), ...owned])].sort();
+  const config: RegionConfig = { ...defaultRegionConfig, ...options.config, geozones: federation };
+  const behaviours = new Map<string, RegionBehaviour>();
+  const stats = emptyStats();
+
+  const holderOf = (actorId: string): string => {
+    for (const shard of supervisor.all()) if (shard.snapshotOf(actorId) !== undefined) return shard.shardId;
+    return owned[0] as string; // nobody holds it: the first shard ignores the input
+  };
+
+  const shardOf = (input: RegionInput): string => {
+    switch (input.type) {
+      case 'telemetry':
+        return input.report.geozone;
+      case 'inference':
+        if (input.targetGeozone !== undefined) return input.targetGeozone;
+        // Same geozone preferred; a requester from a geozone we do not own starts at our first shard.
+        return owned.includes(input.request.requesterGeozone) ? input.request.requesterGeozone : (owned[0] as string);
+      case 'result':
+      case 'drain':
+      case 'resume':
+        return holderOf(nodeActorId(input.nodeId));
+      case 'cancel':
+        return holderOf(reservationActorId(input.requestId));
+    }
+  };
+
+  const supervisor: Supervisor<RegionInput, RegionEffect> = new Supervisor<RegionInput, RegionEffect>({
+    shardIds: owned,
+    journals: options.store,
+    snapshots: options.store,
+    clock: options.clock,
+    scheduler: options.scheduler,
+    limits: options.limits,
+    behaviour: (geozone) => {
+      const behaviour = new RegionBehaviour(geozone, config);
+      behaviours.set(geozone, behaviour);
+      return behaviour;
+    },
+    shardOf,
+    internalInput: options.deliverForwards
+      ? (effect) =>
+          effect.type === 'forward'
+            ? {
+                shardId: effect.toGeozone,
+                input: { type: 'inference', request: effect.request, triedGeozones: effect.triedGeozones, targetGeozone: effect.toGeozone },
+              }
+            : undefined
+      : undefined,
+    onEffects: options.onEffects,
+    onFailure: options.onFailure,
+  });
+  for (const shard of supervisor.all()) shard.observe((record) => countRecord(stats, record));
+  return { supervisor, behaviours, stats, shardOf };
+}

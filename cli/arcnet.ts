@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { destination, pino } from 'pino';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
+import { parseDurationMs } from '../simulations/duration.js';
+import { replayJournal } from '../simulations/replay.js';
+import { runSimulation } from '../simulations/run-simulation.js';
+import { createProgress } from './progress.js';
+import { runRegion } from './region-command.js';
+
+const usage = `arcnet: the ArcNet regional runtime
+
+  arcnet sim --seed N --nodes N --geozones A,B,C --duration 1h --rate R --journal DIR [--faults on|off] [--json]
+      Simulate the region on simulated time; write journal and snapshots to DIR.
+  arcnet replay --journal DIR [--from-snapshot] [--json]
+      Rebuild the state from the journal alone and check its invariants.
+  arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
+                [--status-every 10s] [--effects-log FILE] [--run-for 5m]
+      Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
+`;
+
+function fail(error: unknown): never {
+  if (error instanceof ArcError) {
+    process.stderr.write(`arcnet: ${error.code}: ${error.message}\n`);
+    process.exit(error.code === ErrorCodes.USAGE ? 2 : 1);
+  }
+  process.stderr.write(`arcnet: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new ArcError(ErrorCodes.USAGE, `missing --${flag}\n\n${usage}`);
+  return value;
+}
+
+function integer(value: string | undefined, flag: string, fallback?: number): number {
+  if (value === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new ArcError(ErrorCodes.USAGE, `missing --${flag}`);
+  }
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new ArcError(ErrorCodes.USAGE, `--${flag} must be a non-negative integer, got '${value}'`);
+  return n;
+}
+
+function rate(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ArcError(ErrorCodes.USAGE, `--rate must be a non-negative number, got '${value}'`);
+  return n;
+}
+
+function geozoneList(value: string | undefined): string[] {
+  const list = required(value, 'geozones')
+    .split(',')
+    .map((g) => g.trim().toUpperCase())
+    .filter((g) => g !== '');
+  for (const g of list) if (!/^[A-Z0-9_-]{1,32}$/.test(g)) throw new ArcError(ErrorCodes.USAGE, `bad geozone '${g}': use letters, digits, _ or -`);
+  if (list.length === 0) throw new ArcError(ErrorCodes.USAGE, '--geozones needs at least one geozone');
+  return list;
+}
+
+function onOff(value: string | undefined, flag: string): boolean {
+  if (value === undefined || value === 'on') return true;
+  if (value === 'off') return false;
+  throw new ArcError(ErrorCodes.USAGE, `--${flag} takes on or off, got '${value}'`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(usage);
+    return;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    strict: true,
+    options: {
+      seed: { type: 'string' },
+      nodes: { type: 'string' },
+      geozones: { type: 'string' },
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      journal: { type: 'string' },
+      data: { type: 'string' },
+      faults: { type: 'string' },
+      json: { type: 'boolean' },
+      'from-snapshot': { type: 'boolean' },
+      'sim-nodes': { type: 'string' },
+      'status-every': { type: 'string' },
+      'effects-log': { type: 'string' },
+      'run-for': { type: 'string' },
+      progress: { type: 'string' },
+    },
+  });
+  switch (command) {
+    case 'sim': {
+      const durationMs = parseDurationMs(required(values.duration, 'duration'));
+      const progress = createProgress(values.progress !== 'off');
+      const result = await runSimulation({
+        seed: integer(values.seed, 'seed'),
+        nodes: integer(values.nodes, 'nodes'),
+        geozones: geozoneList(values.geozones),
+        durationMs,
+        ratePerSec: rate(values.rate, 100),
+        faults: onOff(values.faults, 'faults'),
+        journalDir: required(values.journal, 'journal'),
+        onProgress: progress.update,
+      });
+      progress.stop();
+      print(result, values.json === true);
+      if (result.invariantViolations > 0) process.exitCode = 3;
+      return;
+    }
+    case 'replay': {
+      const result = await replayJournal(required(values.journal, 'journal'), { useSnapshots: values['from-snapshot'] === true });
+      print(result, values.json === true);
+      if (result.invariantViolations > 0) process.exitCode = 3;
+      return;
+    }
+    case 'region': {
+      const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
+      const line = await runRegion({
+        dataDir: required(values.data, 'data'),
+        geozones: geozoneList(values.geozones),
+        simNodes: integer(values['sim-nodes'], 'sim-nodes', 0),
+        ratePerSec: rate(values.rate, 50),
+        seed: integer(values.seed, 'seed', 1),
+        faults: onOff(values.faults, 'faults'),
+        statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
+        effectsLog: values['effects-log'],
+        runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
+        logger,
+      });
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      return;
+    }
+    default:
+      throw new ArcError(ErrorCodes.USAGE, `unknown command '${command}'\n\n${usage}`);
+  }
+}
+
+function print(result: object, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  for (const [key, value] of Object.entries(result)) process.stdout.write(`${key.padEnd(22)} ${JSON.stringify(value)}\n`);
+}
+
+main(process.argv.slice(2)).catch(fail);

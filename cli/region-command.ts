@@ -1,0 +1,168 @@
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { createRegion } from '../actors/region.js';
+import type { RegionEffect, RegionInput } from '../actors/region-io.js';
+import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
+import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
+import { LiveTimer } from '../runtime/live-timer.js';
+import { Prng } from '../runtime/random.js';
+import { defaultFaults, noFaults, SimFleet } from '../simulations/fleet.js';
+import { SimWorkload } from '../simulations/workload.js';
+
+export interface RegionCommandOptions {
+  readonly dataDir: string;
+  readonly geozones: readonly string[];
+  readonly simNodes: number;
+  readonly ratePerSec: number;
+  readonly seed: number;
+  readonly faults: boolean;
+  readonly statusEveryMs: number;
+  /** Append every released dispatch and decision here (one JSON line each), as the requesters see them. */
+  readonly effectsLog?: string | undefined;
+  /** Stop by itself after this long (wall clock); runs until SIGTERM/SIGINT otherwise. */
+  readonly runForMs?: number | undefined;
+  readonly logger: Logger;
+}
+
+/**
+ * The live regional runtime on the embedded default: LMDB journal and
+ * snapshots in the data folder, the wall clock, and optionally a simulated
+ * fleet and workload attached through the same input path as real traffic.
+ * It recovers from the folder on start; SIGTERM stops it cleanly and prints a
+ * JSON line with the state hash that `arcnet replay` on the folder reproduces.
+ */
+export async function runRegion(options: RegionCommandOptions): Promise<Record<string, unknown>> {
+  const wallStart = monotonicNowMs();
+  const log = options.logger;
+  const store = new LmdbStore(options.dataDir);
+  const clock = new WallClock();
+  const effectsFd = options.effectsLog === undefined ? undefined : openSync(options.effectsLog, 'a');
+  let fleet: SimFleet | undefined;
+  let stopping = false;
+
+  const region = createRegion({
+    geozones: options.geozones,
+    store,
+    clock,
+    scheduler: realScheduler,
+    deliverForwards: true,
+    onEffects: (effects) => onEffects(effects),
+    onFailure: (error, geozone) => {
+      log.fatal({ err: error, geozone }, 'shard failed; stopping');
+      process.exitCode = 1;
+      void shutdown('shard-failure');
+    },
+  });
+  const supervisor = region.supervisor;
+
+  function onEffects(effects: readonly RegionEffect[]): void {
+    if (effectsFd !== undefined) {
+      let lines = '';
+      for (const effect of effects) if (effect.type === 'dispatch' || effect.type === 'decision') lines += `${JSON.stringify(effect)}\n`;
+      if (lines !== '') {
+        writeSync(effectsFd, lines);
+        fsyncSync(effectsFd);
+      }
+    }
+    if (fleet !== undefined) for (const effect of effects) fleet.onEffect(effect);
+    for (const effect of effects) {
+      if (effect.type === 'system' && effect.severity !== 'info') log.info({ details: effect.details }, effect.message);
+    }
+  }
+
+  const recoverStart = monotonicNowMs();
+  const recovered = supervisor.recover();
+  const lastTimeMs = Math.max(0, ...supervisor.all().map((shard) => shard.nowMs));
+  clock.raiseFloor(lastTimeMs);
+  log.info({ recovered, ms: Math.round(monotonicNowMs() - recoverStart) }, 'recovered');
+
+  const timer = new LiveTimer({ clock, scheduler: realScheduler, everyMs: 20, advance: (now) => supervisor.advanceTo(now) });
+  timer.start();
+
+  const cancelTimers = new Set<() => void>();
+  const submit = (input: RegionInput): void => {
+    if (stopping) return;
+    try {
+      supervisor.submit(input);
+    } catch (error) {
+      log.warn({ err: error }, 'input refused');
+    }
+  };
+  const hooks = {
+    schedule: (atMs: number, fn: () => void) => {
+      const cancel = realScheduler.after(Math.max(0, atMs - clock.nowMs()), () => {
+        cancelTimers.delete(cancel);
+        if (!stopping) fn();
+      });
+      cancelTimers.add(cancel);
+    },
+    submit,
+  };
+  let workload: SimWorkload | undefined;
+  if (options.simNodes > 0) {
+    const prng = new Prng(options.seed);
+    fleet = new SimFleet(prng.fork(), { nodes: options.simNodes, geozones: options.geozones, faults: options.faults ? defaultFaults : noFaults }, hooks);
+    // Request ids carry the start time so a restarted process never reuses one.
+    workload = new SimWorkload(
+      prng.fork(),
+      { ratePerSec: options.ratePerSec, geozones: options.geozones, cancelRate: options.faults ? 0.005 : 0, idPrefix: `req-${clock.nowMs().toString(36)}-` },
+      hooks,
+    );
+    fleet.start(clock.nowMs());
+    workload.start(clock.nowMs());
+  }
+
+  const status = (): void => {
+    const parts = supervisor.all().map((shard) => `${shard.shardId} actors=${shard.actorCount} offset=${shard.lastDurableOffset}`);
+    const s = region.stats;
+    process.stderr.write(
+      `[arcnet region] ${parts.join(' | ')} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts}\n`,
+    );
+  };
+  const statusTimer = setInterval(status, options.statusEveryMs);
+
+  let resolveDone: (value: Record<string, unknown>) => void = () => undefined;
+  const done = new Promise<Record<string, unknown>>((resolve) => (resolveDone = resolve));
+
+  async function shutdown(reason: string): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, 'stopping');
+    clearInterval(statusTimer);
+    fleet?.stop();
+    workload?.stop();
+    for (const cancel of cancelTimers) cancel();
+    timer.stop();
+    let line: Record<string, unknown>;
+    try {
+      await supervisor.whenIdle();
+      await supervisor.snapshotAll();
+      line = {
+        geozones: supervisor.shardIds,
+        nodes: supervisor.all().reduce((sum, shard) => sum + countNodes(shard.actors()), 0),
+        ...region.stats,
+        recoveredRecords: recovered.reduce((sum, r) => sum + r.replayed, 0),
+        lastOffsets: Object.fromEntries(supervisor.all().map((shard) => [shard.shardId, shard.lastDurableOffset])),
+        stateHash: supervisor.stateHash(),
+        wallMs: Math.round(monotonicNowMs() - wallStart),
+        stoppedBy: reason,
+      };
+    } finally {
+      await store.close();
+      if (effectsFd !== undefined) closeSync(effectsFd);
+    }
+    resolveDone(line);
+  }
+
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  if (options.runForMs !== undefined) realScheduler.after(options.runForMs, () => void shutdown('run-for elapsed'));
+  status();
+  return done;
+}
+
+function countNodes(actors: Iterable<[string, { name: string }, unknown]>): number {
+  let n = 0;
+  for (const [, kind] of actors) if (kind.name === 'node') n++;
+  return n;
+}

@@ -1,0 +1,178 @@
+import { createRegion, type Region } from '../actors/region.js';
+import type { RegionEffect, RegionInput } from '../actors/region-io.js';
+import type { RegionStats } from '../actors/region-stats.js';
+import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
+import { ManualClock, monotonicNowMs, realScheduler } from '../runtime/clock.js';
+import { journalDigest } from '../runtime/journal-digest.js';
+import { Prng } from '../runtime/random.js';
+import { EventQueue } from './event-queue.js';
+import { defaultFaults, MIN_RESULT_LATENCY_MS, noFaults, SimFleet } from './fleet.js';
+import { InvariantChecker, type InvariantReport } from './invariants.js';
+import { SimWorkload } from './workload.js';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly geozones: readonly string[];
+  readonly durationMs: number;
+  /** Inference requests per second of simulated time. */
+  readonly ratePerSec: number;
+  readonly faults: boolean;
+  /** Data folder for the journal and snapshots. */
+  readonly journalDir: string;
+  /** Simulated start time (ms since epoch); fixed so runs are comparable. */
+  readonly startMs?: number;
+  readonly snapshotEveryRecords?: number;
+  /** Called about once per simulated minute with the fraction done. */
+  readonly onProgress?: (fraction: number, stats: RegionStats) => void;
+}
+
+export interface SimulationResult extends RegionStats {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly geozones: string[];
+  readonly durationMs: number;
+  readonly rate: number;
+  readonly faults: boolean;
+  readonly inFlight: number;
+  readonly invariantViolations: number;
+  readonly violationsByRule: InvariantReport['byRule'];
+  readonly stateHash: string;
+  readonly journalDigest: string;
+  readonly wallMs: number;
+}
+
+/** 2026-01-01T00:00:00Z: simulations start here unless told otherwise. */
+export const DEFAULT_SIM_START_MS = 1_767_225_600_000;
+
+/**
+ * Runs the region on simulated time. The loop advances in windows no longer
+ * than the fastest node answer: inputs of a window are processed, the journal
+ * is made durable, and only then are the window's effects released to the fleet
+ * (write-ahead, as live). Effects are handled shard by shard in id order, so the
+ * run, and its journal, are a pure function of the options.
+ */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
+  const wallStart = monotonicNowMs();
+  const startMs = options.startMs ?? DEFAULT_SIM_START_MS;
+  const endMs = startMs + options.durationMs;
+  const clock = new ManualClock(startMs);
+  const queue = new EventQueue();
+  const store = new LmdbStore(options.journalDir);
+  const geozones = [...new Set(options.geozones)].sort();
+  await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
+
+  const released = new Map<string, RegionEffect[]>(geozones.map((g) => [g, []]));
+  const region: Region = createRegion({
+    geozones,
+    store,
+    clock,
+    scheduler: realScheduler,
+    deliverForwards: false,
+    limits: options.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: options.snapshotEveryRecords },
+    onEffects: (effects, geozone) => released.get(geozone)?.push(...effects),
+  });
+  const supervisor = region.supervisor;
+  const recovered = supervisor.recover();
+  if (recovered.some((r) => r.replayed > 0 || r.fromSnapshotOffset >= 0)) {
+    await store.close();
+    throw new Error(`journal folder ${options.journalDir} is not empty: a simulation writes a fresh journal`);
+  }
+
+  const hooks = {
+    schedule: (atMs: number, fn: () => void) => queue.schedule(atMs, fn),
+    submit: (input: RegionInput) => supervisor.submit(input, clock.nowMs()),
+  };
+  const prng = new Prng(options.seed);
+  const fleet = new SimFleet(prng.fork(), { nodes: options.nodes, geozones, faults: options.faults ? defaultFaults : noFaults }, hooks);
+  const workload = new SimWorkload(prng.fork(), { ratePerSec: options.ratePerSec, geozones, cancelRate: options.faults ? 0.005 : 0 }, hooks);
+  fleet.start(startMs);
+  workload.start(startMs);
+
+  const windowMs = MIN_RESULT_LATENCY_MS;
+  let nextProgressMs = startMs + 60_000;
+  let windowStart = startMs;
+  while (windowStart < endMs) {
+    const windowEnd = Math.min(windowStart + windowMs, endMs);
+    for (let due = queue.peekMs(); due !== undefined && due < windowEnd; due = queue.peekMs()) {
+      const event = queue.pop();
+      if (event === undefined) break;
+      clock.set(Math.max(clock.nowMs(), event.atMs));
+      event.run();
+    }
+    clock.set(windowEnd);
+    supervisor.advanceTo(windowEnd);
+    const handled = await settle(region, released, fleet, windowEnd);
+    if (windowEnd >= nextProgressMs) {
+      options.onProgress?.((windowEnd - startMs) / options.durationMs, region.stats);
+      nextProgressMs += 60_000;
+    }
+    // Nothing left this window to react to: jump to the next thing that happens.
+    const nextEvent = Math.min(queue.peekMs() ?? endMs, supervisor.nextDueMs() ?? endMs, endMs);
+    windowStart = handled > 0 ? windowEnd : Math.max(windowEnd, nextEvent);
+  }
+  fleet.stop();
+  workload.stop();
+  clock.set(endMs);
+  supervisor.advanceTo(endMs);
+  await settle(region, released, fleet, endMs);
+  await supervisor.snapshotAll();
+  options.onProgress?.(1, region.stats);
+
+  const stateHash = supervisor.stateHash();
+  const digest = journalDigest(store);
+  const report = checkJournal(store, geozones);
+  await store.close();
+  return {
+    seed: options.seed,
+    nodes: options.nodes,
+    geozones,
+    durationMs: options.durationMs,
+    rate: options.ratePerSec,
+    faults: options.faults,
+    ...region.stats,
+    inFlight: report.inFlight,
+    invariantViolations: report.violations,
+    violationsByRule: report.byRule,
+    stateHash,
+    journalDigest: digest.digest,
+    wallMs: Math.round(monotonicNowMs() - wallStart),
+  };
+}
+
+/**
+ * Makes everything durable, then hands the released effects to the fleet (and
+ * forwards to their shards) in shard order, until nothing more is released.
+ * Returns how many effects were handled.
+ */
+async function settle(region: Region, released: Map<string, RegionEffect[]>, fleet: SimFleet, atMs: number): Promise<number> {
+  let handled = 0;
+  for (;;) {
+    await region.supervisor.whenIdle();
+    let any = false;
+    for (const [, effects] of released) {
+      if (effects.length === 0) continue;
+      const batch = effects.splice(0);
+      any = true;
+      handled += batch.length;
+      for (const effect of batch) {
+        if (effect.type === 'forward') {
+          region.supervisor.submit(
+            { type: 'inference', request: effect.request, triedGeozones: effect.triedGeozones, targetGeozone: effect.toGeozone },
+            atMs,
+          );
+        } else {
+          fleet.onEffect(effect);
+        }
+      }
+    }
+    if (!any) return handled;
+  }
+}
+
+/** Runs the independent invariant checker over every shard's journal in a store. */
+export function checkJournal(store: LmdbStore, geozones?: readonly string[]): InvariantReport {
+  const checker = new InvariantChecker();
+  for (const shardId of geozones ?? store.shardIds()) checker.checkShard(shardId, store.journal(shardId).read(0));
+  return checker.finish();
+}
