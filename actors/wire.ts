@@ -110,7 +110,7 @@ export type WireKind = keyof typeof wireKinds;
  * of the given kind and turns it into a region input. Throws ArcError with
  * ARC_ERR_PAYLOAD_TOO_LARGE, ARC_ERR_MALFORMED_JSON or ARC_ERR_VALIDATION.
  */
-export function parseWire(kind: WireKind, raw: string | Uint8Array | unknown): RegionInput {
+export function parseWire(kind: WireKind, raw: unknown): RegionInput {
   let value = raw;
   if (typeof raw === 'string' || raw instanceof Uint8Array) {
     const bytes = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.byteLength;

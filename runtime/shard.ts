@@ -498,7 +498,9 @@ export class Shard<I, E> {
     const ids = [...this.host.ids()].sort();
     for (const id of ids) {
       const snapshot = this.host.snapshot(id) as AnyMachineSnapshot;
-      hasher.add({ id, kind: this.host.kindOf(id)?.name, status: snapshot.status, state: snapshot.value, context: snapshot.context });
+      const state: unknown = snapshot.value;
+      const context: unknown = snapshot.context;
+      hasher.add({ id, kind: this.host.kindOf(id)?.name, status: snapshot.status, state, context });
     }
     hasher.add({ behaviour: this.behaviour.saveState() });
     return hasher.hex();

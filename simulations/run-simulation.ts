@@ -23,6 +23,8 @@ export interface SimulationOptions {
   /** Simulated start time (ms since epoch); fixed so runs are comparable. */
   readonly startMs?: number;
   readonly snapshotEveryRecords?: number;
+  /** Take a snapshot of every shard at the end (default true). */
+  readonly finalSnapshot?: boolean;
   /** Called about once per simulated minute with the fraction done. */
   readonly onProgress?: (fraction: number, stats: RegionStats) => void;
 }
@@ -116,7 +118,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   clock.set(endMs);
   supervisor.advanceTo(endMs);
   await settle(region, released, fleet, endMs);
-  await supervisor.snapshotAll();
+  if (options.finalSnapshot !== false) await supervisor.snapshotAll();
   options.onProgress?.(1, region.stats);
 
   const stateHash = supervisor.stateHash();

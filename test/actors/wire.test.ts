@@ -64,7 +64,7 @@ test('the validation error names the field and what is wrong', (t) => {
 
 test('fuzzed messages either parse or fail with a coded ArcError, never anything else', (t) => {
   fc.assert(
-    fc.property(fc.oneof(fc.json(), fc.string(), fc.anything()), fc.constantFrom('telemetry', 'inference', 'result') as fc.Arbitrary<'telemetry' | 'inference' | 'result'>, (raw, kind) => {
+    fc.property(fc.oneof(fc.json(), fc.string(), fc.anything()), fc.constantFrom<('telemetry' | 'inference' | 'result')[]>('telemetry', 'inference', 'result'), (raw, kind) => {
       const code = codeOf(() => parseWire(kind, raw));
       return code === undefined || code.startsWith('ARC_ERR_');
     }),
