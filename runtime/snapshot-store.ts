@@ -18,8 +18,8 @@ export interface ShardSnapshot {
   readonly actors: readonly PersistedActor[];
   /** State the shard behaviour keeps outside actors (JSON-safe). */
   readonly behaviourState: unknown;
-  /** The state hash at `offset`, so a restore can be verified. */
-  readonly stateHash: string;
+  /** The state hash at `offset`, so a restore can be verified (explicit snapshots only; periodic ones skip it). */
+  readonly stateHash?: string;
 }
 
 export interface SnapshotStore {

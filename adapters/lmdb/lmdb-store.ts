@@ -63,7 +63,7 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   journal(shardId: string): LmdbJournal {
     let journal = this.journals.get(shardId);
     if (journal === undefined) {
-      const db = this.root.openDB<StoredRecord[], number>({ name: `journal:${shardId}` });
+      const db = this.root.openDB<StoredRecord[], number>({ name: `journal:${shardId}`, encoding: 'json' });
       journal = new LmdbJournal(db);
       this.journals.set(shardId, journal);
       if (!this.readOnly && this.metaDb.get(`shard:${shardId}`) === undefined) this.metaDb.putSync(`shard:${shardId}`, true);
@@ -136,6 +136,13 @@ export class LmdbJournal implements Journal {
     return this.db.put(first.offset, stored).then((ok) => {
       if (!ok) throw new Error(`journal entry at offset ${first.offset} was not written`);
     });
+  }
+
+  /** The journal as it was appended: one array of records per append (group commit). */
+  *appends(): Generator<JournalRecord[]> {
+    for (const { key, value } of this.db.getRange({ start: 0 })) {
+      yield value.map(([atMs, actorId, kind, event, state], i) => ({ offset: key + i, atMs, actorId, kind, event, state }));
+    }
   }
 
   *read(fromOffset = 0): Generator<JournalRecord> {

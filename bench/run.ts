@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { endToEndBench } from './end-to-end.js';
+import type { Figure } from './measure.js';
+import { memoryBench } from './memory.js';
+import { replayBench } from './replay.js';
+import { routingBench } from './routing.js';
+
+/**
+ * `npm run bench` (add `-- --json` for JSON lines only): every figure is printed
+ * as one JSON line with the raw baseline measured in the same run and the ratio.
+ * Benchmarks, not tests: these machines are shared and noisy, so read ratios.
+ */
+const jsonOnly = process.argv.includes('--json');
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const dir = mkdtempSync(join(tmpdir(), 'arcnet-bench-'));
+
+function emit(figures: Figure[]): void {
+  for (const f of figures) process.stdout.write(`${JSON.stringify(f)}\n`);
+}
+
+function note(text: string): void {
+  if (!jsonOnly) process.stderr.write(`${text}\n`);
+}
+
+try {
+  if (only === undefined || only === 'routing') {
+    note('routing: index vs full scan at 1,000 and 10,000 nodes');
+    emit(routingBench());
+  }
+  let journalDir: string | undefined;
+  if (only === undefined || only === 'e2e' || only === 'replay') {
+    note('end to end: requests through a shard with the durable LMDB journal');
+    const e2e = await endToEndBench(dir);
+    if (only !== 'replay') emit(e2e.figures);
+    journalDir = e2e.journalDir;
+  }
+  if (journalDir !== undefined && (only === undefined || only === 'replay')) {
+    note('replay: the end-to-end journal rebuilt through the shards');
+    emit(replayBench(journalDir));
+  }
+  if (only === undefined || only === 'memory') {
+    note('memory: heap per actor at 10,000 actors');
+    emit(await memoryBench(join(dir, 'memory')));
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
