@@ -39,7 +39,7 @@ function rawReadAndSend(dir: string): { events: number; perSec: number } {
       }
       const actor = actors.get(record.actorId) as AnyActorRef;
       actor.send(record.event);
-      if (actor.getSnapshot().status !== 'active') actors.delete(record.actorId);
+      if ((actor.getSnapshot() as { status: string }).status !== 'active') actors.delete(record.actorId);
     }
   }
   const ms = monotonicNowMs() - start;
