@@ -71,7 +71,8 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   }
 
   const recoverStart = monotonicNowMs();
-  const recovered = supervisor.recover();
+  // Reservations that began and ended before the restart are not rebuilt one transition at a time.
+  const recovered = supervisor.recover(true, { skipEphemeral: true });
   const lastTimeMs = Math.max(0, ...supervisor.all().map((shard) => shard.nowMs));
   clock.raiseFloor(lastTimeMs);
   log.info({ recovered, ms: Math.round(monotonicNowMs() - recoverStart) }, 'recovered');

@@ -48,6 +48,19 @@ export interface ShardBehaviour<I, E> {
   loadState(state: unknown): void;
 }
 
+const finalStatesCache = new WeakMap<ActorKind, ReadonlySet<string>>();
+
+/** Names of a kind's top-level final states (reaching one ends the actor). */
+function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
+  let set = finalStatesCache.get(kind);
+  if (set === undefined) {
+    const states = kind.machine.root.states as Record<string, { type: string }>;
+    set = new Set(Object.keys(states).filter((name) => states[name]?.type === 'final'));
+    finalStatesCache.set(kind, set);
+  }
+  return set;
+}
+
 /** Observes every applied record with the snapshot it produced (stats, metrics, checkers). */
 export type RecordObserver = (record: JournalRecord, snapshot: AnyMachineSnapshot | undefined) => void;
 
@@ -183,9 +196,15 @@ export class Shard<I, E> {
   /**
    * Rebuilds state: the latest snapshot (unless `useSnapshot` is false) and then
    * every journal record after it, checking each record's recorded state.
-   * Returns the number of records replayed.
+   *
+   * With `skipEphemeral`, actors born and ended within the replayed tail (most
+   * reservations) are not re-run through their machine: the journal already says
+   * how they ended, and the state after recovery does not contain them. Their
+   * records still advance offsets and time and reach observers, and their end
+   * reaches the behaviour, so the rebuilt state is the same; only the per-record
+   * state check is skipped for them. `arcnet replay` runs without it and checks all.
    */
-  recover(useSnapshot = true): { fromSnapshotOffset: number; replayed: number } {
+  recover(useSnapshot = true, options: { skipEphemeral?: boolean } = {}): { fromSnapshotOffset: number; replayed: number; skipped: number } {
     invariant(this.host.size === 0 && this.nextOffset === 0, 'recover() runs once, on a fresh shard');
     let fromOffset = 0;
     const snapshot = useSnapshot ? this.snapshots?.latest(this.shardId) : undefined;
@@ -193,9 +212,16 @@ export class Shard<I, E> {
       this.restoreSnapshot(snapshot);
       fromOffset = snapshot.offset + 1;
     }
+    const ephemeral = options.skipEphemeral === true ? this.ephemeralActors(fromOffset) : new Set<string>();
     let replayed = 0;
+    let skipped = 0;
     for (const record of this.journal.read(fromOffset)) {
-      this.replayRecord(record);
+      if (ephemeral.has(record.actorId)) {
+        this.skipRecord(record);
+        skipped++;
+      } else {
+        this.replayRecord(record);
+      }
       replayed++;
     }
     const expectedNext = this.journal.nextOffset();
@@ -207,7 +233,40 @@ export class Shard<I, E> {
     this.durableOffset = this.nextOffset - 1;
     this.recordsSinceSnapshot = replayed;
     this.armTick();
-    return { fromSnapshotOffset: snapshot?.offset ?? -1, replayed };
+    return { fromSnapshotOffset: snapshot?.offset ?? -1, replayed, skipped };
+  }
+
+  /** Actor ids spawned and finished within the journal from `fromOffset` on. */
+  private ephemeralActors(fromOffset: number): Set<string> {
+    const finals = new Map<string, ReadonlySet<string>>();
+    const finalStatesOf = (kind: string): ReadonlySet<string> => {
+      let set = finals.get(kind);
+      if (set === undefined) {
+        set = topLevelFinalStates(this.host.kind(kind));
+        finals.set(kind, set);
+      }
+      return set;
+    };
+    const born = new Set<string>();
+    const ephemeral = new Set<string>();
+    for (const record of this.journal.read(fromOffset)) {
+      if (record.actorId === SHARD_ACTOR_ID) continue;
+      if (record.event.type === SPAWN_EVENT) born.add(record.actorId);
+      else if (born.has(record.actorId) && finalStatesOf(record.kind).has(record.state)) ephemeral.add(record.actorId);
+    }
+    return ephemeral;
+  }
+
+  private skipRecord(record: JournalRecord): void {
+    if (record.offset !== this.nextOffset) {
+      throw new ArcError(ErrorCodes.REPLAY_DIVERGED, `journal of '${this.shardId}' skips from ${this.nextOffset} to ${record.offset}`);
+    }
+    if (record.atMs > this.timeMs) this.timeMs = record.atMs;
+    this.nextOffset++;
+    if (record.event.type !== SPAWN_EVENT && topLevelFinalStates(this.host.kind(record.kind)).has(record.state)) {
+      this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
+    }
+    this.notify(record, undefined);
   }
 
   /** Applies one record read from a journal, as replay and recovery do. */

@@ -67,8 +67,8 @@ export class Supervisor<I, E> {
   }
 
   /** Recovers every shard from its latest snapshot plus journal tail. */
-  recover(useSnapshots = true): { shardId: string; fromSnapshotOffset: number; replayed: number }[] {
-    return this.all().map((shard) => ({ shardId: shard.shardId, ...shard.recover(useSnapshots) }));
+  recover(useSnapshots = true, options: { skipEphemeral?: boolean } = {}): { shardId: string; fromSnapshotOffset: number; replayed: number; skipped: number }[] {
+    return this.all().map((shard) => ({ shardId: shard.shardId, ...shard.recover(useSnapshots, options) }));
   }
 
   /** Routes an input to its shard and processes it at `atMs` (the clock's time by default). */

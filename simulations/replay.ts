@@ -14,6 +14,8 @@ export interface ReplayResult extends RegionStats {
   readonly durationMs?: number;
   readonly fromSnapshot: boolean;
   readonly replayedRecords: number;
+  /** Records of actors born and ended in the replayed range, not re-run (with skipEphemeral). */
+  readonly skippedRecords: number;
   readonly inFlight: number;
   readonly invariantViolations: number;
   readonly violationsByRule: InvariantReport['byRule'];
@@ -27,7 +29,7 @@ export interface ReplayResult extends RegionStats {
  * alone (every record from offset 0), or from the latest snapshot plus the tail.
  * Every record's recorded state is checked as it is applied.
  */
-export async function replayJournal(dir: string, options: { useSnapshots?: boolean } = {}): Promise<ReplayResult> {
+export async function replayJournal(dir: string, options: { useSnapshots?: boolean; skipEphemeral?: boolean } = {}): Promise<ReplayResult> {
   const wallStart = monotonicNowMs();
   if (!LmdbStore.exists(dir)) {
     throw new ArcError(ErrorCodes.NO_JOURNAL, `no journal at '${dir}': pass the folder a sim or region run wrote (--journal DIR)`);
@@ -44,7 +46,7 @@ export async function replayJournal(dir: string, options: { useSnapshots?: boole
       deliverForwards: false,
       onEffects: () => undefined,
     });
-    const recovered = region.supervisor.recover(options.useSnapshots === true);
+    const recovered = region.supervisor.recover(options.useSnapshots === true, { skipEphemeral: options.skipEphemeral === true });
     const meta = store.getMeta('simulation') as { seed?: number; nodes?: number; durationMs?: number } | undefined;
     const report = checkJournal(store, geozones);
     return {
@@ -55,6 +57,7 @@ export async function replayJournal(dir: string, options: { useSnapshots?: boole
       ...region.stats,
       fromSnapshot: options.useSnapshots === true,
       replayedRecords: recovered.reduce((sum, r) => sum + r.replayed, 0),
+      skippedRecords: recovered.reduce((sum, r) => sum + r.skipped, 0),
       inFlight: report.inFlight,
       invariantViolations: report.violations,
       violationsByRule: report.byRule,

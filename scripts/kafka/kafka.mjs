@@ -1,0 +1,476 @@
+#!/usr/bin/env node
+// Local single-node Apache Kafka (KRaft, combined broker/controller) for development,
+// tests and CI, assembled from the Maven Central jars named in scripts/kafka/pom.xml.
+//
+//   node scripts/kafka/kafka.mjs start    start (or find) the broker; prints "127.0.0.1:<port>" on stdout
+//   node scripts/kafka/kafka.mjs stop     SIGTERM, wait up to 30 s, then SIGKILL; idempotent
+//   node scripts/kafka/kafka.mjs status   prints "running ..." (exit 0) or "stopped" (exit 1)
+//
+// Everything lives in <repo>/.kafka: libs/ (the classpath), server.properties,
+// log4j2.properties, cluster-id, data/ (log.dirs), broker.log, broker.pid.
+// Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), JAVA_HOME,
+// KAFKA_START_TIMEOUT_MS (120000).
+// Exit codes: 0 ok, 1 failure, 2 usage, 3 Java 17+ or Maven not available here.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+const EXIT_NOT_AVAILABLE = 3;
+
+const HOST = '127.0.0.1';
+const SCRIPT_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = resolve(SCRIPT_DIR, '..', '..');
+const POM = join(SCRIPT_DIR, 'pom.xml');
+const CACHE = join(REPO_ROOT, '.kafka');
+const LIBS = join(CACHE, 'libs');
+const LIBS_STAMP = join(LIBS, '.pom-sha256');
+const DATA = join(CACHE, 'data');
+const SERVER_PROPERTIES = join(CACHE, 'server.properties');
+const LOG4J_PROPERTIES = join(CACHE, 'log4j2.properties');
+const CLUSTER_ID_FILE = join(CACHE, 'cluster-id');
+const BROKER_LOG = join(CACHE, 'broker.log');
+const PID_FILE = join(CACHE, 'broker.pid');
+const READY_LINE = 'Kafka Server started';
+const MIN_JAVA = 17;
+
+class CliError extends Error {
+  constructor(message, exitCode = EXIT_FAILURE) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+const info = (message) => process.stderr.write(`kafka: ${message}\n`);
+
+function portFromEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`${name}=${raw} is not a TCP port`, EXIT_USAGE);
+  return port;
+}
+
+function config() {
+  const port = portFromEnv('KAFKA_PORT', 9092);
+  const controllerPort = portFromEnv('KAFKA_CONTROLLER_PORT', 9093);
+  if (port === controllerPort) throw new CliError(`KAFKA_PORT and KAFKA_CONTROLLER_PORT are both ${port}`, EXIT_USAGE);
+  const timeoutRaw = Number(process.env.KAFKA_START_TIMEOUT_MS ?? '');
+  const startTimeoutMs = Number.isFinite(timeoutRaw) && timeoutRaw > 0 ? timeoutRaw : 120_000;
+  return { port, controllerPort, startTimeoutMs, address: `${HOST}:${port}` };
+}
+
+// ---------------------------------------------------------------- Java and Maven
+
+/** Major version of a `java` binary (8 for "1.8.0_x"), or undefined when it does not run. */
+function javaMajor(javaBin) {
+  const r = spawnSync(javaBin, ['-version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return undefined;
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(`${r.stderr}${r.stdout}`);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  return first === 1 && m[2] !== undefined ? Number(m[2]) : first;
+}
+
+/** JAVA_HOME if set, else `java` on PATH, else a JDK under /usr/lib/jvm; the first that is 17+. */
+function findJava() {
+  const tried = [];
+  const candidates = [];
+  if (process.env.JAVA_HOME) candidates.push(join(process.env.JAVA_HOME, 'bin', 'java'));
+  candidates.push('java');
+  const jvmRoot = '/usr/lib/jvm';
+  if (existsSync(jvmRoot)) {
+    const jdks = readdirSync(jvmRoot)
+      .map((name) => join(jvmRoot, name, 'bin', 'java'))
+      .filter((bin) => existsSync(bin))
+      .sort();
+    candidates.push(...jdks);
+  }
+  for (const bin of candidates) {
+    const major = javaMajor(bin);
+    tried.push(`${bin}: ${major === undefined ? 'not runnable' : `Java ${major}`}`);
+    if (major !== undefined && major >= MIN_JAVA) {
+      if (tried.length > 1) info(`using ${bin} (Java ${major}); skipped ${tried.slice(0, -1).join(', ')}`);
+      return { bin, major, home: bin === 'java' ? undefined : dirname(dirname(bin)) };
+    }
+  }
+  throw new CliError(
+    `no Java ${MIN_JAVA}+ found (Kafka 4.x needs it). Tried: ${tried.join('; ')}. ` +
+      'Install a JDK (e.g. apt-get install openjdk-17-jdk-headless) or set JAVA_HOME.',
+    EXIT_NOT_AVAILABLE,
+  );
+}
+
+function requireMaven(java) {
+  const env = java.home ? { ...process.env, JAVA_HOME: java.home } : process.env;
+  const r = spawnSync('mvn', ['-v'], { encoding: 'utf8', env });
+  if (r.error || r.status !== 0) {
+    throw new CliError(
+      `Maven (mvn) is not available (${r.error ? r.error.message : `mvn -v exited ${r.status}`}); it is needed once to fetch the Kafka jars ` +
+        'into .kafka/libs. Install it (e.g. apt-get install maven).',
+      EXIT_NOT_AVAILABLE,
+    );
+  }
+  return env;
+}
+
+function pomHash() {
+  return createHash('sha256').update(readFileSync(POM)).digest('hex');
+}
+
+/** Copies the broker's runtime classpath into .kafka/libs unless a copy for this very pom.xml is there. */
+function ensureLibs(java) {
+  const hash = pomHash();
+  if (existsSync(LIBS_STAMP) && readFileSync(LIBS_STAMP, 'utf8').trim() === hash) return false;
+  const env = requireMaven(java);
+  const staging = `${LIBS}.tmp-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  info(`fetching the Kafka classpath with Maven (${POM}) ...`);
+  const r = spawnSync(
+    'mvn',
+    ['-B', '-q', '-f', POM, 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'],
+    { encoding: 'utf8', env, maxBuffer: 64 * 1024 * 1024 },
+  );
+  if (r.error || r.status !== 0) {
+    rmSync(staging, { recursive: true, force: true });
+    const out = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n').slice(-40).join('\n');
+    throw new CliError(`Maven could not copy the Kafka jars (exit ${r.status ?? r.error?.message}):\n${out}`);
+  }
+  const jars = readdirSync(staging).filter((f) => f.endsWith('.jar'));
+  if (!jars.some((f) => /^kafka_2\.13-.*\.jar$/.test(f))) {
+    rmSync(staging, { recursive: true, force: true });
+    throw new CliError(`Maven finished but no kafka_2.13 jar is in ${staging}`);
+  }
+  writeFileSync(join(staging, '.pom-sha256'), `${hash}\n`);
+  rmSync(LIBS, { recursive: true, force: true });
+  renameSync(staging, LIBS);
+  info(`${jars.length} jars in ${LIBS}`);
+  return true;
+}
+
+// ---------------------------------------------------------------- configuration and storage
+
+function writeServerProperties({ port, controllerPort }) {
+  const lines = [
+    '# Generated by scripts/kafka/kafka.mjs on every start; edits are overwritten.',
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@${HOST}:${controllerPort}`,
+    `listeners=PLAINTEXT://${HOST}:${port},CONTROLLER://${HOST}:${controllerPort}`,
+    `advertised.listeners=PLAINTEXT://${HOST}:${port}`,
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    'controller.listener.names=CONTROLLER',
+    `log.dirs=${DATA}`,
+    'num.partitions=1',
+    // One node: every internal topic must have replication factor 1, or groups and transactions never start.
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=4',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    '',
+  ];
+  writeFileSync(SERVER_PROPERTIES, lines.join('\n'));
+}
+
+function writeLog4jProperties() {
+  const lines = [
+    '# Generated by scripts/kafka/kafka.mjs: INFO to stdout, which start sends to .kafka/broker.log.',
+    'status = warn',
+    'appender.stdout.type = Console',
+    'appender.stdout.name = STDOUT',
+    'appender.stdout.layout.type = PatternLayout',
+    'appender.stdout.layout.pattern = [%d] %p %m (%c)%n',
+    'rootLogger.level = INFO',
+    'rootLogger.appenderRef.stdout.ref = STDOUT',
+    'logger.request.name = kafka.request.logger',
+    'logger.request.level = WARN',
+    'logger.statechange.name = state.change.logger',
+    'logger.statechange.level = WARN',
+    '',
+  ];
+  writeFileSync(LOG4J_PROPERTIES, lines.join('\n'));
+}
+
+function javaArgs(mainClass, args) {
+  return [
+    '-Xmx512m',
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${LOG4J_PROPERTIES}`,
+    '-cp',
+    `${LIBS}/*`,
+    mainClass,
+    ...args,
+  ];
+}
+
+function runStorageTool(java, args) {
+  const r = spawnSync(java.bin, javaArgs('kafka.tools.StorageTool', args), { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  if (r.error || r.status !== 0) {
+    throw new CliError(`kafka.tools.StorageTool ${args[0]} failed (exit ${r.status ?? r.error?.message}):\n${`${r.stdout}${r.stderr}`.trim()}`);
+  }
+  return r.stdout;
+}
+
+function readMetaClusterId() {
+  const meta = join(DATA, 'meta.properties');
+  if (!existsSync(meta)) return undefined;
+  const m = /^cluster\.id=(.+)$/m.exec(readFileSync(meta, 'utf8'));
+  return m?.[1]?.trim();
+}
+
+/** Formats .kafka/data once; the cluster id is kept in .kafka/cluster-id. */
+function ensureFormatted(java) {
+  const formattedId = readMetaClusterId();
+  let clusterId = existsSync(CLUSTER_ID_FILE) ? readFileSync(CLUSTER_ID_FILE, 'utf8').trim() : '';
+  if (formattedId) {
+    // Already formatted: the storage's id wins (the cluster-id file may have been lost or edited).
+    if (clusterId !== formattedId) writeFileSync(CLUSTER_ID_FILE, `${formattedId}\n`);
+    return formattedId;
+  }
+  if (!clusterId) {
+    clusterId = runStorageTool(java, ['random-uuid']).trim().split('\n').pop()?.trim() ?? '';
+    if (!/^[A-Za-z0-9_-]{22}$/.test(clusterId)) throw new CliError(`StorageTool random-uuid printed an unexpected id: ${clusterId}`);
+    writeFileSync(CLUSTER_ID_FILE, `${clusterId}\n`);
+  }
+  mkdirSync(DATA, { recursive: true });
+  info(`formatting ${DATA} for cluster ${clusterId}`);
+  runStorageTool(java, ['format', '-t', clusterId, '-c', SERVER_PROPERTIES, '--ignore-formatted']);
+  return clusterId;
+}
+
+// ---------------------------------------------------------------- process helpers
+
+function readPid() {
+  if (!existsSync(PID_FILE)) return undefined;
+  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return err.code === 'EPERM';
+  }
+  // A zombie (exited, not yet reaped) still answers kill(0); /proc tells it apart.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) Z /.test(stat);
+  } catch {
+    return true;
+  }
+}
+
+/** True when pid is alive and, where /proc can tell, is our broker (guards against a reused pid). */
+function isOurBroker(pid) {
+  if (!isAlive(pid)) return false;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.includes('kafka.Kafka') && cmdline.includes(SERVER_PROPERTIES);
+  } catch {
+    return true;
+  }
+}
+
+function runningBrokerPid() {
+  const pid = readPid();
+  if (pid === undefined) return undefined;
+  if (isOurBroker(pid)) return pid;
+  rmSync(PID_FILE, { force: true });
+  return undefined;
+}
+
+function portAnswers(port, timeoutMs = 1_000) {
+  return new Promise((resolvePromise) => {
+    const socket = connect({ host: HOST, port });
+    const done = (ok) => {
+      socket.destroy();
+      resolvePromise(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+function logTail(lines = 40) {
+  if (!existsSync(BROKER_LOG)) return '(no broker log)';
+  const text = readFileSync(BROKER_LOG, 'utf8').trimEnd().split('\n');
+  return text.slice(-lines).join('\n');
+}
+
+function logSaysReady() {
+  return existsSync(BROKER_LOG) && readFileSync(BROKER_LOG, 'utf8').includes(READY_LINE);
+}
+
+async function waitUntilGone(pid, timeoutMs) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (!isAlive(pid)) return true;
+    await sleep(200);
+  }
+  return !isAlive(pid);
+}
+
+async function terminate(pid, graceMs) {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch (err) {
+    if (err.code === 'ESRCH') return;
+    throw err;
+  }
+  if (await waitUntilGone(pid, graceMs)) return;
+  info(`pid ${pid} still running after ${Math.round(graceMs / 1000)} s; sending SIGKILL`);
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if (err.code !== 'ESRCH') throw err;
+  }
+  await waitUntilGone(pid, 10_000);
+}
+
+/** Waits for the port to answer and the log to say "Kafka Server started"; fails if the broker dies. */
+async function waitReady(pid, cfg) {
+  const deadline = performance.now() + cfg.startTimeoutMs;
+  while (performance.now() < deadline) {
+    if (!isAlive(pid)) {
+      throw new CliError(`the broker (pid ${pid}) exited during startup. Last lines of ${BROKER_LOG}:\n${logTail()}`);
+    }
+    if (logSaysReady() && (await portAnswers(cfg.port))) return;
+    await sleep(250);
+  }
+  throw new CliError(
+    `the broker (pid ${pid}) was not ready within ${Math.round(cfg.startTimeoutMs / 1000)} s ` +
+      `(port ${cfg.port} answering and "${READY_LINE}" in the log). Last lines of ${BROKER_LOG}:\n${logTail()}`,
+  );
+}
+
+// ---------------------------------------------------------------- commands
+
+async function start() {
+  const cfg = config();
+  mkdirSync(CACHE, { recursive: true });
+
+  const existing = runningBrokerPid();
+  if (existing !== undefined) {
+    // Ours is running: ready already, or still starting (e.g. a concurrent `start`): wait for it.
+    if (!(logSaysReady() && (await portAnswers(cfg.port)))) {
+      info(`broker pid ${existing} is running but not ready yet; waiting`);
+      await waitReady(existing, cfg);
+    }
+    info(`broker already running (pid ${existing})`);
+    process.stdout.write(`${cfg.address}\n`);
+    return;
+  }
+
+  for (const port of [cfg.port, cfg.controllerPort]) {
+    if (await portAnswers(port)) {
+      throw new CliError(
+        `${HOST}:${port} is already in use by a process this script did not start (no live pid in ${PID_FILE}). ` +
+          'Stop it, or choose other ports with KAFKA_PORT / KAFKA_CONTROLLER_PORT.',
+      );
+    }
+  }
+
+  const java = findJava();
+  const t0 = performance.now();
+  ensureLibs(java);
+  writeServerProperties(cfg);
+  writeLog4jProperties();
+  ensureFormatted(java);
+
+  if (existsSync(BROKER_LOG)) renameSync(BROKER_LOG, `${BROKER_LOG}.1`);
+  const logFd = openSync(BROKER_LOG, 'a');
+  let child;
+  try {
+    child = spawn(java.bin, javaArgs('kafka.Kafka', [SERVER_PROPERTIES]), {
+      cwd: CACHE,
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  const pid = child.pid;
+  if (pid === undefined) {
+    const err = await new Promise((r) => child.once('error', r));
+    throw new CliError(`could not start ${java.bin}: ${err?.message ?? 'unknown error'}`);
+  }
+  child.unref();
+  writeFileSync(PID_FILE, `${pid}\n`);
+  info(`broker starting (pid ${pid}, Java ${java.major}, log ${BROKER_LOG})`);
+
+  try {
+    await waitReady(pid, cfg);
+  } catch (err) {
+    if (isAlive(pid)) await terminate(pid, 10_000);
+    rmSync(PID_FILE, { force: true });
+    throw err;
+  }
+  info(`broker ready at ${cfg.address} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  process.stdout.write(`${cfg.address}\n`);
+}
+
+async function stop() {
+  const pid = runningBrokerPid();
+  if (pid === undefined) {
+    rmSync(PID_FILE, { force: true });
+    info('no broker running');
+    return;
+  }
+  info(`stopping broker pid ${pid}`);
+  await terminate(pid, 30_000);
+  if (isAlive(pid)) throw new CliError(`broker pid ${pid} survived SIGKILL`);
+  rmSync(PID_FILE, { force: true });
+  info('broker stopped');
+}
+
+async function status() {
+  const cfg = config();
+  const pid = runningBrokerPid();
+  if (pid === undefined) {
+    process.stdout.write('stopped\n');
+    return EXIT_FAILURE;
+  }
+  const ready = logSaysReady() && (await portAnswers(cfg.port));
+  process.stdout.write(`running (pid ${pid}, ${cfg.address}${ready ? '' : ', not ready yet'})\n`);
+  return 0;
+}
+
+const commands = { start, stop, status };
+
+async function main() {
+  const name = process.argv[2];
+  const command = name === undefined ? undefined : commands[name];
+  if (!command) {
+    process.stderr.write('usage: node scripts/kafka/kafka.mjs start|stop|status\n');
+    return EXIT_USAGE;
+  }
+  return (await command()) ?? 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    if (err instanceof CliError) {
+      process.stderr.write(`kafka: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`kafka: unexpected error: ${err?.stack ?? err}\n`);
+      process.exitCode = EXIT_FAILURE;
+    }
+  },
+);
