@@ -2,12 +2,16 @@ import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createRegion } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
+import { InProcessBus } from '../adapters/bus/in-process-bus.js';
+import { effectToWire } from '../adapters/bus/topics.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { Prng } from '../runtime/random.js';
 import { defaultFaults, noFaults, SimFleet } from '../simulations/fleet.js';
+import { inputToWire } from '../simulations/wire-producer.js';
 import { SimWorkload } from '../simulations/workload.js';
+import { connectInputs } from './bus-edge.js';
 
 export interface RegionCommandOptions {
   readonly dataDir: string;
@@ -26,8 +30,10 @@ export interface RegionCommandOptions {
 
 /**
  * The live regional runtime on the embedded default: LMDB journal and
- * snapshots in the data folder, the wall clock, and optionally a simulated
- * fleet and workload attached through the same input path as real traffic.
+ * snapshots in the data folder, the wall clock, the in-process bus carrying the
+ * seed's topics (inputs validated at the edge, effects published once durable),
+ * and optionally a simulated fleet and workload that talk to it over that bus
+ * in the seed's wire formats, as real agents would.
  * It recovers from the folder on start; SIGTERM stops it cleanly and prints a
  * JSON line with the state hash that `arcnet replay` on the folder reproduces.
  */
@@ -39,6 +45,8 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const effectsFd = options.effectsLog === undefined ? undefined : openSync(options.effectsLog, 'a');
   let fleet: SimFleet | undefined;
   let stopping = false;
+  const bus = new InProcessBus(realScheduler);
+  let unpublished = 0;
 
   const region = createRegion({
     geozones: options.geozones,
@@ -64,11 +72,21 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
         fsyncSync(effectsFd);
       }
     }
-    if (fleet !== undefined) for (const effect of effects) fleet.onEffect(effect);
     for (const effect of effects) {
       if (effect.type === 'system' && effect.severity !== 'info') log.info({ details: effect.details }, effect.message);
+      const wire = effectToWire(effect);
+      if (wire === undefined) continue;
+      try {
+        bus.publish(wire.topic, JSON.stringify(wire.message));
+      } catch (error) {
+        // A subscriber that stays behind loses messages, never the region's memory; the journal has them.
+        unpublished++;
+        log.warn({ err: error, topic: wire.topic }, 'effect not published');
+      }
     }
   }
+
+  const edge = connectInputs(bus, (input) => supervisor.submit(input), () => stopping, (error, topic) => log.warn({ err: error, topic }, 'input refused'));
 
   const recoverStart = monotonicNowMs();
   // Reservations that began and ended before the restart are not rebuilt one transition at a time.
@@ -81,12 +99,15 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   timer.start();
 
   const cancelTimers = new Set<() => void>();
+  // Simulated agents speak the wire format over the bus; what has no seed topic (cancels) goes straight in.
   const submit = (input: RegionInput): void => {
     if (stopping) return;
     try {
-      supervisor.submit(input);
+      const wire = inputToWire(input);
+      if (wire === undefined) supervisor.submit(input);
+      else bus.publish(wire.topic, JSON.stringify(wire.message));
     } catch (error) {
-      log.warn({ err: error }, 'input refused');
+      log.warn({ err: error }, 'simulated input refused');
     }
   };
   const hooks = {
@@ -109,6 +130,11 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
       { ratePerSec: options.ratePerSec, geozones: options.geozones, cancelRate: options.faults ? 0.005 : 0, idPrefix: `req-${clock.nowMs().toString(36)}-` },
       hooks,
     );
+    const simFleet = fleet;
+    bus.subscribe('arc.command.dispatch.*', (raw) => {
+      const d = JSON.parse(raw as string) as { 'request-id': string; 'node-id': string; 'model-id': string };
+      simFleet.onDispatch({ requestId: d['request-id'], nodeId: d['node-id'], modelId: d['model-id'], atMs: clock.nowMs() });
+    });
     fleet.start(clock.nowMs());
     workload.start(clock.nowMs());
   }
@@ -117,7 +143,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     const parts = supervisor.all().map((shard) => `${shard.shardId} actors=${shard.actorCount} offset=${shard.lastDurableOffset}`);
     const s = region.stats;
     process.stderr.write(
-      `[arcnet region] ${parts.join(' | ')} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts}\n`,
+      `[arcnet region] ${parts.join(' | ')} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts} invalid=${edge.invalid}\n`,
     );
   };
   const statusTimer = setInterval(status, options.statusEveryMs);
@@ -143,6 +169,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
         nodes: supervisor.all().reduce((sum, shard) => sum + countNodes(shard.actors()), 0),
         ...region.stats,
         recoveredRecords: recovered.reduce((sum, r) => sum + r.replayed, 0),
+        edge: { ...edge, unpublished },
         lastOffsets: Object.fromEntries(supervisor.all().map((shard) => [shard.shardId, shard.lastDurableOffset])),
         stateHash: supervisor.stateHash(),
         wallMs: Math.round(monotonicNowMs() - wallStart),

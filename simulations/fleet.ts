@@ -221,7 +221,10 @@ export class SimFleet {
 
   /** A node received a dispatch (released by the region after it was journaled). */
   onEffect(effect: RegionEffect): void {
-    if (effect.type !== 'dispatch') return;
+    if (effect.type === 'dispatch') this.onDispatch(effect);
+  }
+
+  onDispatch(effect: { readonly requestId: string; readonly nodeId: string; readonly modelId: string; readonly atMs: number }): void {
     const node = this.byId.get(effect.nodeId);
     if (node === undefined) return;
     node.active++;

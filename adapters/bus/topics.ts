@@ -1,0 +1,78 @@
+import type { RegionEffect } from '../../actors/region-io.js';
+
+/**
+ * The seed's topic names and the wire form (kebab-case JSON) of what the region
+ * publishes on them. Inputs arrive on the first three; effects leave on the rest.
+ */
+export const topics = {
+  telemetry: 'arc.telemetry.node',
+  inference: 'arc.request.inference',
+  result: 'arc.result.inference',
+  dispatch: (geozone: string) => `arc.command.dispatch.${geozone}`,
+  summary: 'arc.summary.regional',
+  system: 'arc.event.system',
+  /** The region's answer to a requester (reserved, rejected, duplicate). */
+  decision: 'arc.decision.inference',
+  /** A reservation's one terminal outcome. */
+  ended: 'arc.reservation.ended',
+  /** Inputs that failed validation, with the reason. */
+  deadLetter: 'arc.deadletter',
+} as const;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The topic and wire message for an effect leaving the region (undefined for internal ones). */
+export function effectToWire(effect: RegionEffect): { topic: string; message: Record<string, unknown> } | undefined {
+  switch (effect.type) {
+    case 'dispatch':
+      return {
+        topic: topics.dispatch(effect.geozone),
+        message: {
+          'request-id': effect.requestId,
+          'node-id': effect.nodeId,
+          'model-id': effect.modelId,
+          'context-window': effect.contextWindow,
+          priority: effect.priority,
+          'expires-at': iso(effect.expiresAtMs),
+        },
+      };
+    case 'summary': {
+      const s = effect.summary;
+      return {
+        topic: topics.summary,
+        message: {
+          'geozone-id': s.geozoneId,
+          'total-nodes': s.totalNodes,
+          'active-nodes': s.activeNodes,
+          'avg-gpu-util': s.avgGpuUtil,
+          'energy-breakdown': s.energyBreakdown,
+          'open-reservations': s.openReservations,
+          timestamp: iso(s.atMs),
+        },
+      };
+    }
+    case 'system':
+      return { topic: topics.system, message: { severity: effect.severity, message: effect.message, details: effect.details, timestamp: iso(effect.atMs) } };
+    case 'decision':
+      return {
+        topic: topics.decision,
+        message: {
+          'request-id': effect.requestId,
+          outcome: effect.outcome,
+          geozone: effect.geozone,
+          'node-id': effect.nodeId ?? null,
+          'expires-at': effect.expiresAtMs === undefined ? null : iso(effect.expiresAtMs),
+          candidates: effect.candidates,
+          reason: effect.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
+    case 'ended':
+      return {
+        topic: topics.ended,
+        message: { 'request-id': effect.requestId, outcome: effect.outcome, geozone: effect.geozone, 'node-id': effect.nodeId, reason: effect.reason, timestamp: iso(effect.atMs) },
+      };
+    case 'forward':
+      return undefined;
+  }
+}

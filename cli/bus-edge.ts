@@ -1,0 +1,56 @@
+import type { RegionInput } from '../actors/region-io.js';
+import { parseWire, type WireKind } from '../actors/wire.js';
+import type { InProcessBus } from '../adapters/bus/in-process-bus.js';
+import { topics } from '../adapters/bus/topics.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
+
+export interface EdgeCounters {
+  accepted: number;
+  /** Failed validation: sent to the dead-letter topic with the coded reason, never to an actor. */
+  invalid: number;
+  /** Valid but refused by the region (overloaded, unknown geozone). */
+  refused: number;
+}
+
+/**
+ * The region's edge on the bus: every raw message on an input topic is size-
+ * checked, parsed and validated (actors/wire.ts) before it can reach an actor.
+ * A bad one goes to the dead-letter topic with its error code, and the consumer
+ * goes on with the next message.
+ */
+export function connectInputs(
+  bus: InProcessBus,
+  submit: (input: RegionInput) => void,
+  stopped: () => boolean,
+  onRefused: (error: unknown, topic: string) => void,
+): EdgeCounters {
+  const counters: EdgeCounters = { accepted: 0, invalid: 0, refused: 0 };
+  const inputTopics: [string, WireKind][] = [
+    [topics.telemetry, 'telemetry'],
+    [topics.inference, 'inference'],
+    [topics.result, 'result'],
+  ];
+  for (const [topic, kind] of inputTopics) {
+    bus.subscribe(topic, (raw) => {
+      if (stopped()) return;
+      let input: RegionInput;
+      try {
+        input = parseWire(kind, raw);
+      } catch (error) {
+        counters.invalid++;
+        const reason = error instanceof ArcError ? error.toJSON() : { code: ErrorCodes.VALIDATION, message: String(error) };
+        const sample = typeof raw === 'string' ? raw.slice(0, 1024) : null;
+        bus.publish(topics.deadLetter, JSON.stringify({ topic, reason, message: sample }));
+        return;
+      }
+      try {
+        submit(input);
+        counters.accepted++;
+      } catch (error) {
+        counters.refused++;
+        onRefused(error, topic);
+      }
+    });
+  }
+  return counters;
+}
