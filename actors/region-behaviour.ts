@@ -21,6 +21,8 @@ export interface RegionConfig {
   readonly maxAttempts: number;
   /** Other geozones a request may be forwarded to before it is rejected. */
   readonly maxForwardHops: number;
+  /** An unacknowledged forward is sent again after this long (at summary ticks). */
+  readonly forwardRetryMs: number;
   /** Ended request ids are remembered this long so a duplicate is refused. */
   readonly requestIdRetentionMs: number;
   /** And at most this many of them (the oldest are forgotten first). */
@@ -34,6 +36,7 @@ export const defaultRegionConfig: Omit<RegionConfig, 'geozones'> = {
   reservationsPerGpu: 2,
   maxAttempts: 3,
   maxForwardHops: 3,
+  forwardRetryMs: 10_000,
   requestIdRetentionMs: 10 * 60_000,
   maxRememberedRequestIds: 1_000_000,
 };
@@ -57,6 +60,8 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   /** Derived from actors (kept by onActorChanged), for summaries. */
   private readonly nodes = new Map<string, { status: NodeStatus; context: NodeContext }>();
   private readonly openReservations = new Set<string>();
+  /** Requests handed to another shard and not yet acknowledged by it. */
+  private readonly forwarding = new Set<string>();
 
   constructor(geozone: string, config: RegionConfig) {
     this.geozone = geozone;
@@ -74,6 +79,11 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
         return this.onResult(input, ctx);
       case 'cancel':
         return this.onCancel(input.requestId, ctx);
+      case 'forward.ack': {
+        const actorId = reservationActorId(input.requestId);
+        if (ctx.snapshot(actorId)?.value === 'forwarding') ctx.send(actorId, { type: 'forward.accepted', atMs: ctx.nowMs });
+        return;
+      }
       case 'drain':
       case 'resume':
         if (ctx.snapshot(nodeActorId(input.nodeId)) !== undefined) ctx.send(nodeActorId(input.nodeId), { type: input.type, atMs: ctx.nowMs });
@@ -145,6 +155,12 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
 
   private onRequest(request: InferenceRequest, triedGeozones: readonly string[], ctx: Ctx): void {
     const actorId = reservationActorId(request.requestId);
+    const sender = triedGeozones[triedGeozones.length - 1];
+    if (sender !== undefined) {
+      // A forwarded copy is acknowledged whether it is new or a re-send we already took.
+      ctx.emit({ type: 'forward-ack', atMs: ctx.nowMs, toGeozone: sender, requestId: request.requestId });
+      if (ctx.snapshot(actorId) !== undefined || this.ended.has(request.requestId)) return;
+    }
     if (ctx.snapshot(actorId) !== undefined || this.ended.has(request.requestId)) {
       ctx.emit({
         type: 'decision',
@@ -209,21 +225,14 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
     const tried = [...res.triedGeozones, this.geozone];
     const next = mayForward ? this.nextGeozone(tried) : undefined;
     if (next !== undefined) {
-      ctx.send(actorId, {
+      const forwarding = ctx.send(actorId, {
         type: 'route.forwarded',
         atMs: ctx.nowMs,
         toGeozone: next,
         candidates: 0,
         reason: `no eligible node for ${res.modelId} in ${this.geozone}`,
       });
-      const request: InferenceRequest = {
-        requestId: res.requestId,
-        modelId: res.modelId,
-        contextWindow: res.contextWindow,
-        priority: res.priority,
-        requesterGeozone: res.requesterGeozone,
-      };
-      ctx.emit({ type: 'forward', atMs: ctx.nowMs, toGeozone: next, request, triedGeozones: tried });
+      ctx.emit(this.forwardOf(reservationView(forwarding).context, ctx));
       return;
     }
     const reason =
@@ -235,6 +244,35 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       ctx.emit({ type: 'decision', atMs: ctx.nowMs, requestId: res.requestId, outcome: 'rejected', geozone: this.geozone, candidates: 0, reason });
     }
     this.announceEnd(rejected, ctx);
+  }
+
+  private forwardOf(res: ReservationContext, ctx: Ctx): RegionEffect {
+    const request: InferenceRequest = {
+      requestId: res.requestId,
+      modelId: res.modelId,
+      contextWindow: res.contextWindow,
+      priority: res.priority,
+      requesterGeozone: res.requesterGeozone,
+    };
+    return { type: 'forward', atMs: ctx.nowMs, toGeozone: res.forwardedTo as string, request, triedGeozones: [...res.triedGeozones, this.geozone] };
+  }
+
+  /**
+   * Forwards not yet acknowledged are sent again: after a restart (the copy may
+   * have been lost with the process) and at each tick for those older than the
+   * retry interval. The receiving shard takes a copy once and acknowledges each.
+   */
+  onRecovered(ctx: Ctx): void {
+    this.resendForwards(ctx, 0);
+  }
+
+  private resendForwards(ctx: Ctx, olderThanMs: number): void {
+    for (const requestId of this.forwarding) {
+      const snapshot = ctx.snapshot(reservationActorId(requestId));
+      if (snapshot === undefined) continue;
+      const res = reservationView(snapshot).context;
+      if (ctx.nowMs - (res.forwardedAtMs ?? 0) >= olderThanMs) ctx.emit(this.forwardOf(res, ctx));
+    }
   }
 
   /** The next geozone after this one (federation order, wrapping) not yet tried, within the hop limit. */
@@ -293,6 +331,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   // ------------------------------------------------------------------ summaries and derived state
 
   onTick(ctx: Ctx): void {
+    this.resendForwards(ctx, this.config.forwardRetryMs);
     const summary = summarize(this.geozone, ctx.nowMs, this.nodes.values(), this.openReservations.size);
     ctx.note({ type: 'summary', ...summary });
     ctx.emit({ type: 'summary', summary });
@@ -315,8 +354,11 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       const requestId = actorId.slice('reservation/'.length);
       if (snapshot !== undefined) {
         this.openReservations.add(requestId);
+        if (snapshot.value === 'forwarding') this.forwarding.add(requestId);
+        else this.forwarding.delete(requestId);
       } else {
         this.openReservations.delete(requestId);
+        this.forwarding.delete(requestId);
         this.remember(requestId, atMs);
       }
     }

@@ -32,6 +32,8 @@ export type RegionInput =
       readonly status: 'completed' | 'failed';
     }
   | { readonly type: 'cancel'; readonly requestId: string }
+  /** Internal: the shard a request was forwarded to has taken it (sent back to the forwarding shard). */
+  | { readonly type: 'forward.ack'; readonly requestId: string; readonly geozone: string }
   | { readonly type: 'drain' | 'resume'; readonly nodeId: string };
 
 export interface RegionalSummary {
@@ -74,14 +76,17 @@ export type RegionEffect =
       readonly candidates: number;
       readonly reason: string;
     }
-  /** Internal: a request handed to another geozone's shard. */
+  /** Internal: a request handed to another geozone's shard (re-sent until acknowledged). */
   | {
       readonly type: 'forward';
       readonly atMs: number;
       readonly toGeozone: string;
       readonly request: InferenceRequest;
+      /** Shards that tried it, the sender last. */
       readonly triedGeozones: readonly string[];
     }
+  /** Internal: acknowledges a forward to the shard that sent it. */
+  | { readonly type: 'forward-ack'; readonly atMs: number; readonly toGeozone: string; readonly requestId: string }
   /** A request reached its one terminal outcome. */
   | {
       readonly type: 'ended';

@@ -38,6 +38,20 @@ export interface Region {
   shardOf(input: RegionInput): string;
 }
 
+/** Shard-to-shard effects as the inputs they become at the receiving shard. */
+export function internalInput(effect: RegionEffect): { shardId: string; input: RegionInput } | undefined {
+  if (effect.type === 'forward') {
+    return {
+      shardId: effect.toGeozone,
+      input: { type: 'inference', request: effect.request, triedGeozones: effect.triedGeozones, targetGeozone: effect.toGeozone },
+    };
+  }
+  if (effect.type === 'forward-ack') {
+    return { shardId: effect.toGeozone, input: { type: 'forward.ack', requestId: effect.requestId, geozone: effect.toGeozone } };
+  }
+  return undefined;
+}
+
 /** Assembles the region: one shard per owned geozone, running RegionBehaviour. */
 export function createRegion(options: RegionOptions): Region {
   const owned = [...new Set(options.geozones)].sort();
@@ -47,9 +61,18 @@ export function createRegion(options: RegionOptions): Region {
   const behaviours = new Map<string, RegionBehaviour>();
   const stats = emptyStats();
 
-  const holderOf = (actorId: string): string => {
-    for (const shard of supervisor.all()) if (shard.snapshotOf(actorId) !== undefined) return shard.shardId;
+  const holderOf = (...actorIds: string[]): string => {
+    for (const actorId of actorIds) for (const shard of supervisor.all()) if (shard.snapshotOf(actorId) !== undefined) return shard.shardId;
     return owned[0] as string; // nobody holds it: the first shard ignores the input
+  };
+
+  /** The shard where the reservation lives and is not merely handed on (forwarding). */
+  const ownerOf = (actorId: string): string => {
+    for (const shard of supervisor.all()) {
+      const snapshot = shard.snapshotOf(actorId);
+      if (snapshot !== undefined && snapshot.value !== 'forwarding') return shard.shardId;
+    }
+    return holderOf(actorId);
   };
 
   const shardOf = (input: RegionInput): string => {
@@ -61,11 +84,15 @@ export function createRegion(options: RegionOptions): Region {
         // Same geozone preferred; a requester from a geozone we do not own starts at our first shard.
         return owned.includes(input.request.requesterGeozone) ? input.request.requesterGeozone : (owned[0] as string);
       case 'result':
+        // The reservation's shard first: a node that changed geozone may linger in two shards.
+        return holderOf(reservationActorId(input.requestId), nodeActorId(input.nodeId));
       case 'drain':
       case 'resume':
         return holderOf(nodeActorId(input.nodeId));
       case 'cancel':
-        return holderOf(reservationActorId(input.requestId));
+        return ownerOf(reservationActorId(input.requestId));
+      case 'forward.ack':
+        return input.geozone;
     }
   };
 
@@ -82,15 +109,7 @@ export function createRegion(options: RegionOptions): Region {
       return behaviour;
     },
     shardOf,
-    internalInput: options.deliverForwards
-      ? (effect) =>
-          effect.type === 'forward'
-            ? {
-                shardId: effect.toGeozone,
-                input: { type: 'inference', request: effect.request, triedGeozones: effect.triedGeozones, targetGeozone: effect.toGeozone },
-              }
-            : undefined
-      : undefined,
+    internalInput: options.deliverForwards ? internalInput : undefined,
     onEffects: options.onEffects,
     onFailure: options.onFailure,
   });

@@ -59,7 +59,7 @@ export interface NodeContext extends NodeReport {
   reservationsPerGpu: number;
   /** Request ids of the reservations this node holds, oldest first. */
   reservations: string[];
-  /** An operator asked this node to drain; it stays draining across an outage. */
+  /** An operator asked this node to drain; it stays draining across an outage until resumed. */
   drainRequested: boolean;
 }
 
@@ -81,7 +81,8 @@ export const nodeMachine = setup({
   guards: {
     // Duplicate and out-of-order reports carry a reportedAt no newer than the last one.
     isStale: ({ context, event }) => event.type === 'telemetry' && event.report.reportedAtMs <= context.reportedAtMs,
-    isDraining: ({ context, event }) => context.drainRequested || (event.type === 'telemetry' && event.report.draining),
+    // Draining when an operator asked for it, or when the node itself says so in its latest report.
+    shouldDrain: ({ context, event }) => context.drainRequested || (event.type === 'telemetry' ? event.report.draining : context.draining),
     isDue: ({ context, event }) => event.type === 'timeout' && event.atMs >= context.silentAfterMs,
     hasRoom: ({ context, event }) =>
       event.type === 'reserve' && context.reservations.length < nodeCapacity(context) && !context.reservations.includes(event.requestId),
@@ -112,42 +113,38 @@ export const nodeMachine = setup({
     silenceTimeoutMs: input.silenceTimeoutMs,
     reservationsPerGpu: input.reservationsPerGpu,
     reservations: [],
-    drainRequested: input.report.draining,
+    drainRequested: false,
   }),
   initial: 'starting',
   states: {
     // A transient state so the first report decides between online and draining.
     starting: {
-      always: [{ guard: 'isDraining', target: 'draining' }, { target: 'online' }],
+      always: [{ guard: 'shouldDrain', target: 'draining' }, { target: 'online' }],
     },
     online: {
       on: {
-        telemetry: [
-          { guard: 'isStale' },
-          { guard: 'isDraining', target: 'draining', actions: ['applyReport', 'markDrainRequested'] },
-          { actions: 'applyReport' },
-        ],
+        telemetry: [{ guard: 'isStale' }, { guard: 'shouldDrain', target: 'draining', actions: 'applyReport' }, { actions: 'applyReport' }],
         timeout: { guard: 'isDue', target: 'offline', actions: 'dropReservations' },
         reserve: { guard: 'hasRoom', actions: 'addReservation' },
         release: { guard: 'holds', actions: 'removeReservation' },
         drain: { target: 'draining', actions: 'markDrainRequested' },
       },
     },
+    // Finishes the work it holds and takes no new reservation.
     draining: {
       on: {
-        telemetry: [{ guard: 'isStale' }, { actions: 'applyReport' }],
+        telemetry: [{ guard: 'isStale' }, { guard: 'shouldDrain', actions: 'applyReport' }, { target: 'online', actions: 'applyReport' }],
         timeout: { guard: 'isDue', target: 'offline', actions: 'dropReservations' },
         release: { guard: 'holds', actions: 'removeReservation' },
-        resume: { target: 'online', actions: 'clearDrainRequested' },
+        resume: [
+          { guard: ({ context }) => context.draining, actions: 'clearDrainRequested' },
+          { target: 'online', actions: 'clearDrainRequested' },
+        ],
       },
     },
     offline: {
       on: {
-        telemetry: [
-          { guard: 'isStale' },
-          { guard: 'isDraining', target: 'draining', actions: ['applyReport', 'markDrainRequested'] },
-          { target: 'online', actions: 'applyReport' },
-        ],
+        telemetry: [{ guard: 'isStale' }, { guard: 'shouldDrain', target: 'draining', actions: 'applyReport' }, { target: 'online', actions: 'applyReport' }],
         drain: { actions: 'markDrainRequested' },
         resume: { actions: 'clearDrainRequested' },
       },

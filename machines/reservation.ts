@@ -6,7 +6,8 @@ import { z } from 'zod';
  *
  * requested → reserved (expires reservationTtlMs after it was made) → dispatched
  * → completed | failed | expired | released; or, when routing finds no node,
- * forwarded (handed to another geozone's shard) or rejected. When the node dies
+ * rejected, or forwarding to another geozone's shard until that shard
+ * acknowledges it (then forwarded: the other shard owns the outcome). When the node dies
  * the reservation returns to `requested` and is re-routed, up to maxAttempts.
  *
  * The expiry is a deadline in context (`expiresAtMs`), fired by the runtime's timer
@@ -52,6 +53,7 @@ export const reservationEventSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('expire'), atMs }),
   z.strictObject({ type: z.literal('node.lost'), atMs, nodeId: z.string().min(1) }),
   z.strictObject({ type: z.literal('cancel'), atMs }),
+  z.strictObject({ type: z.literal('forward.accepted'), atMs }),
 ]);
 export type ReservationEvent = z.infer<typeof reservationEventSchema>;
 
@@ -69,6 +71,9 @@ export interface ReservationContext extends ReservationInput {
   reason: string | null;
   latencyMs: number | null;
   endedAtMs: number | null;
+  /** While forwarding: the geozone it was handed to and when (for re-sending until acknowledged). */
+  forwardedTo: string | null;
+  forwardedAtMs: number | null;
 }
 
 export const terminalReservationStates = ['completed', 'failed', 'expired', 'released', 'rejected'] as const;
@@ -111,6 +116,11 @@ export const reservationMachine = setup({
       expiresAtMs: null,
       reason: 'node-lost',
     })),
+    handOver: assign(({ event }) => ({
+      forwardedTo: event.type === 'route.forwarded' ? event.toGeozone : null,
+      forwardedAtMs: event.atMs,
+      reason: event.type === 'route.forwarded' ? event.reason : null,
+    })),
     endAttemptsExhausted: assign(({ event }) => ({
       nodeId: null,
       expiresAtMs: null,
@@ -130,13 +140,15 @@ export const reservationMachine = setup({
     reason: null,
     latencyMs: null,
     endedAtMs: null,
+    forwardedTo: null,
+    forwardedAtMs: null,
   }),
   initial: 'requested',
   states: {
     requested: {
       on: {
         'route.reserved': { target: 'reserved', actions: 'reserve' },
-        'route.forwarded': { target: 'forwarded', actions: 'end' },
+        'route.forwarded': { target: 'forwarding', actions: 'handOver' },
         'route.rejected': [
           { guard: 'wasPlaced', target: 'failed', actions: 'end' },
           { target: 'rejected', actions: 'end' },
@@ -175,7 +187,11 @@ export const reservationMachine = setup({
     expired: { type: 'final' },
     released: { type: 'final' },
     rejected: { type: 'final' },
-    // Handed to another geozone's shard, which continues under the same request id.
+    // Handed to another geozone's shard, re-sent until that shard acknowledges it.
+    forwarding: {
+      on: { 'forward.accepted': { target: 'forwarded', actions: 'end' } },
+    },
+    // The other shard has it and continues under the same request id.
     forwarded: { type: 'final' },
   },
 });

@@ -17,6 +17,8 @@ export const ErrorCodes = {
   SHARD_STOPPED: 'ARC_ERR_SHARD_STOPPED',
   /** A journal write failed; the shard stops rather than release an effect that is not durable. */
   JOURNAL_WRITE: 'ARC_ERR_JOURNAL_WRITE',
+  /** Released effects could not be handed over (e.g. the acknowledgement log failed); the shard stops. */
+  EFFECT_DELIVERY: 'ARC_ERR_EFFECT_DELIVERY',
   /** Replaying a journal produced a state different from the one recorded. */
   REPLAY_DIVERGED: 'ARC_ERR_REPLAY_DIVERGED',
   /** A command-line argument is missing or malformed. */

@@ -3,7 +3,7 @@ import { ActorHost } from './actor-host.js';
 import { stateString, type ActorKind } from './actor-kind.js';
 import { CanonicalHasher } from './canonical.js';
 import type { Scheduler } from './clock.js';
-import { ArcError, ErrorCodes, invariant } from './errors.js';
+import { ArcError, ErrorCodes, invariant, type ErrorCode } from './errors.js';
 import { SHARD_ACTOR_ID, SPAWN_EVENT, type Journal, type JournalEvent, type JournalRecord } from './journal.js';
 import type { ShardSnapshot, SnapshotStore } from './snapshot-store.js';
 import { TimerWheel } from './timers.js';
@@ -41,6 +41,8 @@ export interface ShardBehaviour<I, E> {
    * exact however the state was reached.
    */
   onActorChanged(actorId: string, kind: string, snapshot: AnyMachineSnapshot | undefined, atMs: number): void;
+  /** After recovery: effects owed from before the restart (e.g. unacknowledged hand-offs) may be emitted again. */
+  onRecovered?(ctx: ShardContext<E>): void;
   /** Applies a shard-level record (live and in replay). */
   applyNote(record: JournalRecord): void;
   /** Behaviour state outside actors, for snapshots and the state hash (JSON-safe, canonical). */
@@ -126,7 +128,9 @@ export class Shard<I, E> {
   private outbox: Queued<E>[] = [];
   private outboxHead = 0;
   private flushScheduled = false;
+  private appending = false;
   private writeChain: Promise<void> = Promise.resolve();
+  private snapshotFailures = 0;
   private recordsSinceSnapshot = 0;
   private snapshotInProgress = false;
   private failure: Error | undefined;
@@ -212,17 +216,22 @@ export class Shard<I, E> {
       this.restoreSnapshot(snapshot);
       fromOffset = snapshot.offset + 1;
     }
-    const ephemeral = options.skipEphemeral === true ? this.ephemeralActors(fromOffset) : new Set<string>();
+    const lives = options.skipEphemeral === true ? this.ephemeralLives(fromOffset) : new Map<number, number>();
+    /** Actor id → offset of the record that ends the life being skipped. */
+    const skipping = new Map<string, number>();
     let replayed = 0;
     let skipped = 0;
     for (const record of this.journal.read(fromOffset)) {
-      if (ephemeral.has(record.actorId)) {
-        this.skipRecord(record);
-        skipped++;
-      } else {
-        this.replayRecord(record);
-      }
       replayed++;
+      const lifeEnd = record.event.type === SPAWN_EVENT ? lives.get(record.offset) : skipping.get(record.actorId);
+      if (lifeEnd === undefined) {
+        this.replayRecord(record);
+        continue;
+      }
+      skipping.set(record.actorId, lifeEnd);
+      this.skipRecord(record, record.offset === lifeEnd);
+      if (record.offset === lifeEnd) skipping.delete(record.actorId);
+      skipped++;
     }
     const expectedNext = this.journal.nextOffset();
     invariant(this.nextOffset === expectedNext, 'journal offsets are not contiguous', {
@@ -233,39 +242,41 @@ export class Shard<I, E> {
     this.durableOffset = this.nextOffset - 1;
     this.recordsSinceSnapshot = replayed;
     this.armTick();
+    this.behaviour.onRecovered?.(this.ctx);
+    this.release(this.durableOffset);
     return { fromSnapshotOffset: snapshot?.offset ?? -1, replayed, skipped };
   }
 
-  /** Actor ids spawned and finished within the journal from `fromOffset` on. */
-  private ephemeralActors(fromOffset: number): Set<string> {
-    const finals = new Map<string, ReadonlySet<string>>();
-    const finalStatesOf = (kind: string): ReadonlySet<string> => {
-      let set = finals.get(kind);
-      if (set === undefined) {
-        set = topLevelFinalStates(this.host.kind(kind));
-        finals.set(kind, set);
-      }
-      return set;
-    };
-    const born = new Set<string>();
-    const ephemeral = new Set<string>();
+  /**
+   * Lives of actors spawned and finished within the journal from `fromOffset` on:
+   * spawn offset → offset of the record that ended it. Keyed by life, not by id,
+   * because an id may be used again later (a request id after its retention).
+   */
+  private ephemeralLives(fromOffset: number): Map<number, number> {
+    const spawnedAt = new Map<string, number>();
+    const lives = new Map<number, number>();
     for (const record of this.journal.read(fromOffset)) {
       if (record.actorId === SHARD_ACTOR_ID) continue;
-      if (record.event.type === SPAWN_EVENT) born.add(record.actorId);
-      else if (born.has(record.actorId) && finalStatesOf(record.kind).has(record.state)) ephemeral.add(record.actorId);
+      if (record.event.type === SPAWN_EVENT) {
+        spawnedAt.set(record.actorId, record.offset);
+        continue;
+      }
+      const spawn = spawnedAt.get(record.actorId);
+      if (spawn !== undefined && topLevelFinalStates(this.host.kind(record.kind)).has(record.state)) {
+        lives.set(spawn, record.offset);
+        spawnedAt.delete(record.actorId);
+      }
     }
-    return ephemeral;
+    return lives;
   }
 
-  private skipRecord(record: JournalRecord): void {
+  private skipRecord(record: JournalRecord, endsLife: boolean): void {
     if (record.offset !== this.nextOffset) {
       throw new ArcError(ErrorCodes.REPLAY_DIVERGED, `journal of '${this.shardId}' skips from ${this.nextOffset} to ${record.offset}`);
     }
     if (record.atMs > this.timeMs) this.timeMs = record.atMs;
     this.nextOffset++;
-    if (record.event.type !== SPAWN_EVENT && topLevelFinalStates(this.host.kind(record.kind)).has(record.state)) {
-      this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
-    }
+    if (endsLife) this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
     this.notify(record, undefined);
   }
 
@@ -446,42 +457,61 @@ export class Shard<I, E> {
     }
   }
 
-  /** Starts the append of everything pending; effects follow once it is durable. */
+  /**
+   * Starts appending what is pending, unless an append is already in flight:
+   * then the records wait and go together in the next one as soon as it lands
+   * (one append in flight keeps the journal gap-free and its order exact, and
+   * an append that fails can never be overtaken by a later one).
+   */
   flush(): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0 || this.failure !== undefined) return;
-    const batch = this.pending;
-    this.pending = [];
+    if (this.appending || this.pending.length === 0 || this.failure !== undefined) return;
+    const batch = this.pending.length <= this.limits.maxBatchRecords ? this.pending : this.pending.slice(0, this.limits.maxBatchRecords);
+    this.pending = batch === this.pending ? [] : this.pending.slice(batch.length);
     const lastOffset = (batch[batch.length - 1] as JournalRecord).offset;
-    const appended = this.journal.append(batch);
-    appended.catch(() => undefined); // handled in order below; avoids an early unhandled rejection
-    this.writeChain = this.writeChain
-      .then(() => appended)
-      .then(
-        () => {
-          this.durableOffset = lastOffset;
-          this.release(lastOffset);
-          this.maybeSnapshot();
-        },
-        (error: unknown) => this.fail(error),
-      );
+    this.appending = true;
+    let appended: Promise<void>;
+    try {
+      appended = this.journal.append(batch);
+    } catch (error) {
+      appended = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    this.writeChain = appended.then(
+      () => {
+        this.appending = false;
+        if (this.failure !== undefined) return;
+        this.durableOffset = lastOffset;
+        this.release(lastOffset);
+        this.maybeSnapshot();
+        if (this.pending.length > 0) this.flush();
+      },
+      (error: unknown) => {
+        this.appending = false;
+        this.fail(ErrorCodes.JOURNAL_WRITE, 'journal append failed', error);
+      },
+    );
   }
 
   /** Resolves once everything processed so far is durable and its effects released. */
   async whenIdle(): Promise<void> {
     for (;;) {
+      this.throwIfFailed();
       this.flush();
-      const chain = this.writeChain;
-      await chain;
-      if (this.failure !== undefined) throw this.failure;
-      if (chain === this.writeChain && this.pending.length === 0) {
+      await this.writeChain;
+      this.throwIfFailed();
+      if (!this.appending && this.pending.length === 0) {
         this.release(this.durableOffset);
         return;
       }
     }
   }
 
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
   private release(uptoOffset: number): void {
+    if (this.failure !== undefined) return;
     let released: E[] | undefined;
     while (this.outboxHead < this.outbox.length) {
       const queued = this.outbox[this.outboxHead] as Queued<E>;
@@ -493,13 +523,20 @@ export class Shard<I, E> {
       this.outbox = this.outbox.slice(this.outboxHead);
       this.outboxHead = 0;
     }
-    if (released !== undefined) this.onEffects(released, this.shardId);
+    if (released === undefined) return;
+    try {
+      this.onEffects(released, this.shardId);
+    } catch (error) {
+      // Whoever takes the effects could not (a full disk under an acknowledgement log, say):
+      // stop rather than go on acknowledging nothing.
+      this.fail(ErrorCodes.EFFECT_DELIVERY, 'effects could not be delivered', error);
+    }
   }
 
-  private fail(error: unknown): void {
+  private fail(code: ErrorCode, what: string, error: unknown): void {
     if (this.failure !== undefined) return;
     const cause = error instanceof Error ? error.message : String(error);
-    this.failure = new ArcError(ErrorCodes.JOURNAL_WRITE, `journal append failed for shard '${this.shardId}'; its effects are withheld: ${cause}`);
+    this.failure = new ArcError(code, `${what} in shard '${this.shardId}'; it stops and withholds its remaining effects: ${cause}`);
     this.onFailure?.(this.failure, this.shardId);
   }
 
@@ -509,7 +546,15 @@ export class Shard<I, E> {
     if (this.snapshots === undefined || this.snapshotInProgress) return;
     if (this.recordsSinceSnapshot < this.limits.snapshotEveryRecords) return;
     // Periodic snapshots skip the state hash: hashing every actor would stall the loop.
-    void this.snapshotNow(false);
+    // A failed snapshot costs only recovery time (the journal is the truth), so it is counted, not fatal.
+    this.snapshotNow(false).catch(() => {
+      this.snapshotFailures++;
+    });
+  }
+
+  /** Periodic snapshots that could not be stored (recovery then replays a longer tail). */
+  get failedSnapshots(): number {
+    return this.snapshotFailures;
   }
 
   /** Captures the state now (synchronously) and stores it once the journal is durable up to it. */
@@ -536,10 +581,11 @@ export class Shard<I, E> {
 
   private async whenDurable(offset: number): Promise<void> {
     while (this.durableOffset < offset) {
-      if (this.failure !== undefined) throw this.failure;
+      this.throwIfFailed();
       this.flush();
       await this.writeChain;
     }
+    this.throwIfFailed();
   }
 
   /**

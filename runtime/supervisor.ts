@@ -30,6 +30,8 @@ export interface SupervisorOptions<I, E> {
 export class Supervisor<I, E> {
   private readonly shards = new Map<string, Shard<I, E>>();
   private readonly options: SupervisorOptions<I, E>;
+  /** Shard-to-shard messages scheduled but not yet processed by their shard. */
+  private internalPending = 0;
 
   constructor(options: SupervisorOptions<I, E>) {
     this.options = options;
@@ -92,9 +94,13 @@ export class Supervisor<I, E> {
 
   /** Waits until every shard is durable and has released its effects (including shard-to-shard ones). */
   async whenIdle(): Promise<void> {
-    for (let round = 0; round < 64; round++) {
+    for (;;) {
       const before = this.all().map((s) => s.lastOffset);
       await Promise.all(this.all().map((shard) => shard.whenIdle()));
+      if (this.internalPending > 0) {
+        await new Promise<void>((resolve) => this.options.scheduler.soon(resolve));
+        continue;
+      }
       const after = this.all().map((s) => s.lastOffset);
       if (before.every((offset, i) => offset === after[i])) return;
     }
@@ -111,6 +117,27 @@ export class Supervisor<I, E> {
     return hasher.hex();
   }
 
+  /**
+   * Delivers a shard-to-shard message on a later turn (never re-entrantly inside
+   * another shard's release). A busy shard gets it again shortly; it is not dropped.
+   */
+  private deliver(target: Shard<I, E>, input: I, attempt = 0): void {
+    this.internalPending++;
+    const run = (): void => {
+      this.internalPending--;
+      try {
+        target.process(input, this.options.clock.nowMs());
+      } catch (error) {
+        if (error instanceof ArcError && error.code === ErrorCodes.OVERLOADED && attempt < 1_000) {
+          this.options.scheduler.after(Math.min(1_000, 10 * 2 ** Math.min(attempt, 6)), () => this.deliver(target, input, attempt + 1));
+          return;
+        }
+        this.options.onFailure?.(error instanceof Error ? error : new Error(String(error)), target.shardId);
+      }
+    };
+    this.options.scheduler.soon(run);
+  }
+
   private route(effects: readonly E[], from: string): void {
     const internal = this.options.internalInput;
     let external: E[] | undefined;
@@ -125,14 +152,7 @@ export class Supervisor<I, E> {
         (external ??= []).push(effect); // owned elsewhere: the transport forwards it
         continue;
       }
-      // Delivered on a later turn, never re-entrantly inside another shard's release.
-      this.options.scheduler.soon(() => {
-        try {
-          target.process(message.input, this.options.clock.nowMs());
-        } catch (error) {
-          this.options.onFailure?.(error instanceof Error ? error : new Error(String(error)), message.shardId);
-        }
-      });
+      this.deliver(target, message.input);
     }
     if (external !== undefined) this.options.onEffects(external, from);
   }

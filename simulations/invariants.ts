@@ -420,7 +420,8 @@ class ShardModel {
     } else if (TERMINAL_STATES.has(next)) {
       this.tally.outcome(res.requestId, next, loc);
       this.reservations.delete(res.requestId);
-    } else if (next === 'forwarded') {
+    } else if (next === 'forwarded' || next === 'forwarding') {
+      // Handed to another shard (forwarding: awaiting its acknowledgement): the outcome belongs there.
       this.tally.unfinished.set(res.requestId, loc);
       this.reservations.delete(res.requestId);
     }

@@ -1,4 +1,4 @@
-import { createRegion, type Region } from '../actors/region.js';
+import { createRegion, internalInput, type Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import type { RegionStats } from '../actors/region-stats.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
@@ -158,14 +158,9 @@ async function settle(region: Region, released: Map<string, RegionEffect[]>, fle
       any = true;
       handled += batch.length;
       for (const effect of batch) {
-        if (effect.type === 'forward') {
-          region.supervisor.submit(
-            { type: 'inference', request: effect.request, triedGeozones: effect.triedGeozones, targetGeozone: effect.toGeozone },
-            atMs,
-          );
-        } else {
-          fleet.onEffect(effect);
-        }
+        const internal = internalInput(effect);
+        if (internal !== undefined) region.supervisor.shard(internal.shardId).process(internal.input, atMs);
+        else fleet.onEffect(effect);
       }
     }
     if (!any) return handled;

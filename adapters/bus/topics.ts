@@ -73,6 +73,7 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
         message: { 'request-id': effect.requestId, outcome: effect.outcome, geozone: effect.geozone, 'node-id': effect.nodeId, reason: effect.reason, timestamp: iso(effect.atMs) },
       };
     case 'forward':
+    case 'forward-ack':
       return undefined;
   }
 }

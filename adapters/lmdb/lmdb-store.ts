@@ -132,9 +132,16 @@ export class LmdbJournal implements Journal {
       return Promise.reject(new Error(`append at offset ${first.offset}, journal expects ${this.next}`));
     }
     const stored: StoredRecord[] = records.map((r) => [r.atMs, r.actorId, r.kind, r.event, r.state]);
-    this.next += records.length;
-    return this.db.put(first.offset, stored).then((ok) => {
+    let written: Promise<boolean>;
+    try {
+      written = this.db.put(first.offset, stored);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    // The journal moves on only once the entry is durable: a failed write leaves no gap behind.
+    return written.then((ok) => {
       if (!ok) throw new Error(`journal entry at offset ${first.offset} was not written`);
+      this.next = first.offset + records.length;
     });
   }
 

@@ -130,3 +130,37 @@ test('no effect is released before the records that caused it are durable', asyn
     t.is(shard.lastDurableOffset, shard.lastOffset);
   });
 });
+
+test('fast recovery keeps an actor whose id was used before (a request id reused after its retention)', async (t) => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const store = new LmdbStore(dir);
+    const clock = new ManualClock(T0);
+    const region = createRegion({ geozones: ['CAISO'], store, clock, scheduler: realScheduler, deliverForwards: true, onEffects: () => undefined });
+    region.supervisor.recover();
+    const at = (ms: number, input: RegionInput): void => {
+      clock.set(T0 + ms);
+      region.supervisor.submit(input, T0 + ms);
+    };
+    at(0, telemetry('n1', 0));
+    at(10, request('r1'));
+    at(100, { type: 'result', requestId: 'r1', nodeId: 'n1', latencyMs: 90, status: 'completed' });
+    for (let ms = 20_000; ms <= 12 * 60_000; ms += 20_000) at(ms, telemetry('n1', ms));
+    at(12 * 60_000 + 1, request('r1')); // past the 10-minute retention: a new request with the same id
+    await region.supervisor.whenIdle();
+    t.is(reservationContext(region, 'r1')?.nodeId, 'n1');
+    const liveHash = region.supervisor.stateHash();
+    await store.close();
+
+    for (const skipEphemeral of [false, true]) {
+      const reopened = new LmdbStore(dir);
+      const again = createRegion({ geozones: ['CAISO'], store: reopened, clock: new ManualClock(0), scheduler: realScheduler, deliverForwards: false, onEffects: () => undefined });
+      again.supervisor.recover(false, { skipEphemeral });
+      t.is(again.supervisor.stateHash(), liveHash, `skipEphemeral=${String(skipEphemeral)}`);
+      t.is(reservationContext(again, 'r1')?.nodeId, 'n1');
+      await reopened.close();
+    }
+  } finally {
+    cleanup();
+  }
+});

@@ -92,6 +92,21 @@ test('a drained node that goes silent comes back draining', (t) => {
   t.is(actor.getSnapshot().value, 'draining');
 });
 
+test('a node that drained itself returns to routing when its reports stop saying so; an operator drain holds until resume', (t) => {
+  const actor = start({ draining: true });
+  t.is(actor.getSnapshot().value, 'draining');
+  actor.send({ type: 'telemetry', atMs: 20_000, report: report({ reportedAtMs: 2_000, draining: false }) });
+  t.is(actor.getSnapshot().value, 'online');
+  actor.send({ type: 'drain', atMs: 21_000 });
+  actor.send({ type: 'telemetry', atMs: 30_000, report: report({ reportedAtMs: 3_000, draining: false }) });
+  t.is(actor.getSnapshot().value, 'draining', 'operator drain outlives the node\'s own reports');
+  actor.send({ type: 'telemetry', atMs: 31_000, report: report({ reportedAtMs: 3_100, draining: true }) });
+  actor.send({ type: 'resume', atMs: 32_000 });
+  t.is(actor.getSnapshot().value, 'draining', 'the node still says it drains');
+  actor.send({ type: 'telemetry', atMs: 33_000, report: report({ reportedAtMs: 3_300, draining: false }) });
+  t.is(actor.getSnapshot().value, 'online');
+});
+
 test('an offline node takes no reservation', (t) => {
   const actor = start();
   actor.send({ type: 'timeout', atMs: 40_000 });

@@ -63,6 +63,11 @@ test('no candidate: rejected; forwarded hands it to another geozone', (t) => {
   t.is(a.getSnapshot().value, 'rejected');
   const b = start();
   b.send({ type: 'route.forwarded', atMs: 1_000, toGeozone: 'ERCOT', candidates: 0, reason: 'none here' });
+  t.is(b.getSnapshot().value, 'forwarding');
+  t.is(b.getSnapshot().context.forwardedTo, 'ERCOT');
+  b.send({ type: 'cancel', atMs: 1_100 });
+  t.is(b.getSnapshot().value, 'forwarding', 'the other shard owns it now');
+  b.send({ type: 'forward.accepted', atMs: 1_200 });
   t.is(b.getSnapshot().value, 'forwarded');
   t.is(b.getSnapshot().status, 'done');
 });
