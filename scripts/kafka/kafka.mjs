@@ -7,13 +7,14 @@
 //   node scripts/kafka/kafka.mjs status   prints "running ..." (exit 0) or "stopped" (exit 1)
 //
 // Everything lives in <repo>/.kafka: libs/ (the classpath), server.properties,
-// log4j2.properties, cluster-id, data/ (log.dirs), broker.log, broker.pid.
+// log4j2.properties, cluster-id, data/ (log.dirs), broker.log (+ .1, the previous run's), broker.pid,
+// start.lock (held while a start is in progress).
 // Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), JAVA_HOME,
 // KAFKA_START_TIMEOUT_MS (120000).
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 Java 17+ or Maven not available here.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,7 @@ const LOG4J_PROPERTIES = join(CACHE, 'log4j2.properties');
 const CLUSTER_ID_FILE = join(CACHE, 'cluster-id');
 const BROKER_LOG = join(CACHE, 'broker.log');
 const PID_FILE = join(CACHE, 'broker.pid');
+const START_LOCK = join(CACHE, 'start.lock');
 const READY_LINE = 'Kafka Server started';
 const MIN_JAVA = 17;
 
@@ -173,6 +175,7 @@ function writeServerProperties({ port, controllerPort }) {
     'offsets.topic.num.partitions=4',
     'transaction.state.log.replication.factor=1',
     'transaction.state.log.min.isr=1',
+    'transaction.state.log.num.partitions=4',
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
@@ -206,6 +209,8 @@ function javaArgs(mainClass, args) {
     '-XX:+UseG1GC',
     '-XX:MaxGCPauseMillis=20',
     '-Djava.awt.headless=true',
+    // Without this, log4j's own shutdown hook races Kafka's and the controlled-shutdown log is cut short.
+    '-Dlog4j2.shutdownHookEnabled=false',
     `-Dlog4j2.configurationFile=${LOG4J_PROPERTIES}`,
     '-cp',
     `${LIBS}/*`,
@@ -307,7 +312,10 @@ function portAnswers(port, timeoutMs = 1_000) {
 function logTail(lines = 40) {
   if (!existsSync(BROKER_LOG)) return '(no broker log)';
   const text = readFileSync(BROKER_LOG, 'utf8').trimEnd().split('\n');
-  return text.slice(-lines).join('\n');
+  return text
+    .slice(-lines)
+    .map((line) => (line.length > 400 ? `${line.slice(0, 400)} ...` : line))
+    .join('\n');
 }
 
 function logSaysReady() {
@@ -356,12 +364,57 @@ async function waitReady(pid, cfg) {
   );
 }
 
+/**
+ * Runs fn holding .kafka/start.lock, so that two concurrent `start`s do not both launch a broker:
+ * the second waits for the first, then finds its broker running.
+ */
+async function withStartLock(timeoutMs, fn) {
+  const deadline = performance.now() + timeoutMs;
+  let announced = false;
+  for (;;) {
+    try {
+      writeFileSync(START_LOCK, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+    }
+    let holder = NaN;
+    let ageMs = 0;
+    try {
+      holder = Number(readFileSync(START_LOCK, 'utf8').trim());
+      ageMs = Date.now() - statSync(START_LOCK).mtimeMs;
+    } catch (err) {
+      if (err.code === 'ENOENT') continue; // released meanwhile
+      throw err;
+    }
+    const valid = Number.isInteger(holder) && holder > 1;
+    // Left by a start that died; an empty file younger than 10 s is one being written right now.
+    if ((valid && !isAlive(holder)) || (!valid && ageMs > 10_000)) {
+      rmSync(START_LOCK, { force: true });
+      continue;
+    }
+    if (performance.now() > deadline) throw new CliError(`another start (pid ${holder}) still holds ${START_LOCK}`);
+    if (!announced) info(`another start (pid ${valid ? holder : '?'}) is in progress; waiting for it`);
+    announced = true;
+    await sleep(250);
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(START_LOCK, { force: true });
+  }
+}
+
 // ---------------------------------------------------------------- commands
 
 async function start() {
   const cfg = config();
   mkdirSync(CACHE, { recursive: true });
+  // Cold starts include a Maven download: give the lock holder that long plus the start timeout.
+  await withStartLock(cfg.startTimeoutMs + 600_000, () => startLocked(cfg));
+}
 
+async function startLocked(cfg) {
   const existing = runningBrokerPid();
   if (existing !== undefined) {
     // Ours is running: ready already, or still starting (e.g. a concurrent `start`): wait for it.
@@ -415,7 +468,7 @@ async function start() {
     await waitReady(pid, cfg);
   } catch (err) {
     if (isAlive(pid)) await terminate(pid, 10_000);
-    rmSync(PID_FILE, { force: true });
+    if (readPid() === pid) rmSync(PID_FILE, { force: true });
     throw err;
   }
   info(`broker ready at ${cfg.address} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
