@@ -1,0 +1,45 @@
+import test, { type ExecutionContext } from 'ava';
+import { connect } from 'node:net';
+
+/**
+ * Kafka tests run against a real broker: KAFKA_BROKERS (comma-separated), else
+ * 127.0.0.1:9092 (`npm run kafka:start`). Without one they are skipped with a
+ * notice, except under CI=true, where a missing broker is a failure.
+ */
+export const brokers = (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092')
+  .split(',')
+  .map((b) => b.trim())
+  .filter((b) => b.length > 0);
+
+function probe(address: string, timeoutMs: number): Promise<boolean> {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(colon + 1));
+  if (colon < 1 || !Number.isInteger(port)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export const brokerReachable = (await Promise.all(brokers.map((b) => probe(b, 2_000)))).some(Boolean);
+
+/** Registers a test that needs the broker (see above for what happens without one). */
+export function kafkaTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  if (brokerReachable) {
+    test.serial(title, fn);
+  } else if (process.env['CI'] === 'true') {
+    test(title, (t) => {
+      t.fail(`no Kafka broker reachable at ${brokers.join(',')}; under CI=true that is a failure (.ci/run starts one)`);
+    });
+  } else {
+    console.warn(`kafka test skipped: no broker at ${brokers.join(',')} (npm run kafka:start, or set KAFKA_BROKERS): ${title}`);
+    test.skip(`${title} (SKIPPED: no Kafka broker)`, () => undefined);
+  }
+}
