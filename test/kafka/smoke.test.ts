@@ -4,40 +4,16 @@
 // Brokers: KAFKA_BROKERS (comma-separated host:port), else 127.0.0.1:9092, started beforehand with
 // `npm run kafka:start` (scripts/kafka/kafka.mjs). With no broker reachable the test is skipped,
 // except under CI=true, where it fails: CI must start the broker.
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
-import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
 import kafkajs, { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
 
 // kafkajs is CommonJS and Node's named-export detection stops before ConfigResourceTypes: take it off the default export.
 const { ConfigResourceTypes } = kafkajs;
 
-const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092')
-  .split(',')
-  .map((b) => b.trim())
-  .filter((b) => b.length > 0);
-
-function probe(address: string, timeoutMs: number): Promise<boolean> {
-  const colon = address.lastIndexOf(':');
-  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
-  const port = Number(address.slice(colon + 1));
-  if (colon < 1 || !Number.isInteger(port)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
-
-const reachable = (await Promise.all(brokers.map((b) => probe(b, 2_000)))).some(Boolean);
 const where = brokers.join(',');
-const howToStart = '`npm run kafka:start` (node scripts/kafka/kafka.mjs start) starts one; KAFKA_BROKERS names another';
 
 /** Resolves once `count` messages were consumed, or rejects after timeoutMs. */
 async function consumeN(consumer: Consumer, topic: string, count: number, timeoutMs: number): Promise<KafkaMessage[]> {
@@ -171,13 +147,4 @@ async function smoke(t: ExecutionContext): Promise<void> {
   }
 }
 
-if (reachable) {
-  test.serial(`kafka smoke: admin, idempotent producer, consumer group, transactions (${where})`, smoke);
-} else if (process.env.CI === 'true') {
-  test(`kafka smoke: no broker reachable at ${where}`, (t) => {
-    t.fail(`CI=true but no Kafka broker answers at ${where}: CI must start the broker before the tests (${howToStart}).`);
-  });
-} else {
-  console.warn(`kafka smoke test skipped: no broker reachable at ${where}; ${howToStart}.`);
-  test.skip(`kafka smoke: SKIPPED, no broker reachable at ${where} (${howToStart})`, () => undefined);
-}
+kafkaTest(`kafka smoke: admin, idempotent producer, consumer group, transactions (${where})`, smoke);
