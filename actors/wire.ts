@@ -18,10 +18,11 @@ export const limits = {
   maxContextWindow: 10_000_000,
 } as const;
 
-const id = z.string().min(1).max(limits.maxIdLength).regex(/^[A-Za-z0-9._:@/-]+$/, 'letters, digits and . _ : @ / - only');
-const geozone = z.string().min(1).max(32).regex(/^[A-Z0-9_-]+$/, 'upper-case letters, digits, _ and - only');
-const fraction = z.number().min(0).max(1);
-const isoTimestamp = z.iso.datetime({ offset: true });
+/** Field rules shared by the input schemas here and the output schemas in wire-out.ts. */
+export const id = z.string().min(1).max(limits.maxIdLength).regex(/^[A-Za-z0-9._:@/-]+$/, 'letters, digits and . _ : @ / - only');
+export const geozone = z.string().min(1).max(32).regex(/^[A-Z0-9_-]+$/, 'upper-case letters, digits, _ and - only');
+export const fraction = z.number().min(0).max(1);
+export const isoTimestamp = z.iso.datetime({ offset: true });
 
 /** arc.telemetry.node — NodeTelemetry v2 */
 export const nodeTelemetrySchema = z.strictObject({

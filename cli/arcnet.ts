@@ -6,6 +6,7 @@ import { parseDurationMs } from '../simulations/duration.js';
 import { replayJournal } from '../simulations/replay.js';
 import { runSimulation } from '../simulations/run-simulation.js';
 import { createProgress } from './progress.js';
+import { kafkaTopicsCommand } from './kafka-topics-command.js';
 import { runRegion } from './region-command.js';
 
 const usage = `arcnet: the ArcNet regional runtime
@@ -18,6 +19,8 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
                 [--status-every 10s] [--effects-log FILE] [--run-for 5m]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
+  arcnet kafka:topics --kafka BROKERS --geozones A,B,C
+      Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
 `;
 
 function fail(error: unknown): never {
@@ -93,6 +96,7 @@ async function main(argv: string[]): Promise<void> {
       'effects-log': { type: 'string' },
       'run-for': { type: 'string' },
       progress: { type: 'string' },
+      kafka: { type: 'string' },
     },
   });
   switch (command) {
@@ -138,6 +142,12 @@ async function main(argv: string[]): Promise<void> {
         logger,
       });
       process.stdout.write(`${JSON.stringify(line)}\n`);
+      return;
+    }
+    case 'kafka:topics': {
+      const brokers = (values.kafka ?? process.env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
+      const result = await kafkaTopicsCommand({ brokers, geozones: geozoneList(values.geozones) });
+      print(result, values.json === true);
       return;
     }
     default:

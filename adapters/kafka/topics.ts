@@ -1,0 +1,283 @@
+import kafkajs, { Kafka, logLevel, type Admin, type ICustomPartitioner, type PartitionerArgs } from 'kafkajs';
+import { topics } from '../bus/topics.js';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+
+// kafkajs is CommonJS and Node's named-export detection misses some of its enums: take them off the default export.
+const { ConfigResourceTypes } = kafkajs;
+
+/**
+ * The Kafka topics of ArcNet: the seed's topic table (docs: arcnet-architecture.md,
+ * "Kafka Topics") with its retention, one `arc.command.dispatch.{geozone}` per geozone,
+ * and the topics the runtime itself needs (dead letters, the outputs effectToWire
+ * writes, one journal per shard, compacted snapshots).
+ *
+ * Partitioning by geozone: the topics keyed by geozone get one partition per
+ * geozone, and the geozone's partition is its index in the sorted geozone list
+ * (see geozonePartition and geozonePartitioner). Consumers must still route by the
+ * payload, never by the key or the partition.
+ */
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** How messages on a topic are keyed, which decides its partition count. */
+export type TopicKeying =
+  /** Key = geozone; one partition per geozone (geozonePartitioner). */
+  | 'geozone'
+  /** Key = shard id; one partition (journal, snapshots). */
+  | 'shard'
+  /** Not partitioned by ArcNet: one partition. */
+  | 'none';
+
+export interface TopicSpec {
+  readonly name: string;
+  readonly numPartitions: number;
+  /** retention.ms and cleanup.policy, as Kafka topic configs. */
+  readonly configEntries: readonly { readonly name: string; readonly value: string }[];
+  readonly keying: TopicKeying;
+  /** The geozone a per-geozone topic (dispatch, journal) belongs to. */
+  readonly geozone?: string;
+}
+
+export interface TopicSpecOptions {
+  /** Put in front of every name (tests isolate their topics this way). */
+  readonly prefix?: string;
+}
+
+const GEOZONE_PATTERN = /^[A-Z0-9_-]{1,32}$/;
+
+/** The geozones, validated, deduplicated and sorted: the order that numbers their partitions. */
+export function sortedGeozones(geozones: readonly string[]): string[] {
+  for (const g of geozones) {
+    if (!GEOZONE_PATTERN.test(g)) throw new ArcError(ErrorCodes.USAGE, `bad geozone '${g}': use upper-case letters, digits, _ or - (at most 32)`);
+  }
+  const list = [...new Set(geozones)].sort();
+  if (list.length === 0) throw new ArcError(ErrorCodes.USAGE, 'at least one geozone is needed');
+  return list;
+}
+
+/** Names of every ArcNet topic, with an optional prefix. */
+export function topicNames(options: TopicSpecOptions = {}) {
+  const p = options.prefix ?? '';
+  return {
+    telemetry: p + topics.telemetry,
+    inference: p + topics.inference,
+    result: p + topics.result,
+    dispatch: (geozone: string) => p + topics.dispatch(geozone),
+    jobSubmission: `${p}arc.job.submission`,
+    bridgePending: `${p}arc.bridge.pending`,
+    bridgeIngress: `${p}ornl.bridge.ingress`,
+    schedulerTraining: `${p}arc.scheduler.training`,
+    summary: p + topics.summary,
+    system: p + topics.system,
+    decision: p + topics.decision,
+    ended: p + topics.ended,
+    deadLetter: p + topics.deadLetter,
+    journal: (geozone: string) => `${p}arc.journal.${geozone}`,
+    snapshots: `${p}arc.snapshots`,
+  } as const;
+}
+
+/**
+ * The topic table for these geozones. Retention as in the seed; beyond the seed:
+ * arc.deadletter (30 d), arc.decision.inference and arc.reservation.ended (7 d,
+ * like results: effectToWire publishes there), arc.journal.{geozone} (kept
+ * forever, one partition: a shard's event-sourced journal) and arc.snapshots
+ * (compacted, one partition, keyed by shard id).
+ */
+export function topicSpecs(geozones: readonly string[], options: TopicSpecOptions = {}): TopicSpec[] {
+  const zones = sortedGeozones(geozones);
+  const n = topicNames(options);
+  const remove = (retentionMs: number) => [
+    { name: 'retention.ms', value: String(retentionMs) },
+    { name: 'cleanup.policy', value: 'delete' },
+  ];
+  const byGeozone = (name: string, retentionMs: number): TopicSpec => ({ name, numPartitions: zones.length, configEntries: remove(retentionMs), keying: 'geozone' });
+  const single = (name: string, retentionMs: number): TopicSpec => ({ name, numPartitions: 1, configEntries: remove(retentionMs), keying: 'none' });
+  return [
+    byGeozone(n.telemetry, 7 * DAY_MS),
+    byGeozone(n.inference, DAY_MS),
+    ...zones.map((geozone): TopicSpec => ({ ...single(n.dispatch(geozone), HOUR_MS), geozone })),
+    byGeozone(n.result, 7 * DAY_MS),
+    single(n.jobSubmission, 30 * DAY_MS),
+    single(n.bridgePending, 30 * DAY_MS),
+    single(n.bridgeIngress, 90 * DAY_MS),
+    single(n.schedulerTraining, 30 * DAY_MS),
+    byGeozone(n.summary, 30 * DAY_MS),
+    byGeozone(n.system, 90 * DAY_MS),
+    byGeozone(n.decision, 7 * DAY_MS),
+    byGeozone(n.ended, 7 * DAY_MS),
+    byGeozone(n.deadLetter, 30 * DAY_MS),
+    ...zones.map(
+      (geozone): TopicSpec => ({
+        name: n.journal(geozone),
+        numPartitions: 1,
+        configEntries: [
+          { name: 'retention.ms', value: '-1' },
+          { name: 'cleanup.policy', value: 'delete' },
+        ],
+        keying: 'shard',
+        geozone,
+      }),
+    ),
+    {
+      name: n.snapshots,
+      numPartitions: 1,
+      // retention.ms does not apply to a compact-only topic; -1 says so explicitly.
+      configEntries: [
+        { name: 'retention.ms', value: '-1' },
+        { name: 'cleanup.policy', value: 'compact' },
+        // A shard snapshot of 10,000 nodes is several MB (gzipped); the broker default is 1 MB.
+        { name: 'max.message.bytes', value: String(64 * 1024 * 1024) },
+      ],
+      keying: 'shard',
+    },
+  ];
+}
+
+/** The partition of a geozone on the topics keyed by geozone: its index in the sorted geozone list. */
+export function geozonePartition(geozone: string, geozones: readonly string[]): number {
+  const index = sortedGeozones(geozones).indexOf(geozone);
+  if (index < 0) {
+    throw new ArcError(ErrorCodes.VALIDATION, `unknown geozone '${geozone}': not one of ${[...geozones].join(', ')}`, { geozone, geozones: [...geozones] });
+  }
+  return index;
+}
+
+/**
+ * A kafkajs `createPartitioner` that routes by the message key = geozone:
+ * a message with an explicit partition keeps it; on a single-partition topic
+ * (dispatch, journal, snapshots, the seed's job topics) everything goes to 0;
+ * otherwise the key must be one of the geozones and selects its partition
+ * (ArcError VALIDATION for a missing or unknown key, USAGE for a topic with too
+ * few partitions for the geozone list: run `arcnet kafka:topics`). The error
+ * rejects the producer's send.
+ */
+export function geozonePartitioner(geozones: readonly string[]): ICustomPartitioner {
+  const zones = sortedGeozones(geozones);
+  const indexOf = new Map(zones.map((g, i) => [g, i]));
+  return () =>
+    ({ topic, partitionMetadata, message }: PartitionerArgs): number => {
+      if (message.partition !== undefined && message.partition !== null) return message.partition;
+      if (partitionMetadata.length === 1) return 0;
+      const key = message.key === undefined || message.key === null ? undefined : message.key.toString();
+      const index = key === undefined ? undefined : indexOf.get(key);
+      if (index === undefined) {
+        throw new ArcError(
+          ErrorCodes.VALIDATION,
+          key === undefined ? `message to ${topic} has no key: key it by geozone` : `message to ${topic} is keyed by unknown geozone '${key}'`,
+          { topic, key: key ?? null, geozones: zones },
+        );
+      }
+      if (index >= partitionMetadata.length) {
+        throw new ArcError(ErrorCodes.USAGE, `${topic} has ${partitionMetadata.length} partitions, too few for ${zones.length} geozones: run arcnet kafka:topics`, {
+          topic,
+          partitions: partitionMetadata.length,
+          geozones: zones,
+        });
+      }
+      return index;
+    };
+}
+
+export interface EnsureTopicsOptions {
+  /** Default: the broker's default.replication.factor. */
+  readonly replicationFactor?: number;
+  /** How long the broker may take to create a topic and elect its leader, in ms (default 60 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface EnsureTopicsResult {
+  readonly created: string[];
+  readonly existing: string[];
+}
+
+/**
+ * Creates the topics that do not exist yet (and waits for their leaders); leaves
+ * existing ones as they are, without checking their settings. Safe to run
+ * concurrently: a topic another process created first counts as existing.
+ */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], options: EnsureTopicsOptions = {}): Promise<EnsureTopicsResult> {
+  const timeout = options.timeoutMs ?? 60_000;
+  const present = new Set(await admin.listTopics());
+  const missing = specs.filter((s) => !present.has(s.name));
+  // One request per topic, so that a concurrent creator is told apart per topic (kafkajs answers
+  // false, without waiting for leaders, when any topic of a request already existed).
+  const outcomes = await Promise.all(
+    missing.map((s) =>
+      admin.createTopics({
+        waitForLeaders: true,
+        timeout,
+        topics: [
+          {
+            topic: s.name,
+            numPartitions: s.numPartitions,
+            ...(options.replicationFactor === undefined ? {} : { replicationFactor: options.replicationFactor }),
+            configEntries: s.configEntries.map((e) => ({ name: e.name, value: e.value })),
+          },
+        ],
+      }),
+    ),
+  );
+  const created = missing.filter((_, i) => outcomes[i] === true).map((s) => s.name);
+  const createdSet = new Set(created);
+  const existing = specs.filter((s) => !createdSet.has(s.name)).map((s) => s.name);
+  return { created, existing };
+}
+
+export interface TopicRetention {
+  readonly retentionMs: string | undefined;
+  readonly cleanupPolicy: string | undefined;
+}
+
+/** retention.ms and cleanup.policy of each topic, as the broker reports them. */
+export async function describeRetention(admin: Admin, names: readonly string[]): Promise<Record<string, TopicRetention>> {
+  if (names.length === 0) return {};
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['retention.ms', 'cleanup.policy'] })),
+  });
+  const out: Record<string, TopicRetention> = {};
+  for (const resource of described.resources) {
+    if (resource.errorCode !== 0) {
+      throw new ArcError(ErrorCodes.USAGE, `cannot describe topic ${resource.resourceName}: ${resource.errorMessage || `error code ${resource.errorCode}`}`);
+    }
+    const value = (config: string) => resource.configEntries.find((e) => e.configName === config)?.configValue;
+    out[resource.resourceName] = { retentionMs: value('retention.ms'), cleanupPolicy: value('cleanup.policy') };
+  }
+  return out;
+}
+
+/**
+ * Connects an admin client to `brokers`, ensures the topics and disconnects
+ * (what `arcnet kafka:topics` does, for callers that do not hold a client).
+ */
+export async function ensureTopicsAt(
+  brokers: readonly string[],
+  specs: readonly TopicSpec[],
+  options: EnsureTopicsOptions & { readonly clientId?: string } = {},
+): Promise<EnsureTopicsResult> {
+  const kafka = new Kafka({
+    clientId: options.clientId ?? 'arcnet-topics',
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 10_000,
+    requestTimeout: 60_000,
+    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+  const admin = kafka.admin();
+  try {
+    try {
+      await admin.connect();
+    } catch (error) {
+      throw new ArcError(
+        ErrorCodes.USAGE,
+        `no Kafka broker answers at ${brokers.join(',')}: ${(error as Error).message} (npm run kafka:start starts a local one)`,
+        { brokers: [...brokers] },
+      );
+    }
+    return await ensureTopics(admin, specs, options);
+  } finally {
+    await admin.disconnect();
+  }
+}
