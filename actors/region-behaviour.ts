@@ -156,12 +156,13 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   private onRequest(request: InferenceRequest, triedGeozones: readonly string[], ctx: Ctx): void {
     const actorId = reservationActorId(request.requestId);
     const sender = triedGeozones[triedGeozones.length - 1];
+    const seen = ctx.snapshot(actorId) !== undefined || this.endedRecently(request.requestId, ctx.nowMs);
     if (sender !== undefined) {
       // A forwarded copy is acknowledged whether it is new or a re-send we already took.
       ctx.emit({ type: 'forward-ack', atMs: ctx.nowMs, toGeozone: sender, requestId: request.requestId });
-      if (ctx.snapshot(actorId) !== undefined || this.ended.has(request.requestId)) return;
+      if (seen) return;
     }
-    if (ctx.snapshot(actorId) !== undefined || this.ended.has(request.requestId)) {
+    if (seen) {
       ctx.emit({
         type: 'decision',
         atMs: ctx.nowMs,
@@ -364,22 +365,30 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
     }
   }
 
+  /** Whether the id ended here within the retention window (older memories are being forgotten). */
+  private endedRecently(requestId: string, nowMs: number): boolean {
+    const endedAtMs = this.ended.get(requestId);
+    return endedAtMs !== undefined && endedAtMs > nowMs - this.config.requestIdRetentionMs;
+  }
+
+  /**
+   * Remembers an ended request id, and forgets those past retention or over the
+   * cap, oldest first: a little on every end rather than a burst at some tick, so
+   * no single input pays for a minute's worth of evictions (and replay, which
+   * sees the same ends in the same order, forgets the same ids).
+   */
   private remember(requestId: string, atMs: number): void {
+    this.ended.delete(requestId); // re-inserted at the end, so the map stays in order of ending
     this.ended.set(requestId, atMs);
-    while (this.ended.size > this.config.maxRememberedRequestIds) {
-      const oldest = this.ended.keys().next().value as string;
+    const horizon = atMs - this.config.requestIdRetentionMs;
+    for (const [oldest, endedAtMs] of this.ended) {
+      if (endedAtMs > horizon && this.ended.size <= this.config.maxRememberedRequestIds) break;
       this.ended.delete(oldest);
     }
   }
 
-  applyNote(record: JournalRecord): void {
-    if (record.event.type !== 'summary') return;
-    // Forget ended request ids past retention (at summary ticks, so replay does the same).
-    const horizon = record.atMs - this.config.requestIdRetentionMs;
-    for (const [requestId, endedAtMs] of this.ended) {
-      if (endedAtMs > horizon) break;
-      this.ended.delete(requestId);
-    }
+  applyNote(_record: JournalRecord): void {
+    // Summaries change no behaviour state; they are journaled for the record.
   }
 
   saveState(): unknown {
