@@ -6,6 +6,7 @@ import { parseDurationMs } from '../simulations/duration.js';
 import { replayJournal } from '../simulations/replay.js';
 import { runSimulation } from '../simulations/run-simulation.js';
 import { createProgress } from './progress.js';
+import { runKafkaRegion } from './kafka-region-command.js';
 import { kafkaTopicsCommand } from './kafka-topics-command.js';
 import { runRegion } from './region-command.js';
 
@@ -19,6 +20,9 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
                 [--status-every 10s] [--effects-log FILE] [--run-for 5m]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
+  arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--status-every 10s] [--run-for 5m]
+      The same shards with journal and snapshots in Kafka; processes of one group share the geozones
+      (a consumer group decides who owns which) and take over from one that dies.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
 `;
@@ -97,6 +101,7 @@ async function main(argv: string[]): Promise<void> {
       'run-for': { type: 'string' },
       progress: { type: 'string' },
       kafka: { type: 'string' },
+      group: { type: 'string' },
     },
   });
   switch (command) {
@@ -129,6 +134,19 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'region': {
       const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
+      if (values.kafka !== undefined) {
+        const line = await runKafkaRegion({
+          brokers: values.kafka.split(',').filter((b) => b !== ''),
+          geozones: geozoneList(values.geozones),
+          groupId: values.group ?? 'arcnet-region',
+          statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
+          runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
+          logger,
+        });
+        process.stdout.write(`${JSON.stringify(line)}\n`);
+        // kafkajs may keep sockets open briefly after disconnecting; the line is out, the process is done.
+        process.exit(process.exitCode ?? 0);
+      }
       const line = await runRegion({
         dataDir: required(values.data, 'data'),
         geozones: geozoneList(values.geozones),
