@@ -6,7 +6,7 @@ import { connect } from 'node:net';
  * 127.0.0.1:9092 (`npm run kafka:start`). Without one they are skipped with a
  * notice, except under CI=true, where a missing broker is a failure.
  */
-export const brokers = (process.env['KAFKA_BROKERS'] ?? '127.0.0.1:9092')
+export const brokers = (process.env['KAFKA_BROKERS'] ?? `127.0.0.1:${process.env['KAFKA_PORT'] ?? '9092'}`)
   .split(',')
   .map((b) => b.trim())
   .filter((b) => b.length > 0);
