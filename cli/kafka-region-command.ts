@@ -24,6 +24,7 @@ import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { JournalStore } from '../runtime/journal.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
+import { inputToWire } from '../simulations/wire-producer.js';
 
 export interface KafkaRegionOptions {
   /** Bootstrap brokers, host:port. */
@@ -322,22 +323,9 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
   }
 
   async function rerouteTelemetry(input: RegionInput, topic: string, target: string): Promise<void> {
-    if (input.type !== 'telemetry') return;
-    const r = input.report;
-    const wire: Record<string, unknown> = {
-      'node-id': input.nodeId,
-      geozone: r.geozone,
-      geohash: r.geohash,
-      'energy-source': r.energySource,
-      'battery-level': r.batteryLevel,
-      'gpu-utilization': r.gpuUtilization,
-      'models-loaded': r.modelsLoaded,
-      timestamp: new Date(r.reportedAtMs).toISOString(),
-      'gpu-count': r.gpuCount,
-      ...(r.nodeName === undefined ? {} : { 'node-name': r.nodeName }),
-      ...(r.draining ? { status: 'draining' } : {}),
-    };
-    await producer.send([{ topic, key: target, value: JSON.stringify(wire) }]);
+    const wire = input.type === 'telemetry' ? inputToWire(input) : undefined;
+    if (wire === undefined) return;
+    await producer.send([{ topic, key: target, value: JSON.stringify(wire.message) }]);
   }
 
   /** Applies an input to its shard; waits while the shard is overloaded. False if it was not applied. */
