@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { endToEndBench } from './end-to-end.js';
+import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
 import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
 import { replayBench } from './replay.js';
@@ -24,6 +26,21 @@ function note(text: string): void {
   if (!jsonOnly) process.stderr.write(`${text}\n`);
 }
 
+/** Whether a broker answers (the Kafka bench is skipped with a notice otherwise). */
+function answers(address: string): Promise<boolean> {
+  const colon = address.lastIndexOf(':');
+  return new Promise((resolve) => {
+    const socket = connect({ host: address.slice(0, colon), port: Number(address.slice(colon + 1)) });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1500, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
 try {
   if (only === undefined || only === 'routing') {
     note('routing: index vs full scan at 1,000 and 10,000 nodes');
@@ -43,6 +60,15 @@ try {
   if (only === undefined || only === 'memory') {
     note('memory: heap per actor at 10,000 actors');
     emit(await memoryBench(join(dir, 'memory')));
+  }
+  if (only === undefined || only === 'kafka') {
+    const brokers = kafkaBrokers();
+    if ((await Promise.all(brokers.map(answers))).some(Boolean)) {
+      note('kafka: requests through `arcnet region --kafka` on the broker vs raw kafkajs produce');
+      emit(await kafkaEndToEndBench());
+    } else {
+      process.stderr.write(`kafka bench skipped: no broker at ${brokers.join(',')} (npm run kafka:start, or set KAFKA_BROKERS)\n`);
+    }
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
