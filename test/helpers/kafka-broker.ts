@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { Kafka, logLevel } from 'kafkajs';
 import { connect } from 'node:net';
 
 /**
@@ -41,5 +42,38 @@ export function kafkaTest(title: string, fn: (t: ExecutionContext) => Promise<vo
   } else {
     console.warn(`kafka test skipped: no broker at ${brokers.join(',')} (npm run kafka:start, or set KAFKA_BROKERS): ${title}`);
     test.skip(`${title} (SKIPPED: no Kafka broker)`, () => undefined);
+  }
+}
+
+/**
+ * A kafkajs client for tests: generous timeouts for a 2-core machine, bounded
+ * retries, and its log collected into `clientLog` (kafkajs logs retriable errors
+ * at ERROR level; tests print the log only when they fail).
+ */
+export function testKafka(clientId: string, clientLog?: string[]): Kafka {
+  return new Kafka({
+    clientId,
+    brokers,
+    logLevel: clientLog === undefined ? logLevel.NOTHING : logLevel.WARN,
+    logCreator: () => (entry) => {
+      clientLog?.push(`${entry.label} [${entry.namespace}] ${entry.log.message} ${JSON.stringify({ ...entry.log, message: undefined, timestamp: undefined })}`);
+    },
+    connectionTimeout: 10_000,
+    requestTimeout: 60_000,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
+}
+
+/** Deletes a test run's topics; leftovers have unique names and harm no other test. */
+export async function deleteTopicsWithPrefix(prefix: string): Promise<void> {
+  const admin = testKafka(`cleanup-${prefix}`).admin();
+  try {
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((name) => name.startsWith(prefix));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
+  } catch {
+    // best effort
+  } finally {
+    await admin.disconnect();
   }
 }

@@ -1,13 +1,13 @@
 import type { ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Kafka, Producer } from 'kafkajs';
 import type { RegionInput } from '../../actors/region-io.js';
 import { parseWire, type WireKind } from '../../actors/wire.js';
 import { systemEventSchema } from '../../actors/wire-out.js';
 import { ensureTopics, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
 import { deadLetterHeaders, startValidatingConsumer, type MessageSource, type ValidatingConsumer } from '../../adapters/kafka/validating-consumer.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 
 const GEOZONES = ['CAISO', 'ERCOT', 'PJM'];
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -46,17 +46,7 @@ interface Collected {
 }
 
 function makeKafka(run: string, clientLog: string[]): Kafka {
-  return new Kafka({
-    clientId: `dead-letter-${run}`,
-    brokers,
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry) => {
-      clientLog.push(`${entry.label} [${entry.namespace}] ${entry.log.message} ${JSON.stringify({ ...entry.log, message: undefined, timestamp: undefined })}`);
-    },
-    connectionTimeout: 10_000,
-    requestTimeout: 60_000,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
+  return testKafka(`dead-letter-${run}`, clientLog);
 }
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {

@@ -8,20 +8,8 @@ import { journalTopic, journalTransactionalId, KafkaStore } from '../../adapters
 import { monotonicNowMs, realScheduler } from '../../runtime/clock.js';
 import { Shard } from '../../runtime/shard.js';
 import { makeRecords, nodeBehaviour, type NodeInput } from '../contract/journal-contract.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { brokers, deleteTopicsWithPrefix, kafkaTest } from '../helpers/kafka-broker.js';
 
-async function deleteTopicsWithPrefix(prefix: string): Promise<void> {
-  const admin = new Kafka({ clientId: 'fencing-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
-  try {
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((name) => name.startsWith(prefix));
-    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
-  } catch {
-    // Leftover topics have unique names; they harm no other test.
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 const S = 'S';
 const T = 'T';

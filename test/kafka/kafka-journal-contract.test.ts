@@ -6,21 +6,9 @@ import { KafkaStore } from '../../adapters/kafka/kafka-store.js';
 import { monotonicNowMs } from '../../runtime/clock.js';
 import type { JournalRecord } from '../../runtime/journal.js';
 import { CONTRACT_SHARDS, journalContract, makeRecords } from '../contract/journal-contract.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { brokers, deleteTopicsWithPrefix, kafkaTest } from '../helpers/kafka-broker.js';
 
 /** Deletes every topic whose name starts with the prefix (best effort: tests leave nothing behind). */
-async function deleteTopicsWithPrefix(prefix: string): Promise<void> {
-  const admin = new Kafka({ clientId: 'contract-cleanup', brokers, logLevel: logLevel.NOTHING }).admin();
-  try {
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((name) => name.startsWith(prefix));
-    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 30_000 });
-  } catch {
-    // Leftover topics have unique names; they harm no other test.
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 journalContract('kafka', kafkaTest, async () => {
   const prefix = `contract-${randomUUID().slice(0, 8)}-`;

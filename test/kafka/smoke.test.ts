@@ -7,8 +7,8 @@
 import type { ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
-import kafkajs, { Kafka, logLevel, Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
+import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
+import kafkajs, { Partitioners, type Consumer, type KafkaMessage } from 'kafkajs';
 
 // kafkajs is CommonJS and Node's named-export detection stops before ConfigResourceTypes: take it off the default export.
 const { ConfigResourceTypes } = kafkajs;
@@ -45,19 +45,7 @@ async function smoke(t: ExecutionContext): Promise<void> {
   const txTopic = `smoke-tx-${run}`;
   const retentionMs = '3600000';
   const clientLog: string[] = [];
-  const kafka = new Kafka({
-    clientId: `smoke-${run}`,
-    brokers,
-    logLevel: logLevel.WARN,
-    // kafkajs logs retriable errors (coordinator not yet available, CONCURRENT_TRANSACTIONS) at ERROR
-    // level; keep its log quiet and show it only when the test fails.
-    logCreator: () => (entry) => {
-      clientLog.push(`${entry.label} [${entry.namespace}] ${entry.log.message} ${JSON.stringify({ ...entry.log, message: undefined, timestamp: undefined })}`);
-    },
-    connectionTimeout: 10_000,
-    requestTimeout: 60_000,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
+  const kafka = testKafka(`smoke-${run}`, clientLog);
   const admin = kafka.admin();
   // Bounded retries: the idempotent default (retry forever) would hang the test on a broken broker.
   const producer = kafka.producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 10 } });

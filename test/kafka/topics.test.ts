@@ -1,11 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel, type Admin, type Consumer } from 'kafkajs';
+import { type Admin, type Consumer, type Kafka } from 'kafkajs';
 import { describeRetention, ensureTopics, geozonePartition, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
 import { kafkaTopicsCommand } from '../../cli/kafka-topics-command.js';
 import { ArcError } from '../../runtime/errors.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 
 const GEOZONES = ['CAISO', 'ERCOT', 'PJM'] as const;
 const HOUR = 3_600_000;
@@ -35,17 +35,7 @@ const expected: Record<string, { retention: string; cleanup: string; partitions:
 };
 
 function client(run: string, clientLog: string[]): Kafka {
-  return new Kafka({
-    clientId: `topics-test-${run}`,
-    brokers,
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry) => {
-      clientLog.push(`${entry.label} [${entry.namespace}] ${entry.log.message}`);
-    },
-    connectionTimeout: 10_000,
-    requestTimeout: 60_000,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
+  return testKafka(`topics-test-${run}`, clientLog);
 }
 
 async function deleteTopics(t: ExecutionContext, admin: Admin, names: string[]): Promise<void> {

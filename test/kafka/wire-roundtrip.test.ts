@@ -1,7 +1,7 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel, type Consumer } from 'kafkajs';
+import type { Consumer } from 'kafkajs';
 import type { z } from 'zod';
 import { createRegion } from '../../actors/region.js';
 import type { RegionEffect } from '../../actors/region-io.js';
@@ -21,7 +21,7 @@ import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { ManualClock, realScheduler } from '../../runtime/clock.js';
 import { ArcError } from '../../runtime/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 
 const GEOZONES = ['CAISO', 'ERCOT', 'PJM'];
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
@@ -348,17 +348,7 @@ kafkaTest('every wire schema survives a round trip through real topics: produce,
   const run = randomUUID().slice(0, 8);
   const prefix = `t${run}.`;
   const clientLog: string[] = [];
-  const kafka = new Kafka({
-    clientId: `wire-roundtrip-${run}`,
-    brokers,
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry) => {
-      clientLog.push(`${entry.label} [${entry.namespace}] ${entry.log.message}`);
-    },
-    connectionTimeout: 10_000,
-    requestTimeout: 60_000,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
-  });
+  const kafka = testKafka(`wire-roundtrip-${run}`, clientLog);
   const admin = kafka.admin();
   const producer = kafka.producer({ createPartitioner: geozonePartitioner(GEOZONES), idempotent: true, retry: { retries: 5 } });
   const consumer: Consumer = kafka.consumer({ groupId: `wire-roundtrip-${run}`, sessionTimeout: 30_000, rebalanceTimeout: 60_000 });
