@@ -112,7 +112,7 @@ function check(shards: Record<string, ShardLog>, config?: Partial<CheckerConfig>
   return checker.finish();
 }
 
-/** The clean scenario the brief describes, across two shards. */
+/** A clean region across two shards: every kind of record the checker knows, no violation. */
 function cleanRegion(): Record<string, ShardLog> {
   const caiso = new ShardLog()
     .node(0, 'a', { gpuCount: 1, reservationsPerGpu: 2 })
