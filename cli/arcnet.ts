@@ -18,7 +18,7 @@ const usage = `arcnet: the ArcNet regional runtime
       Rebuild the state from the journal alone and check its invariants.
       --fast skips re-running actors born and ended within the journal (recovery's path).
   arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
-                [--status-every 10s] [--effects-log FILE] [--run-for 5m]
+                [--status-every 10s] [--effects-log FILE] [--run-for 5m] [--port 8080]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
   arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--status-every 10s] [--run-for 5m]
       The same shards with journal and snapshots in Kafka; processes of one group share the geozones
@@ -102,6 +102,7 @@ async function main(argv: string[]): Promise<void> {
       progress: { type: 'string' },
       kafka: { type: 'string' },
       group: { type: 'string' },
+      port: { type: 'string' },
     },
   });
   switch (command) {
@@ -157,6 +158,7 @@ async function main(argv: string[]): Promise<void> {
         statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
         effectsLog: values['effects-log'],
         runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
+        port: values.port === undefined ? undefined : integer(values.port, 'port'),
         logger,
       });
       process.stdout.write(`${JSON.stringify(line)}\n`);

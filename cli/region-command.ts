@@ -11,7 +11,10 @@ import { Prng } from '../runtime/random.js';
 import { defaultFaults, noFaults, SimFleet } from '../simulations/fleet.js';
 import { inputToWire } from '../simulations/wire-producer.js';
 import { SimWorkload } from '../simulations/workload.js';
+import { limits } from '../actors/wire.js';
+import { buildHttpApi } from '../adapters/http/http-api.js';
 import { connectInputs } from './bus-edge.js';
+import { createRegionApi } from './region-api.js';
 
 export interface RegionCommandOptions {
   readonly dataDir: string;
@@ -26,6 +29,8 @@ export interface RegionCommandOptions {
   /** Stop by itself after this long (wall clock); runs until SIGTERM/SIGINT otherwise. */
   readonly runForMs?: number | undefined;
   readonly logger: Logger;
+  /** Serve the HTTP API on 127.0.0.1 at this port (none when undefined). */
+  readonly port?: number | undefined;
 }
 
 /**
@@ -63,7 +68,11 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   });
   const supervisor = region.supervisor;
 
+  let ready = false;
+  const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping });
+
   function onEffects(effects: readonly RegionEffect[]): void {
+    http.onEffects(effects);
     if (effectsFd !== undefined) {
       let lines = '';
       for (const effect of effects) if (effect.type === 'dispatch' || effect.type === 'decision') lines += `${JSON.stringify(effect)}\n`;
@@ -91,6 +100,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const recoverStart = monotonicNowMs();
   // Reservations that began and ended before the restart are not rebuilt one transition at a time.
   const recovered = supervisor.recover(true, { skipEphemeral: true });
+  ready = true;
   const lastTimeMs = Math.max(0, ...supervisor.all().map((shard) => shard.nowMs));
   clock.raiseFloor(lastTimeMs);
   log.info({ recovered, ms: Math.round(monotonicNowMs() - recoverStart) }, 'recovered');
@@ -151,9 +161,13 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   let resolveDone: (value: Record<string, unknown>) => void = () => undefined;
   const done = new Promise<Record<string, unknown>>((resolve) => (resolveDone = resolve));
 
+  const server = options.port === undefined ? undefined : buildHttpApi(http.api, { bodyLimitBytes: limits.maxMessageBytes });
+  if (server !== undefined) log.info({ address: await server.listen({ host: '127.0.0.1', port: options.port }) }, 'HTTP API listening');
+
   async function shutdown(reason: string): Promise<void> {
     if (stopping) return;
     stopping = true;
+    await server?.close();
     log.info({ reason }, 'stopping');
     clearInterval(statusTimer);
     fleet?.stop();

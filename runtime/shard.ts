@@ -579,7 +579,8 @@ export class Shard<I, E> {
     return withHash ? { ...snapshot, stateHash: this.stateHash() } : snapshot;
   }
 
-  private async whenDurable(offset: number): Promise<void> {
+  /** Resolves once the journal is durable up to `offset` (rejects if the shard fails first). */
+  async whenDurable(offset: number): Promise<void> {
     while (this.durableOffset < offset) {
       this.throwIfFailed();
       this.flush();

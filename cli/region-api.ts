@@ -1,0 +1,122 @@
+import type { AnyMachineSnapshot } from 'xstate';
+import { NODE_KIND } from '../actors/node-actor.js';
+import type { Region } from '../actors/region.js';
+import type { RegionEffect } from '../actors/region-io.js';
+import { RESERVATION_KIND } from '../actors/reservation-actor.js';
+import { summarize } from '../actors/summary.js';
+import { parseWire } from '../actors/wire.js';
+import type { DecisionView, RegionApi } from '../adapters/http/http-api.js';
+import type { NodeContext, NodeStatus } from '../machines/node.js';
+import { realScheduler } from '../runtime/clock.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
+
+/**
+ * The region behind the HTTP API: requests go in through the same edge
+ * validation as the bus, and an inference request is answered with its routing
+ * decision, which the region releases only once it is durable.
+ */
+export function createRegionApi(region: Region, options: { decisionTimeoutMs: number; ready: () => boolean }): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
+  const waiting = new Map<string, ((decision: DecisionView) => void)[]>();
+
+  const onEffects = (effects: readonly RegionEffect[]): void => {
+    for (const effect of effects) {
+      if (effect.type !== 'decision') continue;
+      const waiters = waiting.get(effect.requestId);
+      if (waiters === undefined) continue;
+      waiting.delete(effect.requestId);
+      for (const resolve of waiters) resolve(effect);
+    }
+  };
+
+  const nodeDoc = (geozone: string, snapshot: AnyMachineSnapshot): Record<string, unknown> => {
+    const c = snapshot.context as NodeContext;
+    return {
+      id: c.nodeId,
+      name: c.nodeName ?? null,
+      geozone,
+      geohash: c.geohash,
+      energySource: c.energySource,
+      batteryLevel: c.batteryLevel,
+      gpuUtilization: c.gpuUtilization,
+      gpuCount: c.gpuCount,
+      modelsLoaded: c.modelsLoaded,
+      status: snapshot.value as NodeStatus,
+      lastSeenAtMs: c.lastSeenAtMs,
+      reservations: c.reservations,
+    };
+  };
+
+  const find = (actorId: string): { geozone: string; snapshot: AnyMachineSnapshot } | undefined => {
+    for (const shard of region.supervisor.all()) {
+      const snapshot = shard.snapshotOf(actorId);
+      if (snapshot !== undefined) return { geozone: shard.shardId, snapshot };
+    }
+    return undefined;
+  };
+
+  const api: RegionApi = {
+    ready: options.ready,
+    infer: (body) => {
+      const input = parseWire('inference', body);
+      if (input.type !== 'inference') throw new ArcError(ErrorCodes.INVARIANT, 'parsed inference is not an inference');
+      const requestId = input.request.requestId;
+      return new Promise<DecisionView>((resolve, reject) => {
+        const cancel = realScheduler.after(options.decisionTimeoutMs, () => {
+          waiting.delete(requestId);
+          reject(new ArcError(ErrorCodes.OVERLOADED, `no routing decision for ${requestId} within ${options.decisionTimeoutMs} ms; retry with the same request-id`));
+        });
+        const list = waiting.get(requestId) ?? [];
+        list.push((decision) => {
+          cancel();
+          resolve(decision);
+        });
+        waiting.set(requestId, list);
+        try {
+          region.supervisor.submit(input);
+        } catch (error) {
+          cancel();
+          waiting.delete(requestId);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    },
+    ingest: async (kind, body) => {
+      const input = parseWire(kind, body);
+      const shard = region.supervisor.shard(region.shardOf(input));
+      region.supervisor.submit(input);
+      await shard.whenDurable(shard.lastOffset);
+    },
+    nodes: (filter) => {
+      const docs: Record<string, unknown>[] = [];
+      for (const shard of region.supervisor.all()) {
+        if (filter.geozone !== undefined && filter.geozone !== shard.shardId) continue;
+        for (const [, kind, snapshot] of shard.actors()) {
+          if (kind.name !== NODE_KIND) continue;
+          if (filter.status !== undefined && snapshot.value !== filter.status) continue;
+          if (filter.model !== undefined && !(snapshot.context as NodeContext).modelsLoaded.includes(filter.model)) continue;
+          docs.push(nodeDoc(shard.shardId, snapshot));
+        }
+      }
+      return docs.sort((a, b) => String(a['id']).localeCompare(String(b['id'])));
+    },
+    node: (nodeId) => {
+      const found = find(`node/${nodeId}`);
+      return found === undefined ? undefined : nodeDoc(found.geozone, found.snapshot);
+    },
+    reservation: (requestId) => {
+      const found = find(`reservation/${requestId}`);
+      return found === undefined ? undefined : { geozone: found.geozone, state: found.snapshot.value as string, ...(found.snapshot.context as Record<string, unknown>) };
+    },
+    summary: () =>
+      region.supervisor.all().map((shard) => {
+        const nodes: { status: NodeStatus; context: NodeContext }[] = [];
+        let open = 0;
+        for (const [, kind, snapshot] of shard.actors()) {
+          if (kind.name === NODE_KIND) nodes.push({ status: snapshot.value as NodeStatus, context: snapshot.context as NodeContext });
+          else if (kind.name === RESERVATION_KIND) open++;
+        }
+        return { ...summarize(shard.shardId, shard.nowMs, nodes, open) };
+      }),
+  };
+  return { api, onEffects };
+}

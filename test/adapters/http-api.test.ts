@@ -1,0 +1,117 @@
+import test from 'ava';
+import { createRegion, type Region } from '../../actors/region.js';
+import { limits } from '../../actors/wire.js';
+import { buildHttpApi } from '../../adapters/http/http-api.js';
+import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
+import { createRegionApi } from '../../cli/region-api.js';
+import { realScheduler, WallClock } from '../../runtime/clock.js';
+import { tempDir } from '../helpers/fixtures.js';
+
+const telemetry = (nodeId: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    'node-id': nodeId,
+    geozone: 'CAISO',
+    geohash: '9q9hvu',
+    'energy-source': 'cogen',
+    'battery-level': 0.9,
+    'gpu-utilization': 0.3,
+    'models-loaded': ['llama-3-70b'],
+    timestamp: new Date().toISOString(),
+    ...extra,
+  });
+const inference = (requestId: string, modelId = 'llama-3-70b') =>
+  JSON.stringify({ 'request-id': requestId, 'model-id': modelId, 'context-window': 4096, priority: 'normal', 'requester-geozone': 'CAISO' });
+
+async function withApi(run: (app: ReturnType<typeof buildHttpApi>, region: Region) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDir();
+  const store = new LmdbStore(dir);
+  let onEffects: (effects: readonly import('../../actors/region-io.js').RegionEffect[]) => void = () => undefined;
+  const region = createRegion({ geozones: ['CAISO'], store, clock: new WallClock(), scheduler: realScheduler, deliverForwards: true, onEffects: (e) => onEffects(e) });
+  region.supervisor.recover();
+  const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true });
+  onEffects = wiring.onEffects;
+  const app = buildHttpApi(wiring.api, { bodyLimitBytes: limits.maxMessageBytes });
+  try {
+    await run(app, region);
+  } finally {
+    await app.close();
+    await store.close();
+    cleanup();
+  }
+}
+
+const json = { 'content-type': 'application/json' };
+
+test('health and readiness answer', async (t) => {
+  await withApi(async (app) => {
+    t.is((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+    t.is((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
+  });
+});
+
+test('telemetry is accepted once durable and shows in the node views; inference gets 202 with the node and the expiry', async (t) => {
+  await withApi(async (app, region) => {
+    const accepted = await app.inject({ method: 'POST', url: '/v1/telemetry', headers: json, payload: telemetry('n1') });
+    t.is(accepted.statusCode, 202);
+    const shard = region.supervisor.shard('CAISO');
+    t.is(shard.lastDurableOffset, shard.lastOffset, 'answered only after the journal is durable');
+    const node = (await app.inject({ method: 'GET', url: '/v1/nodes/n1' })).json<{ status: string; energySource: string }>();
+    t.is(node.status, 'online');
+    t.is(node.energySource, 'cogen');
+    t.is((await app.inject({ method: 'GET', url: '/v1/nodes?model=llama-3-70b&status=online' })).json<{ nodes: unknown[] }>().nodes.length, 1);
+    t.is((await app.inject({ method: 'GET', url: '/v1/nodes?model=whisper' })).json<{ nodes: unknown[] }>().nodes.length, 0);
+
+    const reply = await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('r1') });
+    t.is(reply.statusCode, 202);
+    const body = reply.json<Record<string, unknown>>();
+    t.is(body['node-id'], 'n1');
+    t.is(body['outcome'], 'reserved');
+    t.true(typeof body['expires-at'] === 'string');
+    t.is((await app.inject({ method: 'GET', url: '/v1/reservations/r1' })).json<{ state: string }>().state, 'dispatched');
+    const duplicate = await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('r1') });
+    t.is(duplicate.statusCode, 409);
+    const summary = (await app.inject({ method: 'GET', url: '/v1/summary' })).json<{ summaries: { totalNodes: number; openReservations: number }[] }>();
+    t.is(summary.summaries[0]?.totalNodes, 1);
+    t.is(summary.summaries[0]?.openReservations, 1);
+  });
+});
+
+test('no node fits: 503 with a coded reason', async (t) => {
+  await withApi(async (app) => {
+    const reply = await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('r9', 'mixtral-8x22b') });
+    t.is(reply.statusCode, 503);
+    t.is(reply.json<{ code: string }>().code, 'ARC_ERR_NO_CAPACITY');
+  });
+});
+
+test('bad bodies get 4xx with a stable code and never reach an actor', async (t) => {
+  await withApi(async (app, region) => {
+    const cases: [string, string, number, string][] = [
+      ['wrong type', telemetry('n1', { 'battery-level': 'high' }), 400, 'ARC_ERR_VALIDATION'],
+      ['unknown enum', telemetry('n1', { 'energy-source': 'fusion' }), 400, 'ARC_ERR_VALIDATION'],
+      ['extra key', telemetry('n1', { admin: true }), 400, 'ARC_ERR_VALIDATION'],
+      ['not JSON', '{nope', 400, 'ARC_ERR_MALFORMED_JSON'],
+      ['oversized', 'x'.repeat(limits.maxMessageBytes + 10), 413, 'ARC_ERR_PAYLOAD_TOO_LARGE'],
+    ];
+    for (const [what, payload, status, code] of cases) {
+      const reply = await app.inject({ method: 'POST', url: '/v1/telemetry', headers: json, payload });
+      t.is(reply.statusCode, status, what);
+      t.is(reply.json<{ code: string }>().code, code, what);
+    }
+    const wrongType = await app.inject({ method: 'POST', url: '/v1/telemetry', headers: { 'content-type': 'text/plain' }, payload: telemetry('n1') });
+    t.is(wrongType.statusCode, 415);
+    t.is(region.supervisor.shard('CAISO').actorCount, 0);
+    t.is((await app.inject({ method: 'GET', url: '/v1/nodes/n1' })).statusCode, 404);
+    t.is((await app.inject({ method: 'GET', url: '/v1/reservations/none' })).statusCode, 404);
+  });
+});
+
+test('the API answers over a real socket', async (t) => {
+  await withApi(async (app) => {
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    const response = await fetch(`${address}/v1/telemetry`, { method: 'POST', headers: json, body: telemetry('s1') });
+    t.is(response.status, 202);
+    const node = (await (await fetch(`${address}/v1/nodes/s1`)).json()) as { id: string };
+    t.is(node.id, 's1');
+  });
+});
