@@ -7,7 +7,8 @@ import { summarize } from '../actors/summary.js';
 import { parseWire } from '../actors/wire.js';
 import type { DecisionView, RegionApi } from '../adapters/http/http-api.js';
 import type { NodeContext, NodeStatus } from '../machines/node.js';
-import { realScheduler } from '../runtime/clock.js';
+import type { RegionMetrics, RegionMetricsSource } from '../adapters/metrics/prometheus.js';
+import { monotonicNowMs, realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 
 /**
@@ -15,7 +16,10 @@ import { ArcError, ErrorCodes } from '../runtime/errors.js';
  * validation as the bus, and an inference request is answered with its routing
  * decision, which the region releases only once it is durable.
  */
-export function createRegionApi(region: Region, options: { decisionTimeoutMs: number; ready: () => boolean }): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
+export function createRegionApi(
+  region: Region,
+  options: { decisionTimeoutMs: number; ready: () => boolean; metrics: RegionMetrics },
+): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
   const waiting = new Map<string, ((decision: DecisionView) => void)[]>();
 
   const onEffects = (effects: readonly RegionEffect[]): void => {
@@ -72,7 +76,9 @@ export function createRegionApi(region: Region, options: { decisionTimeoutMs: nu
         });
         waiting.set(requestId, list);
         try {
+          const started = monotonicNowMs();
           region.supervisor.submit(input);
+          options.metrics.routingSeconds.observe((monotonicNowMs() - started) / 1000);
         } catch (error) {
           cancel();
           waiting.delete(requestId);
@@ -107,6 +113,15 @@ export function createRegionApi(region: Region, options: { decisionTimeoutMs: nu
       const found = find(`reservation/${requestId}`);
       return found === undefined ? undefined : { geozone: found.geozone, state: found.snapshot.value as string, ...(found.snapshot.context as Record<string, unknown>) };
     },
+    drain: async (nodeId, drain) => {
+      const found = find(`node/${nodeId}`);
+      if (found === undefined) return false;
+      const shard = region.supervisor.shard(found.geozone);
+      region.supervisor.submit({ type: drain ? 'drain' : 'resume', nodeId });
+      await shard.whenDurable(shard.lastOffset);
+      return true;
+    },
+    metrics: () => options.metrics.exposition(),
     summary: () =>
       region.supervisor.all().map((shard) => {
         const nodes: { status: NodeStatus; context: NodeContext }[] = [];
@@ -119,4 +134,27 @@ export function createRegionApi(region: Region, options: { decisionTimeoutMs: nu
       }),
   };
   return { api, onEffects };
+}
+
+/** What the metrics read from a region when scraped. */
+export function regionMetricsSource(region: Region, backlog: () => number): RegionMetricsSource {
+  return {
+    counters: () => ({ ...region.stats }),
+    nodesByStatus: () => {
+      const rows: { geozone: string; status: string; count: number }[] = [];
+      for (const shard of region.supervisor.all()) {
+        const counts = new Map<string, number>([
+          ['online', 0],
+          ['draining', 0],
+          ['offline', 0],
+        ]);
+        for (const [, kind, snapshot] of shard.actors()) {
+          if (kind.name === NODE_KIND) counts.set(snapshot.value as string, (counts.get(snapshot.value as string) ?? 0) + 1);
+        }
+        for (const [status, count] of counts) rows.push({ geozone: shard.shardId, status, count });
+      }
+      return rows;
+    },
+    inputBacklog: backlog,
+  };
 }

@@ -14,7 +14,8 @@ import { SimWorkload } from '../simulations/workload.js';
 import { limits } from '../actors/wire.js';
 import { buildHttpApi } from '../adapters/http/http-api.js';
 import { connectInputs } from './bus-edge.js';
-import { createRegionApi } from './region-api.js';
+import { RegionMetrics, type RegionMetricsSource } from '../adapters/metrics/prometheus.js';
+import { createRegionApi, regionMetricsSource } from './region-api.js';
 
 export interface RegionCommandOptions {
   readonly dataDir: string;
@@ -45,7 +46,14 @@ export interface RegionCommandOptions {
 export async function runRegion(options: RegionCommandOptions): Promise<Record<string, unknown>> {
   const wallStart = monotonicNowMs();
   const log = options.logger;
-  const store = new LmdbStore(options.dataDir);
+  // Metrics read the region when scraped; the region is assembled below, on the timed store.
+  let metricsSource: RegionMetricsSource | undefined = undefined;
+  const metrics = new RegionMetrics({
+    counters: () => metricsSource?.counters() ?? {},
+    nodesByStatus: () => metricsSource?.nodesByStatus() ?? [],
+    inputBacklog: () => metricsSource?.inputBacklog() ?? 0,
+  });
+  const store = metrics.timeAppends(new LmdbStore(options.dataDir));
   const clock = new WallClock();
   const effectsFd = options.effectsLog === undefined ? undefined : openSync(options.effectsLog, 'a');
   let fleet: SimFleet | undefined;
@@ -69,7 +77,8 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const supervisor = region.supervisor;
 
   let ready = false;
-  const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping });
+  const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics });
+  metricsSource = regionMetricsSource(region, () => bus.stats().waiting);
 
   function onEffects(effects: readonly RegionEffect[]): void {
     http.onEffects(effects);

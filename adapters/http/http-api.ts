@@ -28,6 +28,10 @@ export interface RegionApi {
   node(nodeId: string): Record<string, unknown> | undefined;
   reservation(requestId: string): Record<string, unknown> | undefined;
   summary(): Record<string, unknown>[];
+  /** Operator actions: a draining node takes no new reservation. False when the node is unknown. */
+  drain(nodeId: string, drain: boolean): Promise<boolean>;
+  /** Prometheus text exposition. */
+  metrics(): Promise<{ contentType: string; body: string }>;
 }
 
 export interface HttpApiOptions {
@@ -121,5 +125,18 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
     return reservation ?? reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no live reservation with that request id' });
   });
   app.get('/v1/summary', () => ({ summaries: api.summary() }));
+  for (const [action, drain] of [
+    ['drain', true],
+    ['resume', false],
+  ] as const) {
+    app.post(`/v1/nodes/:id/${action}`, async (request, reply) => {
+      const known = await api.drain((request.params as { id: string }).id, drain);
+      return known ? reply.code(202).send({ accepted: true }) : reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no such node' });
+    });
+  }
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await api.metrics();
+    return reply.header('content-type', contentType).send(body);
+  });
   return app;
 }

@@ -3,7 +3,8 @@ import { createRegion, type Region } from '../../actors/region.js';
 import { limits } from '../../actors/wire.js';
 import { buildHttpApi } from '../../adapters/http/http-api.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { createRegionApi } from '../../cli/region-api.js';
+import { RegionMetrics, type RegionMetricsSource } from '../../adapters/metrics/prometheus.js';
+import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -24,11 +25,18 @@ const inference = (requestId: string, modelId = 'llama-3-70b') =>
 
 async function withApi(run: (app: ReturnType<typeof buildHttpApi>, region: Region) => Promise<void>): Promise<void> {
   const { dir, cleanup } = tempDir();
-  const store = new LmdbStore(dir);
+  let source: RegionMetricsSource | undefined = undefined;
+  const metrics = new RegionMetrics({
+    counters: () => source?.counters() ?? {},
+    nodesByStatus: () => source?.nodesByStatus() ?? [],
+    inputBacklog: () => 0,
+  });
+  const store = metrics.timeAppends(new LmdbStore(dir));
   let onEffects: (effects: readonly import('../../actors/region-io.js').RegionEffect[]) => void = () => undefined;
   const region = createRegion({ geozones: ['CAISO'], store, clock: new WallClock(), scheduler: realScheduler, deliverForwards: true, onEffects: (e) => onEffects(e) });
   region.supervisor.recover();
-  const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true });
+  const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics });
+  source = regionMetricsSource(region, () => 0);
   onEffects = wiring.onEffects;
   const app = buildHttpApi(wiring.api, { bodyLimitBytes: limits.maxMessageBytes });
   try {
@@ -113,5 +121,37 @@ test('the API answers over a real socket', async (t) => {
     t.is(response.status, 202);
     const node = (await (await fetch(`${address}/v1/nodes/s1`)).json()) as { id: string };
     t.is(node.id, 's1');
+  });
+});
+
+test('operators drain and resume a node: a draining node takes no new reservation', async (t) => {
+  await withApi(async (app) => {
+    await app.inject({ method: 'POST', url: '/v1/telemetry', headers: json, payload: telemetry('n1') });
+    t.is((await app.inject({ method: 'POST', url: '/v1/nodes/n1/drain' })).statusCode, 202);
+    t.is((await app.inject({ method: 'GET', url: '/v1/nodes/n1' })).json<{ status: string }>().status, 'draining');
+    t.is((await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('d1') })).statusCode, 503);
+    t.is((await app.inject({ method: 'POST', url: '/v1/nodes/n1/resume' })).statusCode, 202);
+    t.is((await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('d2') })).statusCode, 202);
+    t.is((await app.inject({ method: 'POST', url: '/v1/nodes/ghost/drain' })).statusCode, 404);
+  });
+});
+
+test('GET /metrics exposes the region counters, nodes by status and the journal append histogram', async (t) => {
+  await withApi(async (app) => {
+    await app.inject({ method: 'POST', url: '/v1/telemetry', headers: json, payload: telemetry('n1') });
+    await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('m1') });
+    await app.inject({ method: 'POST', url: '/v1/inference', headers: json, payload: inference('m2', 'mixtral-8x22b') });
+    const reply = await app.inject({ method: 'GET', url: '/metrics' });
+    t.is(reply.statusCode, 200);
+    t.regex(String(reply.headers['content-type'] ?? ''), /text\/plain/);
+    const text = reply.body;
+    t.regex(text, /^arcnet_requests_total 2$/m);
+    t.regex(text, /^arcnet_routed_total 1$/m);
+    t.regex(text, /^arcnet_rejected_total 1$/m);
+    t.regex(text, /^arcnet_nodes\{geozone="CAISO",status="online"\} 1$/m);
+    t.regex(text, /^arcnet_journal_append_seconds_count\{geozone="CAISO"\} [1-9]\d*$/m);
+    t.regex(text, /^arcnet_routing_seconds_count [1-9]\d*$/m);
+    // Every sample line is "name{labels} value" with a HELP and TYPE for its family.
+    for (const line of text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))) t.regex(line, /^[a-z_:][a-z0-9_:]*(\{[^}]*\})? -?[0-9.e+-]+|NaN|\+Inf$/);
   });
 });

@@ -1,0 +1,110 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
+import { monotonicNowMs } from '../../runtime/clock.js';
+
+/**
+ * Prometheus metrics for a region (text exposition via prom-client). Counters
+ * and gauges are read from the region when scraped, so the hot path pays
+ * nothing for them; the two histograms are observed where the time is spent.
+ */
+export interface RegionMetricsSource {
+  /** Counters folded from the journal (requests, routed, rejected, ...), summed over shards. */
+  counters(): Readonly<Record<string, number>>;
+  /** Node count by geozone and status. */
+  nodesByStatus(): { geozone: string; status: string; count: number }[];
+  /** Messages waiting on the bus for the region (input lag in messages). */
+  inputBacklog(): number;
+}
+
+const counterHelp: Record<string, string> = {
+  requests: 'New inference requests',
+  routed: 'Reservations made (re-routes included)',
+  rejected: 'Requests rejected: no eligible node anywhere',
+  forwarded: 'Requests handed to another geozone',
+  completed: 'Requests completed',
+  failed: 'Requests failed',
+  expired: 'Reservations expired without a result',
+  released: 'Reservations released by their client',
+  rerouted: 'Reservations sent back to routing after node loss',
+  nodeTimeouts: 'Nodes marked offline after 30 s of silence',
+  events: 'Journal records',
+};
+
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+export class RegionMetrics {
+  readonly registry = new Registry();
+  readonly journalAppendSeconds: Histogram;
+  readonly routingSeconds: Histogram;
+
+  constructor(source: RegionMetricsSource) {
+    for (const [name, help] of Object.entries(counterHelp)) {
+      new Counter({
+        name: `arcnet_${snake(name)}_total`,
+        help,
+        registers: [this.registry],
+        collect() {
+          // The region's own counters are the truth (they replay from the journal); expose their value.
+          this.reset();
+          this.inc(source.counters()[name] ?? 0);
+        },
+      });
+    }
+    new Gauge({
+      name: 'arcnet_nodes',
+      help: 'Nodes by geozone and status',
+      labelNames: ['geozone', 'status'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const row of source.nodesByStatus()) this.set({ geozone: row.geozone, status: row.status }, row.count);
+      },
+    });
+    new Gauge({
+      name: 'arcnet_input_backlog_messages',
+      help: 'Input messages waiting to be processed',
+      registers: [this.registry],
+      collect() {
+        this.set(source.inputBacklog());
+      },
+    });
+    this.journalAppendSeconds = new Histogram({
+      name: 'arcnet_journal_append_seconds',
+      help: 'Time for a journal append to become durable',
+      labelNames: ['geozone'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers: [this.registry],
+    });
+    this.routingSeconds = new Histogram({
+      name: 'arcnet_routing_seconds',
+      help: 'Time to process an inference request in its shard (decision included, durability not)',
+      buckets: [0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01],
+      registers: [this.registry],
+    });
+  }
+
+  /** The journals of a store, with every append timed into arcnet_journal_append_seconds. */
+  timeAppends<S extends JournalStore>(store: S): S {
+    const histogram = this.journalAppendSeconds;
+    return new Proxy(store, {
+      get(target, property, receiver): unknown {
+        if (property !== 'journal') return Reflect.get(target, property, receiver);
+        return (shardId: string): Journal => {
+          const journal = target.journal(shardId);
+          return {
+            nextOffset: () => journal.nextOffset(),
+            read: (from?: number) => journal.read(from),
+            append: (records: readonly JournalRecord[]) => {
+              const started = monotonicNowMs();
+              return journal.append(records).then(() => histogram.observe({ geozone: shardId }, (monotonicNowMs() - started) / 1000));
+            },
+          };
+        };
+      },
+    });
+  }
+
+  async exposition(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
