@@ -238,15 +238,26 @@ async function rebuild(
   }
 }
 
-kafkaTest('kafka region: SIGTERM and restart neither lose nor double-apply input; the journal alone rebuilds the same state hash', async (t) => {
-  t.timeout(240_000, 'kafka region restart');
+/** A run of its own: fresh geozone names (the seed topics are shared), its own group, a client and a producer. */
+function freshRun(): { run: string; zones: string[]; group: string; kafka: Kafka; producer: Producer; children: RegionChild[] } {
   const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
   const zones = [`T${run}A`, `T${run}B`, `T${run}C`];
-  const group = `kafka-region-test-${run}`;
   const kafka = kafkaClient(run);
   const producer = kafka.producer({ idempotent: true, createPartitioner: geozonePartitioner(zones) });
+  return { run, zones, group: `kafka-region-test-${run}`, kafka, producer, children: [] };
+}
+
+/** Kills what is still running of a run and disconnects its clients. */
+async function endRun(children: readonly RegionChild[], observer: Consumer | undefined, producer: Producer): Promise<void> {
+  for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
+  await observer?.disconnect().catch(() => undefined);
+  await producer.disconnect().catch(() => undefined);
+}
+
+kafkaTest('kafka region: SIGTERM and restart neither lose nor double-apply input; the journal alone rebuilds the same state hash', async (t) => {
+  t.timeout(240_000, 'kafka region restart');
+  const { run, zones, group, kafka, producer, children } = freshRun();
   let observer: Consumer | undefined;
-  const children: RegionChild[] = [];
   try {
     const first = startRegion(zones, group);
     children.push(first);
@@ -294,22 +305,15 @@ kafkaTest('kafka region: SIGTERM and restart neither lose nor double-apply input
     t.is(rebuilt.stateHash, String(line2['stateHash']), 'the journals alone rebuild the state the region stopped with');
     t.is(rebuilt.violations, 0, JSON.stringify(rebuilt.report));
   } finally {
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-    await observer?.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
+    await endRun(children, observer, producer);
   }
 });
 
 kafkaTest('kafka region: kill -9 of one of two processes with traffic running; the other takes its geozones over within 15 s, nothing doubled', async (t) => {
   t.timeout(240_000, 'kafka region failover');
   // about 60 s: 5 s of traffic around the kill, then 30 s for every reservation to expire
-  const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
-  const zones = [`T${run}A`, `T${run}B`, `T${run}C`];
-  const group = `kafka-region-test-${run}`;
-  const kafka = kafkaClient(run);
-  const producer = kafka.producer({ idempotent: true, createPartitioner: geozonePartitioner(zones) });
+  const { run, zones, group, kafka, producer, children } = freshRun();
   let observer: Consumer | undefined;
-  const children: RegionChild[] = [];
   let reporting = true;
   try {
     const a = startRegion(zones, group);
@@ -387,22 +391,15 @@ kafkaTest('kafka region: kill -9 of one of two processes with traffic running; t
     t.is((rebuilt.report as { requests: number }).requests, sent.length);
   } finally {
     reporting = false;
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-    await observer?.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
+    await endRun(children, observer, producer);
   }
 });
 
 kafkaTest('kafka region: a request forwarded to a geozone of another process is dispatched once and acknowledged back over Kafka', async (t) => {
   t.timeout(240_000, 'kafka region cross-process forwarding');
-  const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
-  const zones = [`T${run}A`, `T${run}B`, `T${run}C`];
+  const { run, zones, group, kafka, producer, children } = freshRun();
   const withNodes = zones[2] as string;
-  const group = `kafka-region-test-${run}`;
-  const kafka = kafkaClient(run);
-  const producer = kafka.producer({ idempotent: true, createPartitioner: geozonePartitioner(zones) });
   let observer: Consumer | undefined;
-  const children: RegionChild[] = [];
   try {
     const a = startRegion(zones, group);
     children.push(a);
@@ -442,22 +439,15 @@ kafkaTest('kafka region: a request forwarded to a geozone of another process is 
     t.is(rebuilt.events['route.rejected'], undefined, 'nothing rejected (and nothing of other runs on the shared topics taken in)');
     t.is(rebuilt.events['forward.accepted'], rebuilt.events['route.forwarded'], 'every forward acknowledged');
   } finally {
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-    await observer?.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
+    await endRun(children, observer, producer);
   }
 });
 
 kafkaTest('kafka region: a stale owner that wakes up after its geozones were taken over cannot write to their journals', async (t) => {
   t.timeout(240_000, 'kafka region zombie');
   // about 50 s: the stale owner sleeps past its nodes' 30 s silence timeout, so it has writes to attempt when it wakes
-  const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
-  const zones = [`T${run}A`, `T${run}B`, `T${run}C`];
-  const group = `kafka-region-test-${run}`;
-  const kafka = kafkaClient(run);
-  const producer = kafka.producer({ idempotent: true, createPartitioner: geozonePartitioner(zones) });
+  const { run, zones, group, kafka, producer, children } = freshRun();
   let observer: Consumer | undefined;
-  const children: RegionChild[] = [];
   let reporting = true;
   try {
     const a = startRegion(zones, group);
@@ -508,8 +498,6 @@ kafkaTest('kafka region: a stale owner that wakes up after its geozones were tak
     t.deepEqual(reported, rebuilt.shardHashes, 'the journals rebuild what the owners stopped with');
   } finally {
     reporting = false;
-    for (const c of children) if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGKILL');
-    await observer?.disconnect().catch(() => undefined);
-    await producer.disconnect().catch(() => undefined);
+    await endRun(children, observer, producer);
   }
 });
