@@ -104,11 +104,12 @@ async function smoke(t: ExecutionContext): Promise<void> {
     await committed.send({ topic: txTopic, acks: -1, messages: [0, 1, 2].map((i) => ({ key: `c${i}`, value: `committed-${i}`, partition: 0 })) });
     await committed.commit();
 
-    // The aborted records really are in the log: 3 aborted + marker + 3 committed + marker, at least
-    // (a send retried after CONCURRENT_TRANSACTIONS may add its batch again inside the same transaction).
+    // The aborted batch and its marker are in the log. fetchTopicOffsets reports the last stable offset
+    // (read_committed), and the commit markers are written after commit() returns, so the committed
+    // batch may not be counted yet: only the aborted one is certain.
     const offsets = await admin.fetchTopicOffsets(txTopic);
     const high = Number(offsets.find((o) => o.partition === 0)?.high ?? 0);
-    t.true(high >= 8, `high watermark ${high} counts the aborted batch and both markers`);
+    t.true(high >= 4, `high watermark ${high} counts the aborted batch and its marker`);
 
     await txConsumer.connect();
     const txReceived = await consumeN(txConsumer, txTopic, 3, 90_000);
