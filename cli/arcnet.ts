@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { parseDurationMs } from '../simulations/duration.js';
@@ -26,6 +26,12 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
 `;
+
+/**
+ * Commands that parse their own arguments (each with its own flags), by name. The
+ * commands below the shared option table share one.
+ */
+const selfParsing: Readonly<Record<string, (args: string[]) => Promise<void>>> = {};
 
 function fail(error: unknown): never {
   if (error instanceof ArcError) {
@@ -80,7 +86,9 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  const { values } = parseArgs({
+  const own = selfParsing[command];
+  if (own !== undefined) return own(rest);
+  const { values } = parseOptions({
     args: rest,
     strict: true,
     options: {
@@ -172,6 +180,15 @@ async function main(argv: string[]): Promise<void> {
     }
     default:
       throw new ArcError(ErrorCodes.USAGE, `unknown command '${command}'\n\n${usage}`);
+  }
+}
+
+/** parseArgs with its errors (unknown flag, missing value) turned into usage errors. */
+function parseOptions<T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    throw new ArcError(ErrorCodes.USAGE, `${error instanceof Error ? error.message : String(error)}\n\n${usage}`);
   }
 }
 
