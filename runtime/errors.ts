@@ -25,6 +25,22 @@ export const ErrorCodes = {
   USAGE: 'ARC_ERR_USAGE',
   /** A journal directory is missing or holds no journal. */
   NO_JOURNAL: 'ARC_ERR_NO_JOURNAL',
+  /** No API key, or one that matches no stored key (HTTP 401). */
+  UNAUTHENTICATED: 'ARC_ERR_UNAUTHENTICATED',
+  /** The key is valid but its role or geozones do not allow this (HTTP 403). */
+  FORBIDDEN: 'ARC_ERR_FORBIDDEN',
+  /** The key used up its request budget for now (HTTP 429); retry after the time given. */
+  RATE_LIMITED: 'ARC_ERR_RATE_LIMITED',
+  /** Something asked for does not exist (HTTP 404). */
+  NOT_FOUND: 'ARC_ERR_NOT_FOUND',
+  /** A console client fell too far behind the live feed and was disconnected. */
+  SLOW_CONSUMER: 'ARC_ERR_SLOW_CONSUMER',
+  /** A journal failed its integrity check (a record altered, removed or reordered). */
+  JOURNAL_TAMPERED: 'ARC_ERR_JOURNAL_TAMPERED',
+  /** Data at rest could not be opened with the configured key (wrong key, or none given). */
+  DATA_KEY: 'ARC_ERR_DATA_KEY',
+  /** TLS settings are incomplete or unreadable (certificate, key or CA files). */
+  TLS_CONFIG: 'ARC_ERR_TLS_CONFIG',
   /** An internal invariant was broken: a bug, never a user error. */
   INVARIANT: 'ARC_ERR_INVARIANT',
 } as const;
