@@ -254,6 +254,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       contextWindow: res.contextWindow,
       priority: res.priority,
       requesterGeozone: res.requesterGeozone,
+      ...(res.requesterGeohash === undefined ? {} : { requesterGeohash: res.requesterGeohash }),
     };
     return { type: 'forward', atMs: ctx.nowMs, toGeozone: res.forwardedTo as string, request, triedGeozones: [...res.triedGeozones, this.geozone] };
   }

@@ -12,6 +12,8 @@ export interface InferenceRequest {
   readonly contextWindow: number;
   readonly priority: Priority;
   readonly requesterGeozone: string;
+  /** Where the requester is, when it said (console display only; routing does not use it). */
+  readonly requesterGeohash?: string;
 }
 
 export type RegionInput =

@@ -23,12 +23,13 @@ export const id = z.string().min(1).max(limits.maxIdLength).regex(/^[A-Za-z0-9._
 export const geozone = z.string().min(1).max(32).regex(/^[A-Z0-9_-]+$/, 'upper-case letters, digits, _ and - only');
 export const fraction = z.number().min(0).max(1);
 export const isoTimestamp = z.iso.datetime({ offset: true });
+export const geohash = z.string().min(1).max(12).regex(/^[0-9b-hjkmnp-z]+$/, 'geohash base-32 alphabet');
 
 /** arc.telemetry.node — NodeTelemetry v2 */
 export const nodeTelemetrySchema = z.strictObject({
   'node-id': id,
   geozone,
-  geohash: z.string().min(1).max(12).regex(/^[0-9b-hjkmnp-z]+$/, 'geohash base-32 alphabet'),
+  geohash,
   'energy-source': z.enum(energySources),
   'battery-level': fraction,
   'gpu-utilization': fraction,
@@ -47,6 +48,8 @@ export const inferenceRequestSchema = z.strictObject({
   'context-window': z.number().int().positive().max(limits.maxContextWindow),
   priority: z.enum(priorities),
   'requester-geozone': geozone,
+  /** Where the requester is (optional): the console draws the request from there. */
+  'requester-geohash': geohash.optional(),
 });
 export type InferenceRequestV1 = z.infer<typeof inferenceRequestSchema>;
 
@@ -90,6 +93,7 @@ export function requestToInput(r: InferenceRequestV1): RegionInput {
       contextWindow: r['context-window'],
       priority: r.priority,
       requesterGeozone: r['requester-geozone'],
+      ...(r['requester-geohash'] === undefined ? {} : { requesterGeohash: r['requester-geohash'] }),
     },
     triedGeozones: [],
   };

@@ -6,6 +6,10 @@ import { RESERVATION_KIND } from '../actors/reservation-actor.js';
 import { summarize } from '../actors/summary.js';
 import { parseWire } from '../actors/wire.js';
 import type { DecisionView, RegionApi } from '../adapters/http/http-api.js';
+import type { RegionInput } from '../actors/region-io.js';
+import type { JournalStore } from '../runtime/journal.js';
+import type { SnapshotStore } from '../runtime/snapshot-store.js';
+import { nodeHistory } from './node-history-view.js';
 import type { NodeContext, NodeStatus } from '../machines/node.js';
 import type { RegionMetrics, RegionMetricsSource } from '../adapters/metrics/prometheus.js';
 import { monotonicNowMs, realScheduler } from '../runtime/clock.js';
@@ -18,7 +22,13 @@ import { ArcError, ErrorCodes } from '../runtime/errors.js';
  */
 export function createRegionApi(
   region: Region,
-  options: { decisionTimeoutMs: number; ready: () => boolean; metrics: RegionMetrics },
+  options: {
+    decisionTimeoutMs: number;
+    ready: () => boolean;
+    metrics: RegionMetrics;
+    /** Where the shards' journals and snapshots are (node history reads them). */
+    store: JournalStore & SnapshotStore;
+  },
 ): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
   const waiting = new Map<string, ((decision: DecisionView) => void)[]>();
 
@@ -32,7 +42,7 @@ export function createRegionApi(
     }
   };
 
-  const nodeDoc = (geozone: string, snapshot: AnyMachineSnapshot): Record<string, unknown> => {
+  const nodeDoc = (geozone: string, snapshot: AnyMachineSnapshot): Record<string, unknown> & { geozone: string } => {
     const c = snapshot.context as NodeContext;
     return {
       id: c.nodeId,
@@ -60,9 +70,10 @@ export function createRegionApi(
 
   const api: RegionApi = {
     ready: options.ready,
-    infer: (body) => {
+    infer: (body, scope) => {
       const input = parseWire('inference', body);
       if (input.type !== 'inference') throw new ArcError(ErrorCodes.INVARIANT, 'parsed inference is not an inference');
+      if (!scope(input.request.requesterGeozone)) throw forbidden();
       const requestId = input.request.requestId;
       return new Promise<DecisionView>((resolve, reject) => {
         const cancel = realScheduler.after(options.decisionTimeoutMs, () => {
@@ -86,24 +97,37 @@ export function createRegionApi(
         }
       });
     },
-    ingest: async (kind, body) => {
+    ingest: async (kind, body, scope) => {
       const input = parseWire(kind, body);
+      if (!scope(geozoneOfIngest(input))) throw forbidden();
       const shard = region.supervisor.shard(region.shardOf(input));
       region.supervisor.submit(input);
       await shard.whenDurable(shard.lastOffset);
     },
-    nodes: (filter) => {
-      const docs: Record<string, unknown>[] = [];
+    nodes: (filter, scope) => {
+      const matches: [string, string, AnyMachineSnapshot][] = [];
       for (const shard of region.supervisor.all()) {
-        if (filter.geozone !== undefined && filter.geozone !== shard.shardId) continue;
+        if (!scope(shard.shardId) || (filter.geozone !== undefined && filter.geozone !== shard.shardId)) continue;
         for (const [, kind, snapshot] of shard.actors()) {
           if (kind.name !== NODE_KIND) continue;
+          const context = snapshot.context as NodeContext;
+          if (filter.after !== undefined && context.nodeId <= filter.after) continue;
           if (filter.status !== undefined && snapshot.value !== filter.status) continue;
-          if (filter.model !== undefined && !(snapshot.context as NodeContext).modelsLoaded.includes(filter.model)) continue;
-          docs.push(nodeDoc(shard.shardId, snapshot));
+          if (filter.model !== undefined && !context.modelsLoaded.includes(filter.model)) continue;
+          matches.push([context.nodeId, shard.shardId, snapshot]);
         }
       }
-      return docs.sort((a, b) => String(a['id']).localeCompare(String(b['id'])));
+      // Plain code-unit order, so that `after` pages through exactly.
+      matches.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const page = matches.slice(0, filter.limit);
+      const last = page[page.length - 1];
+      return { nodes: page.map(([, geozone, snapshot]) => nodeDoc(geozone, snapshot)), next: matches.length > filter.limit && last !== undefined ? last[0] : null };
+    },
+    nodeHistory: async (nodeId, query, scope) => {
+      // Nodes are never removed from their shard, so a node this region ever saw is found live.
+      const geozone = find(`node/${nodeId}`)?.geozone;
+      if (geozone === undefined || !scope(geozone)) return undefined;
+      return nodeHistory(options.store, geozone, nodeId, query, nodeDoc);
     },
     node: (nodeId) => {
       const found = find(`node/${nodeId}`);
@@ -111,11 +135,11 @@ export function createRegionApi(
     },
     reservation: (requestId) => {
       const found = find(`reservation/${requestId}`);
-      return found === undefined ? undefined : { geozone: found.geozone, state: found.snapshot.value as string, ...(found.snapshot.context as Record<string, unknown>) };
+      return found === undefined ? undefined : { ...(found.snapshot.context as Record<string, unknown>), geozone: found.geozone, state: found.snapshot.value as string };
     },
-    drain: async (nodeId, drain) => {
+    drain: async (nodeId, drain, scope) => {
       const found = find(`node/${nodeId}`);
-      if (found === undefined) return false;
+      if (found === undefined || !scope(found.geozone)) return false;
       const shard = region.supervisor.shard(found.geozone);
       region.supervisor.submit({ type: drain ? 'drain' : 'resume', nodeId });
       await shard.whenDurable(shard.lastOffset);
@@ -130,11 +154,20 @@ export function createRegionApi(
           if (kind.name === NODE_KIND) nodes.push({ status: snapshot.value as NodeStatus, context: snapshot.context as NodeContext });
           else if (kind.name === RESERVATION_KIND) open++;
         }
-        return { ...summarize(shard.shardId, shard.nowMs, nodes, open) };
+        return summarize(shard.shardId, shard.nowMs, nodes, open);
       }),
   };
+  /** The result's geozone is its reservation's (a result for an unknown reservation is ignored by the shard). */
+  function geozoneOfIngest(input: RegionInput): string {
+    if (input.type === 'telemetry') return input.report.geozone;
+    if (input.type === 'result') return find(`reservation/${input.requestId}`)?.geozone ?? region.shardOf(input);
+    return region.shardOf(input);
+  }
+
   return { api, onEffects };
 }
+
+const forbidden = (): ArcError => new ArcError(ErrorCodes.FORBIDDEN, 'this key may not act on that geozone');
 
 /** What the metrics read from a region when scraped. */
 export function regionMetricsSource(region: Region, backlog: () => number): RegionMetricsSource {

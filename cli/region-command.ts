@@ -77,7 +77,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const supervisor = region.supervisor;
 
   let ready = false;
-  const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics });
+  const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
   metricsSource = regionMetricsSource(region, () => bus.stats().waiting);
 
   function onEffects(effects: readonly RegionEffect[]): void {

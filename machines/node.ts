@@ -152,4 +152,5 @@ export const nodeMachine = setup({
   },
 });
 
-export type NodeStatus = 'online' | 'draining' | 'offline';
+export const nodeStatuses = ['online', 'draining', 'offline'] as const;
+export type NodeStatus = (typeof nodeStatuses)[number];

@@ -23,6 +23,7 @@ export const reservationInputSchema = z.strictObject({
   contextWindow: z.number().int().positive(),
   priority: z.enum(priorities),
   requesterGeozone: z.string().min(1).max(32),
+  requesterGeohash: z.string().min(1).max(12).optional(),
   /** Geozone shards that already tried this request (forwarding), home first. */
   triedGeozones: z.array(z.string()).max(64),
   receivedAtMs: z.number().int().nonnegative(),

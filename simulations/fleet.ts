@@ -63,7 +63,7 @@ export const modelCatalogue = [
 ] as const;
 
 /** Rough bounding boxes [latMin, latMax, lngMin, lngMax] of known grid regions. */
-const regionBoxes: Record<string, [number, number, number, number]> = {
+export const regionBoxes: Record<string, [number, number, number, number]> = {
   CAISO: [32.5, 41.5, -123.5, -115],
   ERCOT: [26, 35.5, -104, -94],
   PJM: [36.5, 42, -85, -74.5],
@@ -247,7 +247,7 @@ function round3(x: number): number {
 }
 
 /** A stable made-up box for a geozone we have no geography for. */
-function syntheticBox(geozone: string): [number, number, number, number] {
+export function syntheticBox(geozone: string): [number, number, number, number] {
   let h = 0;
   for (const c of geozone) h = (h * 31 + c.charCodeAt(0)) >>> 0;
   const lat = 30 + (h % 15);

@@ -36,6 +36,7 @@ export function inputToWire(input: RegionInput): { topic: string; message: Recor
           'context-window': q.contextWindow,
           priority: q.priority,
           'requester-geozone': q.requesterGeozone,
+          ...(q.requesterGeohash === undefined ? {} : { 'requester-geohash': q.requesterGeohash }),
         },
       };
     }

@@ -2,7 +2,8 @@ import type { RegionInput } from '../actors/region-io.js';
 import type { Priority } from '../machines/reservation.js';
 import type { Prng } from '../runtime/random.js';
 import type { FleetHooks } from './fleet.js';
-import { modelCatalogue } from './fleet.js';
+import { modelCatalogue, regionBoxes, syntheticBox } from './fleet.js';
+import { encodeGeohash } from './geohash.js';
 
 /**
  * A seeded inference workload: Poisson arrivals at `ratePerSec` (simulated time),
@@ -62,6 +63,8 @@ export class SimWorkload {
     if (!this.running) return;
     this.scheduleNext(atMs);
     const requestId = `${this.options.idPrefix ?? 'req-'}${String(++this.sequence).padStart(8, '0')}`;
+    const requesterGeozone = this.prng.pick(this.geozones);
+    const box = regionBoxes[requesterGeozone] ?? syntheticBox(requesterGeozone);
     const input: RegionInput = {
       type: 'inference',
       request: {
@@ -69,7 +72,9 @@ export class SimWorkload {
         modelId: this.pickModel(),
         contextWindow: this.prng.pick(contextWindows),
         priority: this.pickPriority(),
-        requesterGeozone: this.prng.pick(this.geozones),
+        requesterGeozone,
+        // Requesters sit somewhere in their geozone (the console draws requests from there).
+        requesterGeohash: encodeGeohash(this.prng.between(box[0], box[1]), this.prng.between(box[2], box[3]), 5),
       },
       triedGeozones: [],
     };

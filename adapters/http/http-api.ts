@@ -1,35 +1,46 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import { z } from 'zod';
+import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { ArcError, ErrorCodes, type ErrorCode } from '../../runtime/errors.js';
+import { effectToWire } from '../bus/topics.js';
+import { inScope, isRefusal, openAccess, type Permission, type Principal, type Refusal, type RequestGuard } from './access.js';
+import { describeRoutes, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
 
 /**
  * The region's HTTP API (fastify): health, readiness, inference submission that
- * answers once the routing decision is durable, telemetry and results for node
- * agents, and read-only views of nodes, reservations and summaries. Bodies are
- * taken as raw text and validated by the region's own edge (size, JSON, strict
- * schema), so every refusal carries an ARC_ERR_* code.
+ * answers once its decision is durable, telemetry and results for node agents,
+ * node, reservation and summary views, a node's history from the journal,
+ * operator actions, metrics, and tickets for the console WebSocket.
+ *
+ * Who may do what is decided before the body is read (onRequest: key, role,
+ * rate budget); which geozones a key reaches is decided on the resource, so a
+ * key scoped to CAISO sees and touches nothing of ERCOT. Bodies are taken as raw
+ * text and validated by the region's own edge (size, JSON, strict schema), so
+ * every refusal carries an ARC_ERR_* code. The zod schemas that validate are the
+ * ones the OpenAPI document at /openapi.json (browsable at /docs) is made from.
  */
-export interface DecisionView {
-  readonly outcome: 'reserved' | 'rejected' | 'duplicate';
-  readonly requestId: string;
-  readonly geozone: string;
-  readonly nodeId?: string | undefined;
-  readonly expiresAtMs?: number | undefined;
-  readonly candidates: number;
-  readonly reason: string;
-}
+export type DecisionView = Extract<RegionEffect, { type: 'decision' }>;
+
+/** Which geozones a call may reach. */
+export type Scope = (geozone: string) => boolean;
 
 export interface RegionApi {
   ready(): boolean;
   /** Validates and routes an inference request; resolves with the durable decision. */
-  infer(body: string): Promise<DecisionView>;
+  infer(body: string, scope: Scope): Promise<DecisionView>;
   /** Validates and applies telemetry or a result; resolves once durable. */
-  ingest(kind: 'telemetry' | 'result', body: string): Promise<void>;
-  nodes(filter: { geozone?: string | undefined; status?: string | undefined; model?: string | undefined }): Record<string, unknown>[];
-  node(nodeId: string): Record<string, unknown> | undefined;
-  reservation(requestId: string): Record<string, unknown> | undefined;
-  summary(): Record<string, unknown>[];
-  /** Operator actions: a draining node takes no new reservation. False when the node is unknown. */
-  drain(nodeId: string, drain: boolean): Promise<boolean>;
+  ingest(kind: 'telemetry' | 'result', body: string, scope: Scope): Promise<void>;
+  nodes(filter: NodesQuery, scope: Scope): { nodes: Record<string, unknown>[]; next: string | null };
+  node(nodeId: string): (Record<string, unknown> & { geozone: string }) | undefined;
+  /** The node as of a time or offset and its changes over a range; undefined when no shard knows it. */
+  nodeHistory(nodeId: string, query: HistoryQuery, scope: Scope): Promise<Record<string, unknown> | undefined>;
+  reservation(requestId: string): (Record<string, unknown> & { geozone: string }) | undefined;
+  summary(): RegionalSummary[];
+  /** Operator actions: a draining node takes no new reservation. False when the node is unknown (or out of scope). */
+  drain(nodeId: string, drain: boolean, scope: Scope): Promise<boolean>;
   /** Prometheus text exposition. */
   metrics(): Promise<{ contentType: string; body: string }>;
 }
@@ -37,7 +48,11 @@ export interface RegionApi {
 export interface HttpApiOptions {
   /** Largest request body in bytes; larger ones get 413 before parsing. */
   readonly bodyLimitBytes: number;
-  readonly logger?: boolean;
+  readonly logger?: FastifyServerOptions['logger'];
+  /** API keys, roles and rate limits; the API is open when absent. */
+  readonly guard?: RequestGuard | undefined;
+  /** Serve HTTPS with these options (TLS 1.3 minimum, optional client certificates). */
+  readonly https?: HttpsServerOptions | undefined;
 }
 
 const statusOf: Partial<Record<ErrorCode, number>> = {
@@ -48,6 +63,11 @@ const statusOf: Partial<Record<ErrorCode, number>> = {
   [ErrorCodes.UNKNOWN_SHARD]: 422,
   [ErrorCodes.SHARD_STOPPED]: 503,
   [ErrorCodes.JOURNAL_WRITE]: 503,
+  [ErrorCodes.UNAUTHENTICATED]: 401,
+  [ErrorCodes.FORBIDDEN]: 403,
+  [ErrorCodes.RATE_LIMITED]: 429,
+  [ErrorCodes.NOT_FOUND]: 404,
+  [ErrorCodes.REPLAY_DIVERGED]: 500,
 };
 
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
@@ -62,81 +82,165 @@ function sendError(reply: FastifyReply, error: unknown): FastifyReply {
   return reply.code(500).send({ code: ErrorCodes.INVARIANT, message: 'internal error' });
 }
 
+const notFound = (what: string): ArcError => new ArcError(ErrorCodes.NOT_FOUND, `no such ${what}`);
+
 /** The raw body as the content-type parser left it (text); anything else is refused by the edge. */
 function bodyText(body: unknown): string {
   return typeof body === 'string' ? body : '';
 }
 
+function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new ArcError(ErrorCodes.VALIDATION, `bad query: ${issue === undefined ? 'invalid' : `${issue.path.join('.') || '(query)'}: ${issue.message}`}`);
+}
+
 export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyInstance {
-  const app = Fastify({ logger: options.logger === true, bodyLimit: options.bodyLimitBytes });
+  const app = (
+    options.https === undefined
+      ? Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes })
+      : Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes, https: options.https })
+  ) as unknown as FastifyInstance;
+  const guard = options.guard;
+  const principals = new WeakMap<FastifyRequest, Principal>();
+  const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? openAccess;
+  const scopeOf = (request: FastifyRequest): Scope => {
+    const principal = principalOf(request);
+    return (geozone) => inScope(principal, geozone);
+  };
+
   // Bodies stay text: the region's edge checks size, JSON and schema with its own coded errors.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+  // Route schemas document the API; validation is zod's (above and in the edge), serialisation plain JSON.
+  app.setValidatorCompiler(() => () => true);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no such route' }));
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such route' }));
 
-  app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', (_request, reply) => (api.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'recovering' })));
-
-  app.post('/v1/inference', async (request, reply) => {
-    try {
-      const decision = await api.infer(bodyText(request.body));
-      const body = {
-        'request-id': decision.requestId,
-        outcome: decision.outcome,
-        geozone: decision.geozone,
-        'node-id': decision.nodeId ?? null,
-        'expires-at': decision.expiresAtMs === undefined ? null : new Date(decision.expiresAtMs).toISOString(),
-        candidates: decision.candidates,
-        reason: decision.reason,
-      };
-      if (decision.outcome === 'reserved') return reply.code(202).send(body);
-      if (decision.outcome === 'duplicate') return reply.code(409).send({ code: 'ARC_ERR_DUPLICATE_REQUEST', message: decision.reason, ...body });
-      return reply.code(503).send({ code: 'ARC_ERR_NO_CAPACITY', message: decision.reason, ...body });
-    } catch (error) {
-      return sendError(reply, error);
+  // Key, role and budget are settled before the body is read.
+  app.addHook('onRequest', (request, reply, done) => {
+    const permission = (request.routeOptions.config as { permission?: Permission }).permission;
+    if (permission === undefined || guard === undefined) return done();
+    const admitted = guard.admit(request.headers, permission);
+    if (!isRefusal(admitted)) {
+      principals.set(request, admitted);
+      return done();
     }
+    // Answered here: the route (and its body) is never reached.
+    refuse(reply, request, admitted);
   });
 
-  for (const [path, kind] of [
-    ['/v1/telemetry', 'telemetry'],
-    ['/v1/results', 'result'],
-  ] as const) {
-    app.post(path, async (request, reply) => {
+  function refuse(reply: FastifyReply, request: FastifyRequest, refusal: Refusal, keyId?: string): FastifyReply {
+    guard?.refused(refusal, { method: request.method, path: request.routeOptions.url ?? request.url.split('?')[0] ?? '', ...(keyId === undefined ? {} : { keyId }) });
+    if (refusal.status === 401) void reply.header('www-authenticate', 'Bearer realm="arcnet"');
+    if (refusal.retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000))));
+    return reply.code(refusal.status).send({ code: refusal.code, message: refusal.message });
+  }
+
+  /** A geozone the key does not reach: 403, the same answer whatever the geozone holds. */
+  function outOfScope(reply: FastifyReply, request: FastifyRequest): FastifyReply {
+    return refuse(reply, request, { status: 403, code: ErrorCodes.FORBIDDEN, message: 'this key may not act on that geozone' }, principalOf(request).keyId);
+  }
+
+  const forbiddenToReply = (reply: FastifyReply, request: FastifyRequest, error: unknown): FastifyReply =>
+    error instanceof ArcError && error.code === ErrorCodes.FORBIDDEN ? outOfScope(reply, request) : sendError(reply, error);
+
+  const docs = describeRoutes();
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'ArcNet regional runtime API',
+        version: '1',
+        description: 'Inference routing, node telemetry and results, node views and history, operator actions. Bodies use the seed wire formats (kebab-case JSON).',
+      },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An ArcNet API key (arcnet keys create)' } } },
+    },
+  });
+  void app.register(swaggerUi, { routePrefix: '/docs' });
+
+  // Routes go in a plugin registered after swagger, so that swagger sees each of them.
+  void app.register((routes, _options, registered) => {
+    routes.get('/openapi.json', { schema: { hide: true } }, () => routes.swagger());
+    routes.get('/healthz', { schema: docs.healthz }, () => ({ status: 'ok' }));
+    routes.get('/readyz', { schema: docs.readyz }, (_request, reply) => (api.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'recovering' })));
+
+    routes.post('/v1/inference', { schema: docs.inference, config: { permission: 'infer' } }, async (request, reply) => {
       try {
-        await api.ingest(kind, bodyText(request.body));
-        return await reply.code(202).send({ accepted: true });
+        const decision = await api.infer(bodyText(request.body), scopeOf(request));
+        // The same InferenceDecision v1 a Kafka requester reads from arc.decision.inference.
+        const body = effectToWire(decision)?.message;
+        if (decision.outcome === 'reserved') return await reply.code(202).send(body);
+        if (decision.outcome === 'duplicate') return await reply.code(409).send({ code: 'ARC_ERR_DUPLICATE_REQUEST', message: decision.reason, ...body });
+        return await reply.code(503).send({ code: 'ARC_ERR_NO_CAPACITY', message: decision.reason, ...body });
       } catch (error) {
-        return sendError(reply, error);
+        return forbiddenToReply(reply, request, error);
       }
     });
-  }
 
-  app.get('/v1/nodes', (request) => {
-    const query = request.query as Record<string, string | undefined>;
-    return { nodes: api.nodes({ geozone: query['geozone'], status: query['status'], model: query['model'] }) };
-  });
-  app.get('/v1/nodes/:id', (request, reply) => {
-    const node = api.node((request.params as { id: string }).id);
-    return node ?? reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no such node' });
-  });
-  app.get('/v1/reservations/:id', (request, reply) => {
-    const reservation = api.reservation((request.params as { id: string }).id);
-    return reservation ?? reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no live reservation with that request id' });
-  });
-  app.get('/v1/summary', () => ({ summaries: api.summary() }));
-  for (const [action, drain] of [
-    ['drain', true],
-    ['resume', false],
-  ] as const) {
-    app.post(`/v1/nodes/:id/${action}`, async (request, reply) => {
-      const known = await api.drain((request.params as { id: string }).id, drain);
-      return known ? reply.code(202).send({ accepted: true }) : reply.code(404).send({ code: 'ARC_ERR_NOT_FOUND', message: 'no such node' });
+    for (const [path, kind] of [
+      ['/v1/telemetry', 'telemetry'],
+      ['/v1/results', 'result'],
+    ] as const) {
+      routes.post(path, { schema: kind === 'telemetry' ? docs.telemetry : docs.result, config: { permission: 'ingest' } }, async (request, reply) => {
+        try {
+          await api.ingest(kind, bodyText(request.body), scopeOf(request));
+          return await reply.code(202).send({ accepted: true });
+        } catch (error) {
+          return forbiddenToReply(reply, request, error);
+        }
+      });
+    }
+
+    routes.get('/v1/nodes', { schema: docs.nodes, config: { permission: 'read' } }, (request, reply) => {
+      const query = parseQuery(nodesQuerySchema, request.query);
+      if (query.geozone !== undefined && !inScope(principalOf(request), query.geozone)) return outOfScope(reply, request);
+      return api.nodes(query, scopeOf(request));
     });
-  }
-  app.get('/metrics', async (_request, reply) => {
-    const { contentType, body } = await api.metrics();
-    return reply.header('content-type', contentType).send(body);
+    routes.get('/v1/nodes/:id', { schema: docs.node, config: { permission: 'read' } }, (request) => {
+      const node = api.node((request.params as { id: string }).id);
+      // Out of scope answers like unknown: a key learns nothing about other geozones.
+      if (node === undefined || !inScope(principalOf(request), node.geozone)) throw notFound('node');
+      return node;
+    });
+    routes.get('/v1/nodes/:id/history', { schema: docs.history, config: { permission: 'read' } }, async (request) => {
+      const query = parseQuery(historyQuerySchema, request.query);
+      const history = await api.nodeHistory((request.params as { id: string }).id, query, scopeOf(request));
+      if (history === undefined) throw notFound('node');
+      return history;
+    });
+    routes.get('/v1/reservations/:id', { schema: docs.reservation, config: { permission: 'read' } }, (request) => {
+      const reservation = api.reservation((request.params as { id: string }).id);
+      if (reservation === undefined || !inScope(principalOf(request), reservation.geozone)) throw notFound('live reservation with that request id');
+      return reservation;
+    });
+    routes.get('/v1/summary', { schema: docs.summary, config: { permission: 'read' } }, (request) => ({
+      summaries: api.summary().filter((s) => inScope(principalOf(request), s.geozoneId)),
+    }));
+    for (const [action, drain] of [
+      ['drain', true],
+      ['resume', false],
+    ] as const) {
+      routes.post(`/v1/nodes/:id/${action}`, { schema: drain ? docs.drain : docs.resume, config: { permission: 'operate' } }, async (request, reply) => {
+        const known = await api.drain((request.params as { id: string }).id, drain, scopeOf(request));
+        if (!known) throw notFound('node');
+        return reply.code(202).send({ accepted: true });
+      });
+    }
+    routes.post('/v1/console/tickets', { schema: docs.ticket, config: { permission: 'read' } }, (request, reply) => {
+      if (guard === undefined) return reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no API keys are configured: connect to /telemetry directly' });
+      const { ticket, expiresAtMs } = guard.issueTicket(principalOf(request));
+      return reply.code(201).send({ ticket, 'expires-at': new Date(expiresAtMs).toISOString() });
+    });
+    routes.get('/metrics', { schema: docs.metrics, config: { permission: 'read' } }, async (request, reply) => {
+      // The exposition covers every geozone: only a key that reaches them all may scrape it.
+      if (principalOf(request).geozones !== 'all') return outOfScope(reply, request);
+      const { contentType, body } = await api.metrics();
+      return reply.header('content-type', contentType).send(body);
+    });
+    registered();
   });
   return app;
 }

@@ -1,51 +1,13 @@
 import test from 'ava';
-import { createRegion, type Region } from '../../actors/region.js';
+import type { Region } from '../../actors/region.js';
 import { limits } from '../../actors/wire.js';
-import { buildHttpApi } from '../../adapters/http/http-api.js';
-import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { RegionMetrics, type RegionMetricsSource } from '../../adapters/metrics/prometheus.js';
-import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
-import { realScheduler, WallClock } from '../../runtime/clock.js';
-import { tempDir } from '../helpers/fixtures.js';
+import { inferenceBody, telemetryBody, withHttpRegion, type HttpRegion } from '../helpers/http-region.js';
 
-const telemetry = (nodeId: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    'node-id': nodeId,
-    geozone: 'CAISO',
-    geohash: '9q9hvu',
-    'energy-source': 'cogen',
-    'battery-level': 0.9,
-    'gpu-utilization': 0.3,
-    'models-loaded': ['llama-3-70b'],
-    timestamp: new Date().toISOString(),
-    ...extra,
-  });
-const inference = (requestId: string, modelId = 'llama-3-70b') =>
-  JSON.stringify({ 'request-id': requestId, 'model-id': modelId, 'context-window': 4096, priority: 'normal', 'requester-geozone': 'CAISO' });
+const telemetry = telemetryBody;
+const inference = (requestId: string, modelId?: string): string => inferenceBody(requestId, modelId);
 
-async function withApi(run: (app: ReturnType<typeof buildHttpApi>, region: Region) => Promise<void>): Promise<void> {
-  const { dir, cleanup } = tempDir();
-  let source: RegionMetricsSource | undefined = undefined;
-  const metrics = new RegionMetrics({
-    counters: () => source?.counters() ?? {},
-    nodesByStatus: () => source?.nodesByStatus() ?? [],
-    inputBacklog: () => 0,
-  });
-  const store = metrics.timeAppends(new LmdbStore(dir));
-  let onEffects: (effects: readonly import('../../actors/region-io.js').RegionEffect[]) => void = () => undefined;
-  const region = createRegion({ geozones: ['CAISO'], store, clock: new WallClock(), scheduler: realScheduler, deliverForwards: true, onEffects: (e) => onEffects(e) });
-  region.supervisor.recover();
-  const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics });
-  source = regionMetricsSource(region, () => 0);
-  onEffects = wiring.onEffects;
-  const app = buildHttpApi(wiring.api, { bodyLimitBytes: limits.maxMessageBytes });
-  try {
-    await run(app, region);
-  } finally {
-    await app.close();
-    await store.close();
-    cleanup();
-  }
+async function withApi(run: (app: HttpRegion['app'], region: Region) => Promise<void>): Promise<void> {
+  await withHttpRegion(({ app, region }) => run(app, region));
 }
 
 const json = { 'content-type': 'application/json' };
