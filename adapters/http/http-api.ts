@@ -6,7 +6,8 @@ import { z } from 'zod';
 import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { ArcError, ErrorCodes, type ErrorCode } from '../../runtime/errors.js';
 import { effectToWire } from '../bus/topics.js';
-import { inScope, isRefusal, openAccess, type Permission, type Principal, type Refusal, type RequestGuard } from './access.js';
+import { inScope, type RequestGuard } from './access.js';
+import { installGuard } from './guard-hook.js';
 import { describeRoutes, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
 
 /**
@@ -103,12 +104,7 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
       : Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes, https: options.https })
   ) as unknown as FastifyInstance;
   const guard = options.guard;
-  const principals = new WeakMap<FastifyRequest, Principal>();
-  const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? openAccess;
-  const scopeOf = (request: FastifyRequest): Scope => {
-    const principal = principalOf(request);
-    return (geozone) => inScope(principal, geozone);
-  };
+  const { principalOf, scopeOf, outOfScope } = installGuard(app, guard);
 
   // Bodies stay text: the region's edge checks size, JSON and schema with its own coded errors.
   app.removeAllContentTypeParsers();
@@ -118,31 +114,6 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such route' }));
-
-  // Key, role and budget are settled before the body is read.
-  app.addHook('onRequest', (request, reply, done) => {
-    const permission = (request.routeOptions.config as { permission?: Permission }).permission;
-    if (permission === undefined || guard === undefined) return done();
-    const admitted = guard.admit(request.headers, permission);
-    if (!isRefusal(admitted)) {
-      principals.set(request, admitted);
-      return done();
-    }
-    // Answered here: the route (and its body) is never reached.
-    refuse(reply, request, admitted);
-  });
-
-  function refuse(reply: FastifyReply, request: FastifyRequest, refusal: Refusal, keyId?: string): FastifyReply {
-    guard?.refused(refusal, { method: request.method, path: request.routeOptions.url ?? request.url.split('?')[0] ?? '', ...(keyId === undefined ? {} : { keyId }) });
-    if (refusal.status === 401) void reply.header('www-authenticate', 'Bearer realm="arcnet"');
-    if (refusal.retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000))));
-    return reply.code(refusal.status).send({ code: refusal.code, message: refusal.message });
-  }
-
-  /** A geozone the key does not reach: 403, the same answer whatever the geozone holds. */
-  function outOfScope(reply: FastifyReply, request: FastifyRequest): FastifyReply {
-    return refuse(reply, request, { status: 403, code: ErrorCodes.FORBIDDEN, message: 'this key may not act on that geozone' }, principalOf(request).keyId);
-  }
 
   const forbiddenToReply = (reply: FastifyReply, request: FastifyRequest, error: unknown): FastifyReply =>
     error instanceof ArcError && error.code === ErrorCodes.FORBIDDEN ? outOfScope(reply, request) : sendError(reply, error);
