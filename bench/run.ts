@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import { consoleFanoutBench } from './console-fanout.js';
 import { endToEndBench } from './end-to-end.js';
+import { httpInferenceBench } from './http-inference.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
 import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
@@ -60,6 +62,14 @@ try {
   if (only === undefined || only === 'memory') {
     note('memory: heap per actor at 10,000 actors');
     emit(await memoryBench(join(dir, 'memory')));
+  }
+  if (only === undefined || only === 'http') {
+    note('http: POST /v1/inference over 127.0.0.1 sockets vs a bare fastify route; tracing on vs off');
+    emit(await httpInferenceBench(join(dir, 'http')));
+  }
+  if (only === undefined || only === 'console') {
+    note('console: fan-out to 100 WebSocket clients through ConsoleHub vs a raw ws broadcast loop');
+    emit(await consoleFanoutBench());
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();
