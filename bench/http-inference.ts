@@ -167,9 +167,7 @@ async function regionServer(dataDir: string, tracer?: RequestTracer): Promise<{ 
   const wiring = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => true, metrics, store });
   source = regionMetricsSource(region, () => 0);
   apiEffects = wiring.onEffects;
-  const traced = tracer === undefined ? undefined : traceRegionApi(wiring.api, tracer);
-  const app = buildHttpApi(traced?.api ?? wiring.api, { bodyLimitBytes: limits.maxMessageBytes });
-  traced?.continueCallerTraces(app);
+  const app = buildHttpApi(tracer === undefined ? wiring.api : traceRegionApi(wiring.api, tracer), { bodyLimitBytes: limits.maxMessageBytes });
   const origin = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     origin,

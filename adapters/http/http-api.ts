@@ -28,10 +28,15 @@ export type DecisionView = Extract<RegionEffect, { type: 'decision' }>;
 /** Which geozones a call may reach. */
 export type Scope = (geozone: string) => boolean;
 
+/** What the caller sent besides the body that the region may use (a W3C trace context to continue). */
+export interface CallerContext {
+  readonly traceparent?: string | undefined;
+}
+
 export interface RegionApi {
   ready(): boolean;
   /** Validates and routes an inference request; resolves with the durable decision. */
-  infer(body: string, scope: Scope): Promise<DecisionView>;
+  infer(body: string, scope: Scope, caller?: CallerContext): Promise<DecisionView>;
   /** Validates and applies telemetry or a result; resolves once durable. */
   ingest(kind: 'telemetry' | 'result', body: string, scope: Scope): Promise<void>;
   nodes(filter: NodesQuery, scope: Scope): { nodes: Record<string, unknown>[]; next: string | null };
@@ -140,7 +145,8 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
 
     routes.post('/v1/inference', { schema: docs.inference, config: { permission: 'infer' } }, async (request, reply) => {
       try {
-        const decision = await api.infer(bodyText(request.body), scopeOf(request));
+        const traceparent = request.headers.traceparent;
+        const decision = await api.infer(bodyText(request.body), scopeOf(request), { traceparent: typeof traceparent === 'string' ? traceparent : undefined });
         // The same InferenceDecision v1 a Kafka requester reads from arc.decision.inference.
         const body = effectToWire(decision)?.message;
         if (decision.outcome === 'reserved') return await reply.code(202).send(body);

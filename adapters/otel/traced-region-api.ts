@@ -1,23 +1,12 @@
-import type { FastifyInstance } from 'fastify';
 import type { RegionApi } from '../http/http-api.js';
 import { requestAttributes, type RequestTracer } from './request-tracer.js';
 
 /**
  * The HTTP edge of request traces: the RegionApi the routes call, wrapped so an
- * inference opens its trace as it arrives and a result joins it. http-api.ts
- * stays unaware of tracing; with tracing off the API is used unwrapped.
+ * inference opens its trace as it arrives (continuing the caller's W3C trace
+ * context when it sent one) and a result joins it. http-api.ts stays unaware of
+ * tracing; with tracing off the API is used unwrapped.
  */
-export interface TracedRegionApi {
-  /** Give this to buildHttpApi in place of the region's own API. */
-  readonly api: RegionApi;
-  /**
-   * Lets a request's W3C `traceparent` header reach the trace its body opens
-   * (the routes hand the API the body alone). Call on the app buildHttpApi
-   * returned, before it listens.
-   */
-  continueCallerTraces(app: FastifyInstance): void;
-}
-
 const INFERENCE_ROUTE = '/v1/inference';
 
 /** The body's top-level fields when it is a JSON object; the region's edge validates it properly afterwards. */
@@ -31,14 +20,10 @@ function fieldsOf(body: unknown): Record<string, unknown> | undefined {
   }
 }
 
-export function traceRegionApi(api: RegionApi, tracer: RequestTracer): TracedRegionApi {
-  // Body text -> traceparent, between the route's preHandler and its call of infer (same request).
-  const traceparents = new Map<string, string>();
-
+/** The RegionApi with tracing: give this to buildHttpApi in place of the region's own API. */
+export function traceRegionApi(api: RegionApi, tracer: RequestTracer): RegionApi {
   const infer: RegionApi['infer'] = async (...args) => {
-    const [body] = args;
-    const traceparent = traceparents.get(body);
-    if (traceparent !== undefined) traceparents.delete(body);
+    const [body, , caller] = args;
     const fields = fieldsOf(body);
     const requestId = fields?.['request-id'];
     if (fields === undefined || typeof requestId !== 'string') return api.infer(...args);
@@ -50,7 +35,7 @@ export function traceRegionApi(api: RegionApi, tracer: RequestTracer): TracedReg
         'http.route': INFERENCE_ROUTE,
         ...requestAttributes({ modelId: fields['model-id'], priority: fields['priority'], requesterGeozone: fields['requester-geozone'], contextWindow: fields['context-window'] }),
       },
-      traceparent,
+      caller?.traceparent,
     );
     try {
       return await api.infer(...args);
@@ -76,21 +61,5 @@ export function traceRegionApi(api: RegionApi, tracer: RequestTracer): TracedReg
   // Every other call goes to the region's API as it is.
   const traced = Object.assign(Object.create(api) as RegionApi, { infer, ingest });
 
-  return {
-    api: traced,
-    continueCallerTraces(app) {
-      app.addHook('preHandler', (request, _reply, done) => {
-        const traceparent = request.headers.traceparent;
-        if (typeof traceparent === 'string' && typeof request.body === 'string' && request.method === 'POST' && request.routeOptions.url === INFERENCE_ROUTE) {
-          traceparents.set(request.body, traceparent);
-        }
-        done();
-      });
-      // A request that never reached infer (refused on the way) leaves nothing behind.
-      app.addHook('onResponse', (request, _reply, done) => {
-        if (traceparents.size > 0 && typeof request.body === 'string') traceparents.delete(request.body);
-        done();
-      });
-    },
-  };
+  return traced;
 }

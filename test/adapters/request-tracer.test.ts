@@ -61,9 +61,7 @@ async function traced(options: Omit<RequestTracerOptions, 'endpoint'>, run: (app
   const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics, store });
   source = regionMetricsSource(region, () => 0);
   apiEffects = wiring.onEffects;
-  const tracedApi = traceRegionApi(wiring.api, tracer);
-  const app = buildHttpApi(tracedApi.api, { bodyLimitBytes: limits.maxMessageBytes });
-  tracedApi.continueCallerTraces(app);
+  const app = buildHttpApi(traceRegionApi(wiring.api, tracer), { bodyLimitBytes: limits.maxMessageBytes });
   try {
     await run(app, tracer, region);
     await tracer.shutdown();
