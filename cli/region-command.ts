@@ -16,6 +16,12 @@ import { buildHttpApi } from '../adapters/http/http-api.js';
 import { connectInputs } from './bus-edge.js';
 import { RegionMetrics, type RegionMetricsSource } from '../adapters/metrics/prometheus.js';
 import { createRegionApi, regionMetricsSource } from './region-api.js';
+import type { Region } from '../actors/region.js';
+import type { Refusal, RefusalContext } from '../adapters/http/access.js';
+import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
+import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
+import { createConsoleWiring } from './console-wiring.js';
+import { regionSecurity, type SecurityOptions } from './region-security.js';
 
 export interface RegionCommandOptions {
   readonly dataDir: string;
@@ -30,9 +36,16 @@ export interface RegionCommandOptions {
   /** Stop by itself after this long (wall clock); runs until SIGTERM/SIGINT otherwise. */
   readonly runForMs?: number | undefined;
   readonly logger: Logger;
-  /** Serve the HTTP API on 127.0.0.1 at this port (none when undefined). */
+  /** Serve the HTTP API and the console WebSocket on 127.0.0.1 at this port (none when undefined). */
   readonly port?: number | undefined;
+  /** API keys, rate limits and TLS for the HTTP API and the console. */
+  readonly security: SecurityOptions;
+  /** OTLP/HTTP traces endpoint; the OTEL_EXPORTER_OTLP_* environment otherwise; no traces without either. */
+  readonly otlpEndpoint?: string | undefined;
 }
+
+/** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
+const REGION_WIDE = '_REGION';
 
 /**
  * The live regional runtime on the embedded default: LMDB journal and
@@ -52,8 +65,14 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     counters: () => metricsSource?.counters() ?? {},
     nodesByStatus: () => metricsSource?.nodesByStatus() ?? [],
     inputBacklog: () => metricsSource?.inputBacklog() ?? 0,
+    console: () => metricsSource?.console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 },
   });
-  const store = metrics.timeAppends(new LmdbStore(options.dataDir));
+  const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
+  let regionRef: Region | undefined;
+  const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
+  const consoleFeed = createConsoleWiring({ region: () => regionRef, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
+  const timed = metrics.timeAppends(new LmdbStore(options.dataDir));
+  const store = consoleFeed.feedFrom(tracer === undefined ? timed : tracer.wrapJournalStore(timed));
   const clock = new WallClock();
   const effectsFd = options.effectsLog === undefined ? undefined : openSync(options.effectsLog, 'a');
   let fleet: SimFleet | undefined;
@@ -67,7 +86,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     clock,
     scheduler: realScheduler,
     deliverForwards: true,
-    onEffects: (effects) => onEffects(effects),
+    onEffects: (effects, geozone) => onEffects(effects, geozone),
     onFailure: (error, geozone) => {
       log.fatal({ err: error, geozone }, 'shard failed; stopping');
       process.exitCode = 1;
@@ -75,13 +94,16 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     },
   });
   const supervisor = region.supervisor;
+  regionRef = region;
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
-  metricsSource = regionMetricsSource(region, () => bus.stats().waiting);
+  metricsSource = { ...regionMetricsSource(region, () => bus.stats().waiting), console: () => consoleFeed.hub.stats() };
 
-  function onEffects(effects: readonly RegionEffect[]): void {
+  function onEffects(effects: readonly RegionEffect[], geozone: string): void {
     http.onEffects(effects);
+    tracer?.onEffects(effects);
+    consoleFeed.onEffects(effects, geozone);
     if (effectsFd !== undefined) {
       let lines = '';
       for (const effect of effects) if (effect.type === 'dispatch' || effect.type === 'decision') lines += `${JSON.stringify(effect)}\n`;
@@ -104,7 +126,33 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     }
   }
 
-  const edge = connectInputs(bus, (input) => supervisor.submit(input), () => stopping, (error, topic) => log.warn({ err: error, topic }, 'input refused'));
+  /** A refused HTTP request or console connection: a system event on the console and the bus, and a log line (never the key). */
+  function onRefused(refusal: Refusal, context: RefusalContext): void {
+    const details = { status: refusal.status, code: refusal.code, method: context.method, path: context.path, ...(context.keyId === undefined ? {} : { keyId: context.keyId }) };
+    const message = refusal.status === 401 ? 'request refused: no valid API key' : refusal.status === 403 ? 'request refused: not allowed for this key' : 'request refused: rate limit';
+    log.warn(details, message);
+    const nowMs = clock.nowMs();
+    consoleFeed.publish([{ type: 'system', geozone: REGION_WIDE, severity: 'warn', message, details, timestamp: new Date(nowMs).toISOString() }]);
+    const wire = effectToWire({ type: 'system', atMs: nowMs, severity: 'warn', message, details });
+    if (wire !== undefined) {
+      try {
+        bus.publish(wire.topic, JSON.stringify(wire.message));
+      } catch {
+        unpublished++;
+      }
+    }
+  }
+
+  const edge = connectInputs(bus, (input) => submitTraced(input, 'bus'), () => stopping, (error, topic) => log.warn({ err: error, topic }, 'input refused'));
+
+  /** Inputs with their trace (when tracing is on) opened at ingress. */
+  function submitTraced(input: RegionInput, transport: 'bus'): void {
+    if (tracer !== undefined) {
+      if (input.type === 'inference' && input.targetGeozone === undefined) tracer.ingress(input.request.requestId, transport, requestAttributes(input.request));
+      else if (input.type === 'result') tracer.onResultIngress(input.requestId, transport);
+    }
+    supervisor.submit(input);
+  }
 
   const recoverStart = monotonicNowMs();
   // Reservations that began and ended before the restart are not rebuilt one transition at a time.
@@ -170,13 +218,22 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   let resolveDone: (value: Record<string, unknown>) => void = () => undefined;
   const done = new Promise<Record<string, unknown>>((resolve) => (resolveDone = resolve));
 
-  const server = options.port === undefined ? undefined : buildHttpApi(http.api, { bodyLimitBytes: limits.maxMessageBytes });
-  if (server !== undefined) log.info({ address: await server.listen({ host: '127.0.0.1', port: options.port }) }, 'HTTP API listening');
+  const server =
+    options.port === undefined
+      ? undefined
+      : buildHttpApi(tracer === undefined ? http.api : traceRegionApi(http.api, tracer), { bodyLimitBytes: limits.maxMessageBytes, guard: security.guard, https: security.https });
+  if (server !== undefined) {
+    consoleFeed.hub.attach(server.server);
+    const address = await server.listen({ host: '127.0.0.1', port: options.port });
+    log.info({ address, console: `${address.replace(/^http/, 'ws')}/telemetry`, docs: `${address}/docs`, apiKeys: security.keys, tls: security.https !== undefined, traces: tracer !== undefined }, 'HTTP API listening');
+  }
 
   async function shutdown(reason: string): Promise<void> {
     if (stopping) return;
     stopping = true;
+    await consoleFeed.hub.close();
     await server?.close();
+    await tracer?.shutdown();
     log.info({ reason }, 'stopping');
     clearInterval(statusTimer);
     fleet?.stop();

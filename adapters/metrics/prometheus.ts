@@ -14,6 +14,8 @@ export interface RegionMetricsSource {
   nodesByStatus(): { geozone: string; status: string; count: number }[];
   /** Messages waiting on the bus for the region (input lag in messages). */
   inputBacklog(): number;
+  /** The console WebSocket feed, when the region serves one. */
+  console?(): { clients: number; sent: number; dropped: number; disconnectedSlow: number };
 }
 
 const counterHelp: Record<string, string> = {
@@ -68,6 +70,31 @@ export class RegionMetrics {
         this.set(source.inputBacklog());
       },
     });
+    const consoleStats = (): { clients: number; sent: number; dropped: number; disconnectedSlow: number } =>
+      source.console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 };
+    new Gauge({
+      name: 'arcnet_console_clients',
+      help: 'Console WebSocket clients connected',
+      registers: [this.registry],
+      collect() {
+        this.set(consoleStats().clients);
+      },
+    });
+    for (const [name, help, field] of [
+      ['arcnet_console_messages_sent_total', 'Console messages handed to client sockets (one per client per message)', 'sent'],
+      ['arcnet_console_messages_dropped_total', 'Console messages not sent to a client that had fallen behind', 'dropped'],
+      ['arcnet_console_slow_disconnects_total', 'Console clients disconnected for falling behind', 'disconnectedSlow'],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(consoleStats()[field]);
+        },
+      });
+    }
     this.journalAppendSeconds = new Histogram({
       name: 'arcnet_journal_append_seconds',
       help: 'Time for a journal append to become durable',
