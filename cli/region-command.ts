@@ -16,7 +16,6 @@ import { buildHttpApi } from '../adapters/http/http-api.js';
 import { connectInputs } from './bus-edge.js';
 import { RegionMetrics, type RegionMetricsSource } from '../adapters/metrics/prometheus.js';
 import { createRegionApi, regionMetricsSource } from './region-api.js';
-import type { Region } from '../actors/region.js';
 import type { Refusal, RefusalContext } from '../adapters/http/access.js';
 import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
@@ -68,9 +67,8 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     console: () => metricsSource?.console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 },
   });
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
-  let regionRef: Region | undefined;
   const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
-  const consoleFeed = createConsoleWiring({ region: () => regionRef, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
+  const consoleFeed = createConsoleWiring({ region: () => region, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
   const timed = metrics.timeAppends(new LmdbStore(options.dataDir));
   const store = consoleFeed.feedFrom(tracer === undefined ? timed : tracer.wrapJournalStore(timed));
   const clock = new WallClock();
@@ -94,7 +92,6 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     },
   });
   const supervisor = region.supervisor;
-  regionRef = region;
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
