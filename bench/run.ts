@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { consoleFanoutBench } from './console-fanout.js';
+import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
 import { httpInferenceBench } from './http-inference.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
@@ -70,6 +71,8 @@ try {
   if (only === undefined || only === 'console') {
     note('console: fan-out to 100 WebSocket clients through ConsoleHub vs a raw ws broadcast loop');
     emit(await consoleFanoutBench());
+    note('console: telemetry input to console arrival through a live arcnet region process');
+    emit(await consoleLagBench());
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();
