@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { createRegion, internalInput, type Region } from '../actors/region.js';
 import type { InferenceRequest, RegionEffect, RegionInput } from '../actors/region-io.js';
@@ -29,6 +30,8 @@ import { inputToWire } from '../simulations/wire-producer.js';
 export interface KafkaRegionOptions {
   /** Bootstrap brokers, host:port. */
   readonly brokers: readonly string[];
+  /** TLS (and client certificate) for every Kafka connection, from kafkaTlsOptions; plaintext without it. */
+  readonly ssl?: ConnectionOptions | undefined;
   /** Every geozone of the federation; the consumer group decides which of them this process owns. */
   readonly geozones: readonly string[];
   /** Consumer group of the region processes (default arcnet-region at the CLI). */
@@ -94,7 +97,7 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
   const names = topicNames();
   const clientId = options.clientId ?? `arcnet-region-${process.pid}`;
 
-  const ensured = await ensureTopicsAt(brokers, topicSpecs(zones));
+  const ensured = await ensureTopicsAt(brokers, topicSpecs(zones), { ssl: options.ssl });
   if (ensured.created.length > 0) log.info({ created: ensured.created }, 'topics created');
 
   const clock = new WallClock();
@@ -103,7 +106,7 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
   const takeovers: { geozone: string; ms: number; replayed: number; fromSnapshotOffset: number }[] = [];
   let stopping = false;
 
-  const kafka = kafkaClient(brokers, clientId);
+  const kafka = kafkaClient(brokers, clientId, options.ssl);
   const producer: EffectProducer = await startEffectProducer(kafka, zones);
 
   // ------------------------------------------------------------ effects
@@ -184,7 +187,7 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
     const started = monotonicNowMs();
     const geozone = entry.geozone;
     // Opening fences every older owner of the geozone's journal before reading it.
-    const store = await KafkaStore.open({ brokers, shardIds: [geozone], clientId: `${clientId}-${geozone}` });
+    const store = await KafkaStore.open({ brokers, ssl: options.ssl, shardIds: [geozone], clientId: `${clientId}-${geozone}` });
     if (entry.lost || stopping) {
       await store.close();
       return;

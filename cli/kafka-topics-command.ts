@@ -1,9 +1,12 @@
+import type { ConnectionOptions } from 'node:tls';
 import { ensureTopicsAt, topicSpecs } from '../adapters/kafka/topics.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 
 export interface KafkaTopicsOptions {
   /** Bootstrap brokers, host:port. */
   readonly brokers: readonly string[];
+  /** TLS (and client certificate) to the brokers, from kafkaTlsOptions; plaintext without it. */
+  readonly ssl?: ConnectionOptions | undefined;
   readonly geozones: readonly string[];
   /** Put in front of every topic name (default none). */
   readonly prefix?: string;
@@ -25,5 +28,5 @@ export async function kafkaTopicsCommand(options: KafkaTopicsOptions): Promise<{
   }
   // topicSpecs validates the geozones (ARC_ERR_USAGE for a bad or empty list).
   const specs = topicSpecs(options.geozones, options.prefix === undefined ? {} : { prefix: options.prefix });
-  return ensureTopicsAt(brokers, specs, options.replicationFactor === undefined ? {} : { replicationFactor: options.replicationFactor });
+  return ensureTopicsAt(brokers, specs, { ssl: options.ssl, ...(options.replicationFactor === undefined ? {} : { replicationFactor: options.replicationFactor }) });
 }

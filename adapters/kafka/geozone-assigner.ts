@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConnectionOptions } from 'node:tls';
 import kafkajs, { Kafka, logLevel, type Consumer, type EachMessagePayload, type IHeaders, type KafkaMessage, type PartitionAssigner, type Producer } from 'kafkajs';
 import type { RegionInput } from '../../actors/region-io.js';
 import { parseWire, type WireKind } from '../../actors/wire.js';
@@ -273,11 +274,15 @@ export async function startEffectProducer(kafka: Kafka, geozones: readonly strin
   };
 }
 
-/** A kafkajs client for the region's consumer and effect producer (retriable errors kept quiet). */
-export function kafkaClient(brokers: readonly string[], clientId: string): Kafka {
+/**
+ * A kafkajs client for the region's consumer and effect producer (retriable errors kept quiet).
+ * `ssl` (kafkaTlsOptions) connects with TLS; without it, plaintext.
+ */
+export function kafkaClient(brokers: readonly string[], clientId: string, ssl?: ConnectionOptions): Kafka {
   return new Kafka({
     clientId,
     brokers: [...brokers],
+    ssl,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 10_000,
     requestTimeout: 30_000,

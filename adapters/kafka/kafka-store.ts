@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ConnectionOptions } from 'node:tls';
 import kafkajs, { Kafka, logLevel, type Admin, type LogEntry, type Producer, type Transaction } from 'kafkajs';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
@@ -34,6 +35,8 @@ type StoredRecord = [atMs: number, actorId: string, kind: string, event: Journal
 
 export interface KafkaStoreOptions {
   readonly brokers: readonly string[];
+  /** TLS to the brokers (kafkaTlsOptions); plaintext without it. */
+  readonly ssl?: ConnectionOptions | undefined;
   /** The shards this store owns (and fences other owners of). */
   readonly shardIds: readonly string[];
   readonly clientId: string;
@@ -95,6 +98,7 @@ export class KafkaStore implements JournalStore, SnapshotStore {
     const kafka = new Kafka({
       clientId: options.clientId,
       brokers: [...options.brokers],
+      ssl: options.ssl,
       logLevel: logLevel.WARN,
       // kafkajs logs retriable errors (coordinator moving, CONCURRENT_TRANSACTIONS) at ERROR level:
       // keep the last entries for diagnostics instead of printing them; failures surface as rejections.

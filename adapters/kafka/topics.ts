@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import kafkajs, { Kafka, logLevel, type Admin, type ICustomPartitioner, type PartitionerArgs } from 'kafkajs';
 import { topics } from '../bus/topics.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
@@ -255,11 +256,12 @@ export async function describeRetention(admin: Admin, names: readonly string[]):
 export async function ensureTopicsAt(
   brokers: readonly string[],
   specs: readonly TopicSpec[],
-  options: EnsureTopicsOptions & { readonly clientId?: string } = {},
+  options: EnsureTopicsOptions & { readonly clientId?: string; readonly ssl?: ConnectionOptions | undefined } = {},
 ): Promise<EnsureTopicsResult> {
   const kafka = new Kafka({
     clientId: options.clientId ?? 'arcnet-topics',
     brokers: [...brokers],
+    ssl: options.ssl,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 10_000,
     requestTimeout: 60_000,

@@ -5,15 +5,24 @@
 //   node scripts/kafka/kafka.mjs start    start (or find) the broker; prints "127.0.0.1:<port>" on stdout
 //   node scripts/kafka/kafka.mjs stop     SIGTERM, wait up to 30 s, then SIGKILL; idempotent
 //   node scripts/kafka/kafka.mjs status   prints "running ..." (exit 0) or "stopped" (exit 1)
+//   node scripts/kafka/kafka.mjs tls-info prints JSON {address, ca, cert, key, listening} for the SSL listener
+//                                         (exit 1 when there are no certificates yet: start makes them)
+//
+// Listeners, all on 127.0.0.1: PLAINTEXT (KAFKA_PORT, the one tests and the CLI use by default, also
+// inter-broker), CONTROLLER (KRaft), and SSL (KAFKA_TLS_PORT): TLS 1.3 only, client certificate required.
+// The SSL listener's certificates are made with openssl into .kafka/tls on the first start and reused
+// afterwards: ca.pem (trust it), client.pem + client-key.pem (a client certificate that CA signed),
+// and the broker's own broker.pem/broker-key.pem (SAN 127.0.0.1 and localhost). Without an openssl
+// binary (and no usable certificates from before) the broker starts without the SSL listener.
 //
 // Everything lives in <repo>/.kafka: libs/ (the classpath), server.properties,
-// log4j2.properties, cluster-id, data/ (log.dirs), broker.log (+ .1, the previous run's), broker.pid,
+// log4j2.properties, cluster-id, data/ (log.dirs), tls/, broker.log (+ .1, the previous run's), broker.pid,
 // start.lock (held while a start is in progress).
-// Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), JAVA_HOME,
+// Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093), KAFKA_TLS_PORT (9094), JAVA_HOME,
 // KAFKA_START_TIMEOUT_MS (120000).
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 Java 17+ or Maven not available here.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -38,6 +47,18 @@ const CLUSTER_ID_FILE = join(CACHE, 'cluster-id');
 const BROKER_LOG = join(CACHE, 'broker.log');
 const PID_FILE = join(CACHE, 'broker.pid');
 const START_LOCK = join(CACHE, 'start.lock');
+const TLS_DIR = join(CACHE, 'tls');
+/** What a TLS client of the SSL listener needs, plus the broker's own key store (key + chain, one PEM file). */
+const TLS_FILES = {
+  ca: join(TLS_DIR, 'ca.pem'),
+  clientCert: join(TLS_DIR, 'client.pem'),
+  clientKey: join(TLS_DIR, 'client-key.pem'),
+  brokerCert: join(TLS_DIR, 'broker.pem'),
+  brokerKeyStore: join(TLS_DIR, 'broker-keystore.pem'),
+};
+/** Local certificates are long-lived (nothing rotates them); they are made again when less than a day is left. */
+const TLS_DAYS = 3650;
+const TLS_RENEW_BEFORE_MS = 24 * 3_600_000;
 const READY_LINE = 'Kafka Server started';
 const MIN_JAVA = 17;
 
@@ -61,10 +82,12 @@ function portFromEnv(name, fallback) {
 function config() {
   const port = portFromEnv('KAFKA_PORT', 9092);
   const controllerPort = portFromEnv('KAFKA_CONTROLLER_PORT', 9093);
+  const tlsPort = portFromEnv('KAFKA_TLS_PORT', 9094);
   if (port === controllerPort) throw new CliError(`KAFKA_PORT and KAFKA_CONTROLLER_PORT are both ${port}`, EXIT_USAGE);
+  if (tlsPort === port || tlsPort === controllerPort) throw new CliError(`KAFKA_TLS_PORT ${tlsPort} is also KAFKA_PORT or KAFKA_CONTROLLER_PORT`, EXIT_USAGE);
   const timeoutRaw = Number(process.env.KAFKA_START_TIMEOUT_MS ?? '');
   const startTimeoutMs = Number.isFinite(timeoutRaw) && timeoutRaw > 0 ? timeoutRaw : 120_000;
-  return { port, controllerPort, startTimeoutMs, address: `${HOST}:${port}` };
+  return { port, controllerPort, tlsPort, startTimeoutMs, address: `${HOST}:${port}`, tlsAddress: `${HOST}:${tlsPort}` };
 }
 
 // ---------------------------------------------------------------- Java and Maven
@@ -155,17 +178,99 @@ function ensureLibs(java) {
   return true;
 }
 
+// ---------------------------------------------------------------- TLS certificates
+
+function opensslAvailable() {
+  const r = spawnSync('openssl', ['version'], { encoding: 'utf8' });
+  return !r.error && r.status === 0;
+}
+
+function openssl(cwd, args) {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new CliError(`openssl ${args[0]} failed (exit ${r.status ?? r.error?.message}):\n${`${r.stdout ?? ''}${r.stderr ?? ''}`.trim()}`);
+  }
+}
+
+/**
+ * True when .kafka/tls holds a complete set made by this script: every file there, the broker and
+ * client certificates issued by ca.pem, none of them expiring within a day.
+ */
+function tlsMaterialUsable() {
+  if (!Object.values(TLS_FILES).every((file) => existsSync(file))) return false;
+  try {
+    const ca = new X509Certificate(readFileSync(TLS_FILES.ca));
+    const leaves = [TLS_FILES.brokerCert, TLS_FILES.clientCert].map((file) => new X509Certificate(readFileSync(file)));
+    const renewAt = Date.now() + TLS_RENEW_BEFORE_MS;
+    return [ca, ...leaves].every((c) => Date.parse(c.validTo) > renewAt) && leaves.every((c) => c.checkIssued(ca) && c.verify(ca.publicKey));
+  } catch {
+    return false;
+  }
+}
+
+/** A CA, the broker's certificate (127.0.0.1, localhost) and one client certificate, all EC P-256, into dir. */
+function makeTlsMaterial(dir) {
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl(dir, ['req', '-x509', ...ec, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', String(TLS_DAYS),
+    '-subj', '/CN=ArcNet local Kafka CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const leaf = (name, commonName, extensions) => {
+    writeFileSync(join(dir, `${name}.ext`), extensions);
+    openssl(dir, ['req', ...ec, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`]);
+    openssl(dir, ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial',
+      '-out', `${name}.pem`, '-days', String(TLS_DAYS), '-extfile', `${name}.ext`]);
+    rmSync(join(dir, `${name}.csr`));
+    rmSync(join(dir, `${name}.ext`));
+  };
+  leaf('broker', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  leaf('client', 'arcnet-local-client', 'extendedKeyUsage=clientAuth\n');
+  // Kafka's file-based PEM key store is one file: the (PKCS#8, here unencrypted) key, then the chain.
+  const keyStore = ['broker-key.pem', 'broker.pem', 'ca.pem'].map((f) => readFileSync(join(dir, f), 'utf8').trimEnd()).join('\n');
+  writeFileSync(join(dir, 'broker-keystore.pem'), `${keyStore}\n`, { mode: 0o600 });
+}
+
+/**
+ * Makes sure .kafka/tls holds usable certificates: reuses them, or makes a new set with openssl.
+ * False (and says why) when there are none and openssl is missing: the broker starts without SSL.
+ */
+function ensureTlsMaterial() {
+  if (tlsMaterialUsable()) return true;
+  if (!opensslAvailable()) {
+    info('openssl is not available here and .kafka/tls holds no usable certificates: starting WITHOUT the SSL listener');
+    return false;
+  }
+  const staging = `${TLS_DIR}.tmp-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true, mode: 0o700 });
+  try {
+    makeTlsMaterial(staging);
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+  rmSync(TLS_DIR, { recursive: true, force: true });
+  renameSync(staging, TLS_DIR);
+  info(`made a CA, a broker and a client certificate in ${TLS_DIR}`);
+  return true;
+}
+
+function tlsInfoLine(cfg) {
+  return `SSL listener at ${cfg.tlsAddress} (TLS 1.3, client certificate required): ` +
+    `CA ${TLS_FILES.ca}, client certificate ${TLS_FILES.clientCert}, key ${TLS_FILES.clientKey}`;
+}
+
 // ---------------------------------------------------------------- configuration and storage
 
-function writeServerProperties({ port, controllerPort }) {
+function writeServerProperties({ port, controllerPort, tlsPort }, tls) {
+  const listeners = [`PLAINTEXT://${HOST}:${port}`, ...(tls ? [`SSL://${HOST}:${tlsPort}`] : [])];
   const lines = [
     '# Generated by scripts/kafka/kafka.mjs on every start; edits are overwritten.',
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${HOST}:${controllerPort}`,
-    `listeners=PLAINTEXT://${HOST}:${port},CONTROLLER://${HOST}:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://${HOST}:${port}`,
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `listeners=${listeners.join(',')},CONTROLLER://${HOST}:${controllerPort}`,
+    `advertised.listeners=${listeners.join(',')}`,
+    `listener.security.protocol.map=PLAINTEXT:PLAINTEXT,${tls ? 'SSL:SSL,' : ''}CONTROLLER:PLAINTEXT`,
+    // Broker-to-controller and inter-broker traffic stays on plaintext loopback; SSL is for clients.
     'inter.broker.listener.name=PLAINTEXT',
     'controller.listener.names=CONTROLLER',
     `log.dirs=${DATA}`,
@@ -179,6 +284,18 @@ function writeServerProperties({ port, controllerPort }) {
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
+    ...(tls
+      ? [
+          // Only the SSL listener uses these. TLS 1.3 only, and a client without a certificate from ca.pem is refused.
+          'ssl.client.auth=required',
+          'ssl.protocol=TLSv1.3',
+          'ssl.enabled.protocols=TLSv1.3',
+          'ssl.keystore.type=PEM',
+          `ssl.keystore.location=${TLS_FILES.brokerKeyStore}`,
+          'ssl.truststore.type=PEM',
+          `ssl.truststore.location=${TLS_FILES.ca}`,
+        ]
+      : []),
     '',
   ];
   writeFileSync(SERVER_PROPERTIES, lines.join('\n'));
@@ -423,15 +540,18 @@ async function startLocked(cfg) {
       await waitReady(existing, cfg);
     }
     info(`broker already running (pid ${existing})`);
+    if (runningConfigHasTls()) info(tlsInfoLine(cfg));
+    else info(`the running broker has no SSL listener (started without one): stop and start it to get one on ${cfg.tlsAddress}`);
     process.stdout.write(`${cfg.address}\n`);
     return;
   }
 
-  for (const port of [cfg.port, cfg.controllerPort]) {
+  const tls = ensureTlsMaterial();
+  for (const port of [cfg.port, cfg.controllerPort, ...(tls ? [cfg.tlsPort] : [])]) {
     if (await portAnswers(port)) {
       throw new CliError(
         `${HOST}:${port} is already in use by a process this script did not start (no live pid in ${PID_FILE}). ` +
-          'Stop it, or choose other ports with KAFKA_PORT / KAFKA_CONTROLLER_PORT.',
+          'Stop it, or choose other ports with KAFKA_PORT / KAFKA_CONTROLLER_PORT / KAFKA_TLS_PORT.',
       );
     }
   }
@@ -439,7 +559,7 @@ async function startLocked(cfg) {
   const java = findJava();
   const t0 = performance.now();
   ensureLibs(java);
-  writeServerProperties(cfg);
+  writeServerProperties(cfg, tls);
   writeLog4jProperties();
   ensureFormatted(java);
 
@@ -472,7 +592,26 @@ async function startLocked(cfg) {
     throw err;
   }
   info(`broker ready at ${cfg.address} after ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  if (tls) info(tlsInfoLine(cfg));
   process.stdout.write(`${cfg.address}\n`);
+}
+
+/** Whether the server.properties of the running broker (the last start's) has the SSL listener. */
+function runningConfigHasTls() {
+  return existsSync(SERVER_PROPERTIES) && /^listeners=.*\bSSL:\/\//m.test(readFileSync(SERVER_PROPERTIES, 'utf8'));
+}
+
+/** Where the SSL listener and its client certificates are, as JSON; exit 1 when there are no certificates yet. */
+async function tlsInfo() {
+  const cfg = config();
+  if (!tlsMaterialUsable()) {
+    process.stderr.write(`kafka: no usable certificates in ${TLS_DIR} yet; \`node scripts/kafka/kafka.mjs start\` makes them (it needs openssl)\n`);
+    return EXIT_FAILURE;
+  }
+  const listening = runningBrokerPid() !== undefined && runningConfigHasTls() && (await portAnswers(cfg.tlsPort));
+  const out = { address: cfg.tlsAddress, ca: TLS_FILES.ca, cert: TLS_FILES.clientCert, key: TLS_FILES.clientKey, listening };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  return 0;
 }
 
 async function stop() {
@@ -501,13 +640,13 @@ async function status() {
   return 0;
 }
 
-const commands = { start, stop, status };
+const commands = { start, stop, status, 'tls-info': tlsInfo };
 
 async function main() {
   const name = process.argv[2];
   const command = name === undefined ? undefined : commands[name];
   if (!command) {
-    process.stderr.write('usage: node scripts/kafka/kafka.mjs start|stop|status\n');
+    process.stderr.write('usage: node scripts/kafka/kafka.mjs start|stop|status|tls-info\n');
     return EXIT_USAGE;
   }
   return (await command()) ?? 0;
