@@ -1,3 +1,4 @@
+import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
@@ -42,6 +43,8 @@ export interface KafkaRegionOptions {
   readonly logger: Logger;
   /** kafkajs client id prefix (default arcnet-region-<pid>). */
   readonly clientId?: string;
+  /** OTLP/HTTP traces endpoint; the OTEL_EXPORTER_OTLP_* environment otherwise; no traces without either. */
+  readonly otlpEndpoint?: string | undefined;
 }
 
 /** One geozone this process owns (or is taking over). */
@@ -106,12 +109,14 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
   const takeovers: { geozone: string; ms: number; replayed: number; fromSnapshotOffset: number }[] = [];
   let stopping = false;
 
+  const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: zones });
   const kafka = kafkaClient(brokers, clientId, options.ssl);
   const producer: EffectProducer = await startEffectProducer(kafka, zones);
 
   // ------------------------------------------------------------ effects
 
   function onEffects(geozone: string, effects: readonly RegionEffect[]): void {
+    tracer?.onEffects(effects);
     const out: OutboundMessage[] = [];
     for (const effect of effects) {
       if (effect.type === 'forward' || effect.type === 'forward-ack') {
@@ -203,7 +208,7 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
     const region = createRegion({
       geozones: [geozone],
       federation: zones,
-      store: ports,
+      store: tracer === undefined ? ports : tracer.wrapJournalStore(ports),
       clock,
       scheduler: realScheduler,
       // Forwards are delivered here (in-process or over Kafka), not by a one-shard supervisor.
@@ -317,8 +322,10 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
         if (input.type === 'inference') await producer.send([{ topic: message.topic, key: target, value: JSON.stringify(requestWire(input.request)) }]);
         else await rerouteTelemetry(input, message.topic, target);
         counters.rerouted++;
-      } else if (!(await submit(entry, input))) {
-        return; // not applied: its offset is not committed
+      } else {
+        if (input.type === 'inference' && input.targetGeozone === undefined) tracer?.ingress(input.request.requestId, 'kafka', requestAttributes(input.request));
+        else if (input.type === 'result') tracer?.onResultIngress(input.requestId, 'kafka');
+        if (!(await submit(entry, input))) return; // not applied: its offset is not committed
       }
     }
     entry.applied.set(key, offset + 1n);
@@ -465,6 +472,7 @@ export async function runKafkaRegion(options: KafkaRegionOptions): Promise<Recor
       await consumer.stop();
       await Promise.all(entries.map((e) => (e.store === undefined ? Promise.resolve() : e.store.close().catch(() => undefined))));
       await producer.close().catch(() => undefined);
+      await tracer?.shutdown();
       resolveDone(line);
     } catch (error) {
       rejectDone(error);
