@@ -31,6 +31,17 @@ export default tseslint.config(
   },
   { files: ['eslint.config.js'], extends: [tseslint.configs.disableTypeChecked] },
   {
+    // The inspector's page: browser modules served as they are (no build step), linted without type information.
+    files: ['inspector/page/**/*.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'history', 'sessionStorage', 'fetch', 'WebSocket', 'URL', 'URLSearchParams', 'Option', 'performance', 'requestAnimationFrame', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'console'].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     // Plain Node scripts (no build step): linted without type information.
     files: ['scripts/**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],

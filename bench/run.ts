@@ -6,6 +6,7 @@ import { consoleFanoutBench } from './console-fanout.js';
 import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
 import { httpInferenceBench } from './http-inference.js';
+import { inspectorBench } from './inspector.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
 import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
@@ -73,6 +74,10 @@ try {
     emit(await consoleFanoutBench());
     note('console: telemetry input to console arrival through a live arcnet region process');
     emit(await consoleLagBench());
+  }
+  if (only === undefined || only === 'inspector') {
+    note('inspector: first diagram and live update time in Chromium, region throughput with and without the page, 10,000 nodes');
+    emit(await inspectorBench(join(dir, 'inspector')));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();

@@ -3,35 +3,63 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { parseDurationMs } from '../simulations/duration.js';
+import type { TimePoint } from '../inspector/point-in-time.js';
 import { replayJournal } from '../simulations/replay.js';
 import { runSimulation } from '../simulations/run-simulation.js';
+import { runAuditCommand } from './audit-command.js';
+import { runInspectCommand } from './inspect-command.js';
 import { createProgress } from './progress.js';
 import { runKafkaRegion } from './kafka-region-command.js';
 import { kafkaTopicsCommand } from './kafka-topics-command.js';
+import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
+import { defaultRateLimitPerSec } from './region-security.js';
+import type { ConnectionOptions } from 'node:tls';
+import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 
 const usage = `arcnet: the ArcNet regional runtime
 
   arcnet sim --seed N --nodes N --geozones A,B,C --duration 1h --rate R --journal DIR [--faults on|off] [--json]
       Simulate the region on simulated time; write journal and snapshots to DIR.
-  arcnet replay --journal DIR [--from-snapshot] [--fast] [--json]
+  arcnet replay --journal DIR [--from-snapshot] [--fast] [--until TIME | --until-offset N --geozone G] [--json]
       Rebuild the state from the journal alone and check its invariants.
       --fast skips re-running actors born and ended within the journal (recovery's path).
+      --until replays up to a logical time (ms or ISO-8601), --until-offset up to offset N of geozone G
+      (the other shards up to that record's time); the output adds the point and the actors by state.
   arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
                 [--status-every 10s] [--effects-log FILE] [--run-for 5m] [--port 8080]
+                [--api-keys keys.json] [--rate-limit 1000] [--tls-cert F --tls-key F [--tls-ca F]
+                [--tls-client-auth required|optional|off]] [--otlp http://collector:4318/v1/traces]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
+      --port serves the HTTP API (/docs), /metrics and the console WebSocket (/telemetry) on 127.0.0.1.
+      Without --api-keys (or ARCNET_API_KEYS) they are open; --rate-limit is requests/s per key.
+      TLS is 1.3 only; --tls-client-auth required asks every client for a certificate from --tls-ca.
   arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--status-every 10s] [--run-for 5m]
+                [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--otlp URL]
       The same shards with journal and snapshots in Kafka; processes of one group share the geozones
       (a consumer group decides who owns which) and take over from one that dies.
-  arcnet kafka:topics --kafka BROKERS --geozones A,B,C
+  arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
+  arcnet keys create --role viewer|developer|operator|agent --geozones A,B|'*' --file keys.json [--label T] [--json]
+  arcnet keys list --file keys.json [--json]  |  arcnet keys revoke --id ID --file keys.json
+      API keys: create prints the key once and stores only its hash (file mode 0600).
+  arcnet audit verify --journal DIR [--data-key-file FILE] [--json]
+      Check every shard journal's hash chain; exit 4 (with the first bad offset) if a record was
+      altered, removed or reordered. Encrypted stores: --data-key-file FILE or ARCNET_DATA_KEY (hex).
+  arcnet inspect --journal DIR [--port 8090] [--api-keys FILE] [--data-key-file FILE]
+      Serve the state-machine inspector (/inspector) over a data folder: statecharts, actors, their
+      journal history, and time travel to any offset or time. Read-only; nothing runs.
 `;
 
 /**
  * Commands that parse their own arguments (each with its own flags), by name. The
  * commands below the shared option table share one.
  */
-const selfParsing: Readonly<Record<string, (args: string[]) => Promise<void>>> = {};
+const selfParsing: Readonly<Record<string, (args: string[]) => Promise<void>>> = {
+  keys: runKeysCommand,
+  audit: runAuditCommand,
+  inspect: runInspectCommand,
+};
 
 function fail(error: unknown): never {
   if (error instanceof ArcError) {
@@ -57,10 +85,10 @@ function integer(value: string | undefined, flag: string, fallback?: number): nu
   return n;
 }
 
-function rate(value: string | undefined, fallback: number): number {
+function rate(value: string | undefined, fallback: number, flag = 'rate'): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new ArcError(ErrorCodes.USAGE, `--rate must be a non-negative number, got '${value}'`);
+  if (!Number.isFinite(n) || n < 0) throw new ArcError(ErrorCodes.USAGE, `--${flag} must be a non-negative number, got '${value}'`);
   return n;
 }
 
@@ -111,6 +139,19 @@ async function main(argv: string[]): Promise<void> {
       kafka: { type: 'string' },
       group: { type: 'string' },
       port: { type: 'string' },
+      until: { type: 'string' },
+      'until-offset': { type: 'string' },
+      geozone: { type: 'string' },
+      'api-keys': { type: 'string' },
+      'rate-limit': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'tls-ca': { type: 'string' },
+      'tls-client-auth': { type: 'string' },
+      otlp: { type: 'string' },
+      'kafka-tls-ca': { type: 'string' },
+      'kafka-tls-cert': { type: 'string' },
+      'kafka-tls-key': { type: 'string' },
     },
   });
   switch (command) {
@@ -136,6 +177,7 @@ async function main(argv: string[]): Promise<void> {
       const result = await replayJournal(required(values.journal, 'journal'), {
         useSnapshots: values['from-snapshot'] === true,
         skipEphemeral: values.fast === true,
+        ...untilPoint(values.until, values['until-offset'], values.geozone),
       });
       print(result, values.json === true);
       if (result.invariantViolations > 0) process.exitCode = 3;
@@ -146,6 +188,8 @@ async function main(argv: string[]): Promise<void> {
       if (values.kafka !== undefined) {
         const line = await runKafkaRegion({
           brokers: values.kafka.split(',').filter((b) => b !== ''),
+          ssl: kafkaTls(values),
+          otlpEndpoint: values.otlp,
           geozones: geozoneList(values.geozones),
           groupId: values.group ?? 'arcnet-region',
           statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
@@ -167,6 +211,15 @@ async function main(argv: string[]): Promise<void> {
         effectsLog: values['effects-log'],
         runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
         port: values.port === undefined ? undefined : integer(values.port, 'port'),
+        security: {
+          apiKeysFile: values['api-keys'],
+          rateLimitPerSec: rate(values['rate-limit'], defaultRateLimitPerSec, 'rate-limit'),
+          tlsCert: values['tls-cert'],
+          tlsKey: values['tls-key'],
+          tlsCa: values['tls-ca'],
+          tlsClientAuth: values['tls-client-auth'],
+        },
+        otlpEndpoint: values.otlp,
         logger,
       });
       process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -174,13 +227,34 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'kafka:topics': {
       const brokers = (values.kafka ?? process.env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
-      const result = await kafkaTopicsCommand({ brokers, geozones: geozoneList(values.geozones) });
+      const result = await kafkaTopicsCommand({ brokers, geozones: geozoneList(values.geozones), ssl: kafkaTls(values) });
       print(result, values.json === true);
       return;
     }
     default:
       throw new ArcError(ErrorCodes.USAGE, `unknown command '${command}'\n\n${usage}`);
   }
+}
+
+/** `--until TIME` or `--until-offset N --geozone G` as a replay point (none when neither is given). */
+function untilPoint(until: string | undefined, untilOffset: string | undefined, geozone: string | undefined): { until?: TimePoint } {
+  if (until !== undefined && untilOffset !== undefined) throw new ArcError(ErrorCodes.USAGE, 'give --until or --until-offset, not both');
+  if (untilOffset !== undefined) return { until: { geozone: required(geozone, 'geozone').toUpperCase(), offset: integer(untilOffset, 'until-offset') } };
+  if (geozone !== undefined) throw new ArcError(ErrorCodes.USAGE, '--geozone goes with --until-offset');
+  if (until === undefined) return {};
+  const atMs = /^\d+$/.test(until) ? Number(until) : Date.parse(until);
+  if (!Number.isFinite(atMs)) throw new ArcError(ErrorCodes.USAGE, `--until takes a logical time in ms or an ISO-8601 time, got '${until}'`);
+  return { until: { atMs } };
+}
+
+/** TLS 1.3 to Kafka (with a client certificate when --kafka-tls-cert/--kafka-tls-key are given), or plaintext. */
+function kafkaTls(values: { 'kafka-tls-ca'?: string | undefined; 'kafka-tls-cert'?: string | undefined; 'kafka-tls-key'?: string | undefined }): ConnectionOptions | undefined {
+  const ca = values['kafka-tls-ca'];
+  if (ca === undefined) {
+    if (values['kafka-tls-cert'] !== undefined || values['kafka-tls-key'] !== undefined) throw new ArcError(ErrorCodes.USAGE, '--kafka-tls-cert and --kafka-tls-key need --kafka-tls-ca');
+    return undefined;
+  }
+  return kafkaTlsOptions({ caFile: ca, certFile: values['kafka-tls-cert'], keyFile: values['kafka-tls-key'] });
 }
 
 /** parseArgs with its errors (unknown flag, missing value) turned into usage errors. */

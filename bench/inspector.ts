@@ -1,0 +1,138 @@
+import Fastify from 'fastify';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { chromium } from 'playwright-core';
+import { createRegion } from '../actors/region.js';
+import type { RegionEffect, RegionInput } from '../actors/region-io.js';
+import { installGuard } from '../adapters/http/guard-hook.js';
+import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
+import { registerInspector } from '../inspector/register.js';
+import { liveInspectorSource } from '../inspector/source.js';
+import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
+import { benchModels, fleetTelemetry } from './fleet-fixture.js';
+import { figure, percentile, type Figure } from './measure.js';
+
+const NODES = 10_000;
+const PHASE_MS = 8_000;
+const MAX_OUTSTANDING = 1024;
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+
+/**
+ * The inspector against a live region of 10,000 nodes under closed-loop
+ * inference traffic (requests routed, journaled, dispatched and answered):
+ * time to the first diagram and the cost of each live counts update in
+ * Chromium (the page's own Performance marks), and the region's throughput
+ * with and without the page connected and polling, in the same run.
+ */
+export async function inspectorBench(dataDir: string): Promise<Figure[]> {
+  if (!existsSync(CHROMIUM)) throw new Error(`inspector bench needs Chromium at ${CHROMIUM}`);
+  const store = new LmdbStore(join(dataDir, 'region'));
+  const clock = new WallClock();
+  let outstanding = 0;
+  let completed = 0;
+  let answers: RegionInput[] = [];
+  const region = createRegion({
+    geozones: ['CAISO'],
+    store,
+    clock,
+    scheduler: realScheduler,
+    deliverForwards: true,
+    onEffects: (effects: readonly RegionEffect[]) => {
+      for (const effect of effects) {
+        if (effect.type === 'dispatch') answers.push({ type: 'result', requestId: effect.requestId, nodeId: effect.nodeId, latencyMs: 1, status: 'completed' });
+        else if (effect.type === 'decision' && effect.outcome !== 'reserved') outstanding--;
+      }
+    },
+  });
+  const supervisor = region.supervisor;
+  supervisor.recover();
+  for (const input of fleetTelemetry(NODES, 'CAISO', clock.nowMs())) supervisor.submit(input);
+  await supervisor.whenIdle();
+
+  const source = liveInspectorSource(region, store);
+  const app = Fastify({ logger: false });
+  registerInspector(app, { source, routes: installGuard(app, undefined) });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+
+  let sent = 0;
+  /** Closed-loop traffic for `ms`: requests answered per second. */
+  const traffic = async (ms: number): Promise<number> => {
+    const start = monotonicNowMs();
+    const doneBefore = completed;
+    while (monotonicNowMs() - start < ms) {
+      const batch = answers;
+      answers = [];
+      for (const answer of batch) {
+        supervisor.submit(answer);
+        outstanding--;
+        completed++;
+      }
+      for (let i = 0; i < 256 && outstanding < MAX_OUTSTANDING; i++) {
+        const requestId = `req-${sent++}`;
+        outstanding++;
+        supervisor.submit({
+          type: 'inference',
+          request: { requestId, modelId: benchModels[sent % benchModels.length] as string, contextWindow: 4096, priority: 'normal', requesterGeozone: 'CAISO' },
+          triedGeozones: [],
+        });
+      }
+      await nextTurn();
+    }
+    return ((completed - doneBefore) / (monotonicNowMs() - start)) * 1000;
+  };
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    await traffic(1_500); // warm-up
+    const without = await traffic(PHASE_MS);
+
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+    await page.goto(`${address}/inspector`);
+    await page.waitForSelector('[data-testid="state-node-online"] .count:not(:empty)');
+    // The page keeps polling counts (once a second), the list and the map while the traffic runs.
+    const withPage = await traffic(PHASE_MS);
+    const marks = await page.evaluate<{ firstDiagramMs: number; updates: number[] }>(
+      "({ firstDiagramMs: performance.getEntriesByName('first-diagram')[0]?.startTime ?? NaN, updates: performance.getEntriesByName('counts-update').map((e) => e.duration) })",
+    );
+    const listed = (await page.textContent('[data-testid=actor-total]')) ?? '';
+    await page.close();
+
+    const base = { nodes: NODES, phaseMs: PHASE_MS, listed };
+    return [
+      figure({
+        bench: 'inspector',
+        metric: 'time to first diagram',
+        unit: 'ms',
+        value: marks.firstDiagramMs,
+        baseline: { what: 'navigation start', value: 1 },
+        goal: 'first diagram well under a second at 10,000 nodes',
+        extra: base,
+      }),
+      figure({
+        bench: 'inspector',
+        metric: 'live update frame time p99',
+        unit: 'ms',
+        value: percentile(marks.updates, 99),
+        baseline: { what: 'update p50', value: percentile(marks.updates, 50) },
+        goal: 'each live counts update well under a 16 ms frame',
+        extra: { ...base, updates: marks.updates.length },
+      }),
+      figure({
+        bench: 'inspector',
+        metric: 'region throughput with the inspector open',
+        unit: 'requests/s',
+        value: withPage,
+        baseline: { what: 'same region, no inspector connected', value: without },
+        goal: 'ratio close to 1: the inspector does not slow the runtime measurably',
+        extra: base,
+      }),
+    ];
+  } finally {
+    await browser.close();
+    await app.close();
+    await source.close();
+    await supervisor.whenIdle();
+    await store.close();
+  }
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import type { Region } from '../actors/region.js';
+import { countRecord, emptyStats, type RegionStats } from '../actors/region-stats.js';
+import { countActors, type KindStateCounts } from './counts.js';
+
+/**
+ * The console's fifth message type, `actors`: once per second per geozone
+ * shard, how many actors of each kind are in each state, and the rate of
+ * routed, rejected and expired requests over the last interval. The inspector
+ * page draws it on the statecharts.
+ */
+const countSchema = z.number().int().nonnegative();
+const rateSchema = z.number().nonnegative();
+
+export const actorsMessageSchema = z.strictObject({
+  type: z.literal('actors'),
+  geozone: z.string().min(1).max(32).regex(/^[A-Z0-9_-]+$/),
+  timestamp: z.iso.datetime({ offset: true }),
+  /** kind → state → actors. */
+  counts: z.record(z.string(), z.record(z.string(), countSchema)),
+  /** Per second over the interval since the previous message of this geozone. */
+  rates: z.strictObject({ routed: rateSchema, rejected: rateSchema, expired: rateSchema }),
+});
+export type ActorsMessage = z.infer<typeof actorsMessageSchema>;
+
+export interface RequestRates {
+  readonly routed: number;
+  readonly rejected: number;
+  readonly expired: number;
+}
+
+/** One `actors` message (timestamp from `nowMs`, wall-clock ms). */
+export function actorCountsMessage(geozone: string, counts: KindStateCounts, rates: RequestRates, nowMs: number): ActorsMessage {
+  return { type: 'actors', geozone, timestamp: new Date(nowMs).toISOString(), counts, rates: { ...rates } };
+}
+
+/**
+ * Journal-derived counters per geozone, folded from every record each shard
+ * applies from now on (the region's own `stats` sum all shards together).
+ */
+export class GeozoneStats {
+  private readonly byGeozone = new Map<string, RegionStats>();
+
+  constructor(region: Region) {
+    for (const shard of region.supervisor.all()) {
+      const stats = emptyStats();
+      this.byGeozone.set(shard.shardId, stats);
+      shard.observe((record) => countRecord(stats, record));
+    }
+  }
+
+  of(geozone: string): Readonly<RegionStats> {
+    return this.byGeozone.get(geozone) ?? emptyStats();
+  }
+}
+
+interface Previous {
+  readonly atMs: number;
+  readonly routed: number;
+  readonly rejected: number;
+  readonly expired: number;
+}
+
+/**
+ * Makes the `actors` messages of a region. Call `tick(nowMs)` once per second
+ * and publish what it returns; rates are the counter deltas since the
+ * previous tick divided by the time between them (0 on the first tick).
+ */
+export class LiveActorCounts {
+  private readonly stats: GeozoneStats;
+  private readonly previous = new Map<string, Previous>();
+
+  constructor(private readonly region: Region) {
+    this.stats = new GeozoneStats(region);
+  }
+
+  tick(nowMs: number): ActorsMessage[] {
+    return this.region.supervisor.all().map((shard) => {
+      const stats = this.stats.of(shard.shardId);
+      const before = this.previous.get(shard.shardId);
+      const seconds = before === undefined ? 0 : (nowMs - before.atMs) / 1000;
+      const rate = (now: number, then: number | undefined): number => (seconds <= 0 || then === undefined ? 0 : Math.max(0, now - then) / seconds);
+      const rates = {
+        routed: rate(stats.routed, before?.routed),
+        rejected: rate(stats.rejected, before?.rejected),
+        expired: rate(stats.expired, before?.expired),
+      };
+      this.previous.set(shard.shardId, { atMs: nowMs, routed: stats.routed, rejected: stats.rejected, expired: stats.expired });
+      return actorCountsMessage(shard.shardId, countActors(shard.actors()), rates, nowMs);
+    });
+  }
+}
