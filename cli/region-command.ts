@@ -20,6 +20,9 @@ import type { Refusal, RefusalContext } from '../adapters/http/access.js';
 import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
 import { createConsoleWiring } from './console-wiring.js';
+import { LiveActorCounts } from '../inspector/live-counts.js';
+import { registerInspector } from '../inspector/register.js';
+import { liveInspectorSource } from '../inspector/source.js';
 import { regionSecurity, type SecurityOptions } from './region-security.js';
 
 export interface RegionCommandOptions {
@@ -69,7 +72,8 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
   const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
   const consoleFeed = createConsoleWiring({ region: () => region, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
-  const timed = metrics.timeAppends(new LmdbStore(options.dataDir));
+  const lmdb = new LmdbStore(options.dataDir);
+  const timed = metrics.timeAppends(lmdb);
   const store = consoleFeed.feedFrom(tracer === undefined ? timed : tracer.wrapJournalStore(timed));
   const clock = new WallClock();
   const effectsFd = options.effectsLog === undefined ? undefined : openSync(options.effectsLog, 'a');
@@ -92,6 +96,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     },
   });
   const supervisor = region.supervisor;
+  const inspectorSource = liveInspectorSource(region, lmdb);
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
@@ -218,7 +223,17 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const server =
     options.port === undefined
       ? undefined
-      : buildHttpApi(tracer === undefined ? http.api : traceRegionApi(http.api, tracer), { bodyLimitBytes: limits.maxMessageBytes, guard: security.guard, https: security.https });
+      : buildHttpApi(tracer === undefined ? http.api : traceRegionApi(http.api, tracer), {
+          bodyLimitBytes: limits.maxMessageBytes,
+          guard: security.guard,
+          https: security.https,
+          extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' }),
+        });
+  // Per-state actor counts for the inspector, each second, while anyone is connected to the console.
+  const liveCounts = new LiveActorCounts(region);
+  const countsTimer = setInterval(() => {
+    if (consoleFeed.hub.stats().clients > 0) consoleFeed.publish(liveCounts.tick(Date.now()));
+  }, 1_000);
   if (server !== undefined) {
     consoleFeed.hub.attach(server.server);
     const address = await server.listen({ host: '127.0.0.1', port: options.port });
@@ -228,8 +243,10 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   async function shutdown(reason: string): Promise<void> {
     if (stopping) return;
     stopping = true;
+    clearInterval(countsTimer);
     await consoleFeed.hub.close();
     await server?.close();
+    await inspectorSource.close();
     await tracer?.shutdown();
     log.info({ reason }, 'stopping');
     clearInterval(statusTimer);

@@ -1,27 +1,15 @@
-import { z } from 'zod';
+import { actorsMessageSchema, type ActorsMessage } from '../adapters/console/console-messages.js';
 import type { Region } from '../actors/region.js';
 import { countRecord, emptyStats, type RegionStats } from '../actors/region-stats.js';
 import { countActors, type KindStateCounts } from './counts.js';
 
 /**
- * The console's fifth message type, `actors`: once per second per geozone
- * shard, how many actors of each kind are in each state, and the rate of
- * routed, rejected and expired requests over the last interval. The inspector
- * page draws it on the statecharts.
+ * The console's `actors` messages (schema in adapters/console/console-messages.ts):
+ * once per second per geozone shard, how many actors of each kind are in each
+ * state, and the rate of routed, rejected and expired requests over the last
+ * interval. The inspector page draws them on the statecharts.
  */
-const countSchema = z.number().int().nonnegative();
-const rateSchema = z.number().nonnegative();
-
-export const actorsMessageSchema = z.strictObject({
-  type: z.literal('actors'),
-  geozone: z.string().min(1).max(32).regex(/^[A-Z0-9_-]+$/),
-  timestamp: z.iso.datetime({ offset: true }),
-  /** kind → state → actors. */
-  counts: z.record(z.string(), z.record(z.string(), countSchema)),
-  /** Per second over the interval since the previous message of this geozone. */
-  rates: z.strictObject({ routed: rateSchema, rejected: rateSchema, expired: rateSchema }),
-});
-export type ActorsMessage = z.infer<typeof actorsMessageSchema>;
+export { actorsMessageSchema, type ActorsMessage };
 
 export interface RequestRates {
   readonly routed: number;

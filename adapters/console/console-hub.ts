@@ -7,6 +7,7 @@ import { ErrorCodes } from '../../runtime/errors.js';
 import {
   consoleGeozoneSchema,
   consoleMessageTypes,
+  seedMessageTypes,
   MAX_FILTER_GEOZONES,
   subscribeRequestSchema,
   type ConsoleMessage,
@@ -343,7 +344,7 @@ function makeFilter(allowed: ReadonlySet<string> | 'all', geozones: readonly str
   if (geozones === undefined) visible = allowed;
   else if (allowed === 'all') visible = new Set(geozones);
   else visible = new Set(geozones.filter((geozone) => allowed.has(geozone)));
-  return { geozones: visible, types: new Set(types ?? consoleMessageTypes) };
+  return { geozones: visible, types: new Set(types ?? seedMessageTypes) };
 }
 
 function subscribedReply(filter: Filter): SubscribedReply {

@@ -11,7 +11,10 @@ import { z } from 'zod';
  * `error` (server → client, with an ARC_ERR_* code).
  */
 
-export const consoleMessageTypes = ['telemetry', 'inference', 'hpc', 'system'] as const;
+/** The seed's four message types: what a client gets when it does not choose. */
+export const seedMessageTypes = ['telemetry', 'inference', 'hpc', 'system'] as const;
+/** Every type a client may ask for: the seed's, and `actors` (per-state counts, for the inspector). */
+export const consoleMessageTypes = [...seedMessageTypes, 'actors'] as const;
 export type ConsoleMessageType = (typeof consoleMessageTypes)[number];
 
 /** Same rule as the seed's wire formats: upper-case geozone ids. */
@@ -77,17 +80,34 @@ export const systemMessageSchema = z.strictObject({
   timestamp,
 });
 
+/**
+ * `actors`: once per second per geozone shard, how many actors of each kind are
+ * in each state, and the rate of routed, rejected and expired requests over the
+ * last interval (sent only to clients that ask for it).
+ */
+export const actorsMessageSchema = z.strictObject({
+  type: z.literal('actors'),
+  geozone: consoleGeozoneSchema,
+  timestamp,
+  /** kind → state → actors. */
+  counts: z.record(z.string(), z.record(z.string(), z.number().int().nonnegative())),
+  /** Per second over the interval since the previous message of this geozone. */
+  rates: z.strictObject({ routed: z.number().nonnegative(), rejected: z.number().nonnegative(), expired: z.number().nonnegative() }),
+});
+
 export const consoleMessageSchema = z.discriminatedUnion('type', [
   telemetryMessageSchema,
   inferenceMessageSchema,
   hpcMessageSchema,
   systemMessageSchema,
+  actorsMessageSchema,
 ]);
 
 export type TelemetryMessage = z.infer<typeof telemetryMessageSchema>;
 export type InferenceMessage = z.infer<typeof inferenceMessageSchema>;
 export type HpcMessage = z.infer<typeof hpcMessageSchema>;
 export type SystemMessage = z.infer<typeof systemMessageSchema>;
+export type ActorsMessage = z.infer<typeof actorsMessageSchema>;
 export type ConsoleMessage = z.infer<typeof consoleMessageSchema>;
 
 /** Most geozones one filter may name; more is a mistake, not a use. */

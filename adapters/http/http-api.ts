@@ -7,7 +7,7 @@ import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { ArcError, ErrorCodes, type ErrorCode } from '../../runtime/errors.js';
 import { effectToWire } from '../bus/topics.js';
 import { inScope, type RequestGuard } from './access.js';
-import { installGuard } from './guard-hook.js';
+import { installGuard, type GuardedRoutes } from './guard-hook.js';
 import { describeRoutes, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
 
 /**
@@ -59,6 +59,8 @@ export interface HttpApiOptions {
   readonly guard?: RequestGuard | undefined;
   /** Serve HTTPS with these options (TLS 1.3 minimum, optional client certificates). */
   readonly https?: HttpsServerOptions | undefined;
+  /** More routes on the same server, guarded the same way (the inspector). */
+  readonly extraRoutes?: ((routes: FastifyInstance, guarded: GuardedRoutes) => void) | undefined;
 }
 
 const statusOf: Partial<Record<ErrorCode, number>> = {
@@ -109,7 +111,8 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
       : Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes, https: options.https })
   ) as unknown as FastifyInstance;
   const guard = options.guard;
-  const { principalOf, scopeOf, outOfScope } = installGuard(app, guard);
+  const guarded = installGuard(app, guard);
+  const { principalOf, scopeOf, outOfScope } = guarded;
 
   // Bodies stay text: the region's edge checks size, JSON and schema with its own coded errors.
   app.removeAllContentTypeParsers();
@@ -217,6 +220,7 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
       const { contentType, body } = await api.metrics();
       return reply.header('content-type', contentType).send(body);
     });
+    options.extraRoutes?.(routes, guarded);
     registered();
   });
   return app;

@@ -53,8 +53,13 @@ if (!regionMountsInspector) {
       await page.waitForSelector('[data-testid=state-counts] td');
       const first = await readCounts();
       // Reservations are made and end continuously: the table moves without a reload.
-      await page.waitForFunction(`document.querySelector('[data-testid=state-counts]')?.innerText !== ${JSON.stringify(first)}`, undefined, { timeout: 30_000 });
-      t.not(await readCounts(), first);
+      // Polled from here: the page's CSP (script-src 'self') rightly refuses evaluated predicate strings.
+      let later = first;
+      for (const started = Date.now(); later === first && Date.now() - started < 30_000; ) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        later = await readCounts();
+      }
+      t.not(later, first);
       await page.click('[data-testid=machine-tab-node]');
       await page.waitForSelector('[data-testid="state-node-online"] .count:not(:empty)');
       t.regex((await page.textContent('[data-testid="state-node-online"] .count')) ?? '', /\d+ actors?/);
