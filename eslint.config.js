@@ -13,7 +13,7 @@ const forbiddenClockReads = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'data/**', '.ci/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', '.ci/**', '.scratch/**', '.tools/**', '.kafka/**', 'test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

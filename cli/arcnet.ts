@@ -27,11 +27,12 @@ const usage = `arcnet: the ArcNet regional runtime
       --until replays up to a logical time (ms or ISO-8601), --until-offset up to offset N of geozone G
       (the other shards up to that record's time); the output adds the point and the actors by state.
   arcnet region --data DIR --geozones A,B,C [--sim-nodes N] [--rate R] [--seed N] [--faults on|off]
-                [--status-every 10s] [--effects-log FILE] [--run-for 5m] [--port 8080]
+                [--status-every 10s] [--effects-log FILE] [--run-for 5m] [--port 8080|0|off]
                 [--api-keys keys.json] [--rate-limit 1000] [--tls-cert F --tls-key F [--tls-ca F]
                 [--tls-client-auth required|optional|off]] [--otlp http://collector:4318/v1/traces]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
-      --port serves the HTTP API (/docs), /metrics and the console WebSocket (/telemetry) on 127.0.0.1.
+      --port (default 8080) serves the HTTP API (/docs), /metrics, the console WebSocket (/telemetry)
+      and the inspector (/inspector) on 127.0.0.1.
       Without --api-keys (or ARCNET_API_KEYS) they are open; --rate-limit is requests/s per key.
       TLS is 1.3 only; --tls-client-auth required asks every client for a certificate from --tls-ca.
   arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--status-every 10s] [--run-for 5m]
@@ -210,7 +211,8 @@ async function main(argv: string[]): Promise<void> {
         statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
         effectsLog: values['effects-log'],
         runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
-        port: values.port === undefined ? undefined : integer(values.port, 'port'),
+        // The service surface is on by default (8080); --port off runs the region without it, --port 0 on any free port.
+        port: values.port === 'off' ? undefined : integer(values.port, 'port', 8080),
         security: {
           apiKeysFile: values['api-keys'],
           rateLimitPerSec: rate(values['rate-limit'], defaultRateLimitPerSec, 'rate-limit'),

@@ -1,8 +1,11 @@
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
+import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
 
 /**
  * The embedded default store: one LMDB environment per data folder, holding each
@@ -13,8 +16,32 @@ import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.
  * is the write-ahead point: the shard releases no effect before it.
  *
  * Layout: the journal of shard S is the database `journal:S`, one entry per
- * append (group commit), keyed by the first offset, holding the records as
- * compact tuples. Snapshots are in `snapshots`, keyed [shardId, offset].
+ * append (group commit), keyed by the first offset. Snapshots are in
+ * `snapshots`, keyed [shardId, offset]; the journal's chain head at each
+ * snapshot's offset is in `chain-anchors` under the same key.
+ *
+ * Tamper evidence: every record is hash-chained to the one before it,
+ * h(n) = SHA-256(h(n-1) ‖ the record's stored bytes), starting from a genesis
+ * value derived from the shard id (so two shards' journals cannot be swapped).
+ * An entry is UTF-8 text written here, so a verifier hashes exactly the bytes on
+ * disk rather than a re-serialisation:
+ *
+ *   J1 <first offset> <record count> <head after the last record> <8-hex prefix of each record's head, comma-separated>
+ *   <record JSON>            one line per record (JSON.stringify escapes every newline)
+ *
+ * The per-record prefixes only locate which record of an entry changed; the full
+ * head is what proves the chain. The running head is kept in memory and taken
+ * from the last entry on open (no re-hash of the journal). `verifyJournal` in
+ * journal-chain.ts walks the chain.
+ *
+ * Encryption at rest (`encryptionKey`): lmdb-js encrypts every data page with
+ * ChaCha8, which covers the journal records, snapshots, chain anchors, metadata
+ * and the database names (shard ids). Not encrypted: LMDB's two meta pages at
+ * the start of the file (page size, map size, transaction id, root page numbers,
+ * the encryption flag), the lock file `arcnet.mdb-lock`, the file's size and
+ * growth, and anything written outside the store (effects logs, process logs,
+ * command output). Encryption gives confidentiality only: tampering is caught by
+ * the hash chain, not by the cipher.
  */
 type StoredRecord = [atMs: number, actorId: string, kind: string, event: JournalRecord['event'], state: string];
 
@@ -24,6 +51,105 @@ export interface LmdbStoreOptions {
   /** Skip the fsync on commit (simulation scratch runs only: a power cut may lose the tail). */
   readonly noSync?: boolean;
   readonly readOnly?: boolean;
+  /**
+   * The 32-byte data key (see data-key.ts): a new store is created encrypted
+   * with it, and an existing store opens only if it was created with the same key.
+   */
+  readonly encryptionKey?: Buffer;
+}
+
+/** Entry format tag; anything else is refused with a clear error. */
+export const ENTRY_FORMAT = 'J1';
+const HEAD_BYTES = 32;
+/** Hex characters of each record's head kept in the entry header. */
+export const RECORD_PREFIX_HEX = 8;
+const NEWLINE = 0x0a;
+
+/** lmdb-js's openDB option (missing from its typings) to return undefined rather than create a missing database. */
+const MUST_EXIST = { create: false } as const;
+
+/** Stored in `meta` when an encrypted store is created; reading it back proves the key. */
+const DATA_KEY_CHECK_KEY = 'data-key-check';
+const DATA_KEY_CHECK_VALUE = 'arcnet data key check 1';
+
+/** h(-1) of a shard's journal. */
+export function genesisHead(shardId: string): Buffer {
+  return createHash('sha256').update('arcnet journal genesis\n').update(shardId, 'utf8').digest();
+}
+
+/**
+ * One chain step, h(n) = SHA-256(h(n-1) ‖ record bytes). A scratch buffer makes
+ * it a single one-shot hash per record on the append path, and leaves the
+ * record's UTF-8 bytes there for the entry (each record is encoded once).
+ */
+export class ChainHasher {
+  private scratch = Buffer.allocUnsafe(16 * 1024);
+  private recordLength = 0;
+
+  next(previous: Buffer, record: string | Uint8Array): Buffer {
+    const maxBytes = HEAD_BYTES + (typeof record === 'string' ? record.length * 3 : record.length);
+    if (maxBytes > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(maxBytes, this.scratch.length * 2));
+    previous.copy(this.scratch, 0, 0, HEAD_BYTES);
+    if (typeof record === 'string') this.recordLength = this.scratch.write(record, HEAD_BYTES, 'utf8');
+    else {
+      this.scratch.set(record, HEAD_BYTES);
+      this.recordLength = record.length;
+    }
+    const input = this.scratch.subarray(0, HEAD_BYTES + this.recordLength);
+    return typeof oneShotHash === 'function' ? oneShotHash('sha256', input, 'buffer') : createHash('sha256').update(input).digest();
+  }
+
+  /** Copies the bytes of the record last hashed into `target` at `at`; returns the end position. */
+  copyRecord(target: Buffer, at: number): number {
+    return at + this.scratch.copy(target, at, HEAD_BYTES, HEAD_BYTES + this.recordLength);
+  }
+
+  /** Length in bytes of the record last hashed (what copyRecord writes). */
+  get recordBytes(): number {
+    return this.recordLength;
+  }
+}
+
+export interface EntryHeader {
+  readonly first: number;
+  readonly count: number;
+  /** Hex head after the entry's last record. */
+  readonly head: string;
+  /** Hex prefix of the head after each record. */
+  readonly prefixes: readonly string[];
+}
+
+const HEADER_PATTERN = /^J1 (\d+) (\d+) ([0-9a-f]{64}) ([0-9a-f,]*)$/;
+
+/** The header line of an entry, or undefined when it is not in a format this version reads. */
+export function parseEntryHeader(line: string): EntryHeader | undefined {
+  const match = HEADER_PATTERN.exec(line);
+  if (match === null) return undefined;
+  const [, first, count, head, prefixes] = match as unknown as [string, string, string, string, string];
+  const list = prefixes === '' ? [] : prefixes.split(',');
+  if (list.length !== Number(count) || list.some((p) => p.length !== RECORD_PREFIX_HEX)) return undefined;
+  return { first: Number(first), count: Number(count), head, prefixes: list };
+}
+
+function unknownFormat(shardId: string, key: number): ArcError {
+  return new ArcError(
+    ErrorCodes.JOURNAL_TAMPERED,
+    `journal entry at offset ${key} of shard ${shardId} is not in the ${ENTRY_FORMAT} format: it was written by another version or altered (run arcnet audit verify)`,
+    { shardId, offset: key },
+  );
+}
+
+/** Splits a stored entry into its header and record lines, refusing unknown formats. */
+function decodeEntry(value: unknown, shardId: string, key: number): { header: EntryHeader; lines: string[] } {
+  if (!Buffer.isBuffer(value)) throw unknownFormat(shardId, key);
+  const lines = value.toString('utf8').split('\n');
+  const header = parseEntryHeader(lines[0] ?? '');
+  if (header === undefined || lines.length !== header.count + 1) throw unknownFormat(shardId, key);
+  return { header, lines };
+}
+
+function headerLine(first: number, count: number, head: Buffer, prefixes: string[]): string {
+  return `${ENTRY_FORMAT} ${first} ${count} ${head.toString('hex')} ${prefixes.join(',')}`;
 }
 
 export class LmdbStore implements JournalStore, SnapshotStore {
@@ -35,40 +161,102 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   }
 
   readonly path: string;
+  /** Whether the store's pages are encrypted with a data key. */
+  readonly encrypted: boolean;
   private readonly root: RootDatabase;
   private readonly journals = new Map<string, LmdbJournal>();
   private readonly snapshotDb: Database<ShardSnapshot, [string, number]>;
+  private readonly anchorDb: Database<string, [string, number]>;
   private readonly metaDb: Database<unknown, string>;
   private readonly keepSnapshots: number;
   private readonly readOnly: boolean;
 
   constructor(path: string, options: LmdbStoreOptions = {}) {
     this.path = path;
-    if (options.readOnly !== true) mkdirSync(path, { recursive: true });
+    this.readOnly = options.readOnly === true;
+    this.keepSnapshots = Math.max(1, options.keepSnapshots ?? 4);
+    const key = options.encryptionKey;
+    if (key !== undefined) assertDataKey(key);
+    const file = join(path, LmdbStore.fileName);
+    const isNew = !existsSync(file);
+    // lmdb-js crashes the process on a key/file mismatch, so it is checked here first.
+    const fileEncrypted = lmdbFileEncrypted(file);
+    if (fileEncrypted === true && key === undefined) {
+      throw new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' is encrypted: give its data key (--data-key-file FILE or ARCNET_DATA_KEY)`);
+    }
+    if (fileEncrypted === false && key !== undefined) {
+      throw new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' is not encrypted, but a data key was given: open it without one`);
+    }
+    this.encrypted = key !== undefined;
+    if (!this.readOnly) mkdirSync(path, { recursive: true });
     this.root = open({
-      path: join(path, LmdbStore.fileName),
+      path: file,
       maxDbs: 256,
       overlappingSync: false,
       noSync: options.noSync === true,
-      readOnly: options.readOnly === true,
+      readOnly: this.readOnly,
       // Journals grow large; let the map grow in big steps instead of many remaps.
       pageSize: 8192,
+      ...(key === undefined ? {} : { encryptionKey: lmdbPageKey(key) }),
     });
-    this.snapshotDb = this.root.openDB<ShardSnapshot, [string, number]>({ name: 'snapshots' });
-    this.metaDb = this.root.openDB<unknown, string>({ name: 'meta' });
-    this.keepSnapshots = Math.max(1, options.keepSnapshots ?? 4);
-    this.readOnly = options.readOnly === true;
+    try {
+      this.metaDb = this.openMeta(isNew);
+      this.snapshotDb = this.root.openDB<ShardSnapshot, [string, number]>({ name: 'snapshots' });
+      this.anchorDb = this.root.openDB<string, [string, number]>({ name: 'chain-anchors', encoding: 'string' });
+    } catch (error) {
+      // Close now: lmdb-js shares an open environment by path, so a later open with the right key would get this one.
+      void this.root.close().catch(() => undefined);
+      if (key === undefined || error instanceof ArcError) throw error;
+      throw new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' cannot be read with this data key: it is the wrong key, or the store is damaged`);
+    }
+  }
+
+  /**
+   * Opens `meta`. On an encrypted store it comes first and is never created on an
+   * existing file: with a wrong key nothing else is read or written, and the key
+   * check stored at creation must read back exactly.
+   */
+  private openMeta(isNew: boolean): Database<unknown, string> {
+    const meta = this.root.openDB<unknown, string>({ name: 'meta', ...(this.encrypted && !isNew ? MUST_EXIST : {}) }) as Database<unknown, string> | undefined;
+    if (meta === undefined) throw new Error('no meta database');
+    if (!this.encrypted) return meta;
+    const check = meta.get(DATA_KEY_CHECK_KEY);
+    if (check === undefined && isNew && !this.readOnly) meta.putSync(DATA_KEY_CHECK_KEY, DATA_KEY_CHECK_VALUE);
+    else if (check !== DATA_KEY_CHECK_VALUE) throw new Error('data key check does not match');
+    return meta;
   }
 
   journal(shardId: string): LmdbJournal {
     let journal = this.journals.get(shardId);
     if (journal === undefined) {
-      const db = this.root.openDB<StoredRecord[], number>({ name: `journal:${shardId}`, encoding: 'json' });
-      journal = new LmdbJournal(db);
+      journal = new LmdbJournal(this.journalDb(shardId), shardId);
       this.journals.set(shardId, journal);
       if (!this.readOnly && this.metaDb.get(`shard:${shardId}`) === undefined) this.metaDb.putSync(`shard:${shardId}`, true);
     }
     return journal;
+  }
+
+  private journalDb(shardId: string): Database<Buffer, number> {
+    return this.root.openDB<Buffer, number>({ name: `journal:${shardId}`, encoding: 'binary' });
+  }
+
+  /**
+   * The stored entries of a shard's journal as raw bytes, in key order, for
+   * verification (the bytes hashed are the bytes on disk).
+   */
+  *rawJournalEntries(shardId: string): Generator<{ key: number; bytes: Buffer }> {
+    const db = this.root.openDB<Buffer, number>({ name: `journal:${shardId}`, encoding: 'binary', ...MUST_EXIST }) as Database<Buffer, number> | undefined;
+    if (db === undefined) return;
+    for (const { key, value } of db.getRange({ start: 0 })) yield { key, bytes: value };
+  }
+
+  /** The chain heads recorded with the stored snapshots of a shard, by ascending offset. */
+  chainAnchors(shardId: string): { offset: number; head: string }[] {
+    const anchors: { offset: number; head: string }[] = [];
+    for (const { key, value } of this.anchorDb.getRange({ start: [shardId, -1], end: [shardId, Number.MAX_SAFE_INTEGER] })) {
+      anchors.push({ offset: key[1], head: value });
+    }
+    return anchors;
   }
 
   shardIds(): string[] {
@@ -87,10 +275,23 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   }
 
   async save(snapshot: ShardSnapshot): Promise<void> {
-    await this.snapshotDb.put([snapshot.shardId, snapshot.offset], snapshot);
+    const key: [string, number] = [snapshot.shardId, snapshot.offset];
+    const head = this.chainHeadAt(snapshot.shardId, snapshot.offset);
+    // Issued together, the two puts land in the same LMDB transaction.
+    await Promise.all([this.snapshotDb.put(key, snapshot), head === undefined ? undefined : this.anchorDb.put(key, head)]);
     const offsets = this.offsets(snapshot.shardId);
     const excess = offsets.length - this.keepSnapshots;
-    for (let i = 0; i < excess; i++) await this.snapshotDb.remove([snapshot.shardId, offsets[i] as number]);
+    for (let i = 0; i < excess; i++) {
+      const old: [string, number] = [snapshot.shardId, offsets[i] as number];
+      await Promise.all([this.snapshotDb.remove(old), this.anchorDb.remove(old)]);
+    }
+  }
+
+  /** The chain head after `offset` of a shard's journal, when the journal holds it. */
+  private chainHeadAt(shardId: string, offset: number): string | undefined {
+    if (offset < 0) return genesisHead(shardId).toString('hex');
+    const known = this.journals.get(shardId) ?? (this.metaDb.get(`shard:${shardId}`) === undefined ? undefined : this.journal(shardId));
+    return known?.headAt(offset);
   }
 
   latest(shardId: string, maxOffset = Number.MAX_SAFE_INTEGER): ShardSnapshot | undefined {
@@ -112,17 +313,53 @@ export class LmdbStore implements JournalStore, SnapshotStore {
 }
 
 export class LmdbJournal implements Journal {
-  private readonly db: Database<StoredRecord[], number>;
+  readonly shardId: string;
+  private readonly db: Database<Buffer, number>;
+  private readonly hasher = new ChainHasher();
+  /** Reused between appends: the entry's record lines are assembled here, then copied out once. */
+  private body = Buffer.allocUnsafe(64 * 1024);
   private next: number;
+  /** Chain head after the last durable record. */
+  private headBytes: Buffer;
 
-  constructor(db: Database<StoredRecord[], number>) {
+  constructor(db: Database<Buffer, number>, shardId: string) {
     this.db = db;
+    this.shardId = shardId;
     this.next = 0;
-    for (const { key, value } of db.getRange({ reverse: true, limit: 1 })) this.next = key + value.length;
+    this.headBytes = genesisHead(shardId);
+    for (const { key, value } of db.getRange({ reverse: true, limit: 1 })) {
+      const header = parseEntryHeader(Buffer.isBuffer(value) ? value.toString('utf8', 0, Math.max(0, value.indexOf(NEWLINE))) : '');
+      if (header === undefined) throw unknownFormat(shardId, key);
+      this.next = key + header.count;
+      this.headBytes = Buffer.from(header.head, 'hex');
+    }
   }
 
   nextOffset(): number {
     return this.next;
+  }
+
+  /** The chain head after the last durable record (the genesis value of an empty journal), hex. */
+  head(): string {
+    return this.headBytes.toString('hex');
+  }
+
+  /** The chain head after `offset`, hex; undefined past the end of the journal. */
+  headAt(offset: number): string | undefined {
+    if (offset < 0) return genesisHead(this.shardId).toString('hex');
+    if (offset >= this.next) return undefined;
+    if (offset === this.next - 1) return this.head();
+    for (const { key, value } of this.db.getRange({ start: offset, end: -1, reverse: true, limit: 1 })) {
+      const { header, lines } = decodeEntry(value, this.shardId, key);
+      if (offset === key + header.count - 1) return header.head;
+      let head = genesisHead(this.shardId);
+      for (const { key: before, value: previous } of this.db.getRange({ start: key - 1, end: -1, reverse: true, limit: 1 })) {
+        head = Buffer.from(decodeEntry(previous, this.shardId, before).header.head, 'hex');
+      }
+      for (let i = 1; i <= offset - key + 1; i++) head = this.hasher.next(head, lines[i] as string);
+      return head.toString('hex');
+    }
+    return undefined;
   }
 
   append(records: readonly JournalRecord[]): Promise<void> {
@@ -131,10 +368,25 @@ export class LmdbJournal implements Journal {
     if (first.offset !== this.next) {
       return Promise.reject(new Error(`append at offset ${first.offset}, journal expects ${this.next}`));
     }
-    const stored: StoredRecord[] = records.map((r) => [r.atMs, r.actorId, r.kind, r.event, r.state]);
+    const prefixes = new Array<string>(records.length);
+    let head = this.headBytes;
+    let end = 0;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as JournalRecord;
+      head = this.hasher.next(head, JSON.stringify([r.atMs, r.actorId, r.kind, r.event, r.state] satisfies StoredRecord));
+      prefixes[i] = head.toString('hex', 0, RECORD_PREFIX_HEX / 2);
+      if (end + 1 + this.hasher.recordBytes > this.body.length) {
+        const grown = Buffer.allocUnsafe(Math.max(this.body.length * 2, end + 1 + this.hasher.recordBytes));
+        this.body.copy(grown, 0, 0, end);
+        this.body = grown;
+      }
+      this.body[end++] = NEWLINE;
+      end = this.hasher.copyRecord(this.body, end);
+    }
+    const entry = Buffer.concat([Buffer.from(headerLine(first.offset, records.length, head, prefixes), 'utf8'), this.body.subarray(0, end)]);
     let written: Promise<boolean>;
     try {
-      written = this.db.put(first.offset, stored);
+      written = this.db.put(first.offset, entry);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -142,13 +394,17 @@ export class LmdbJournal implements Journal {
     return written.then((ok) => {
       if (!ok) throw new Error(`journal entry at offset ${first.offset} was not written`);
       this.next = first.offset + records.length;
+      this.headBytes = head;
     });
   }
 
   /** The journal as it was appended: one array of records per append (group commit). */
   *appends(): Generator<JournalRecord[]> {
     for (const { key, value } of this.db.getRange({ start: 0 })) {
-      yield value.map(([atMs, actorId, kind, event, state], i) => ({ offset: key + i, atMs, actorId, kind, event, state }));
+      const { lines } = decodeEntry(value, this.shardId, key);
+      const records: JournalRecord[] = [];
+      for (let i = 1; i < lines.length; i++) records.push(toRecord(key + i - 1, lines[i] as string));
+      yield records;
     }
   }
 
@@ -157,12 +413,25 @@ export class LmdbJournal implements Journal {
     let start = fromOffset;
     for (const key of this.db.getKeys({ start: fromOffset, end: -1, reverse: true, limit: 1 })) start = key;
     for (const { key, value } of this.db.getRange({ start })) {
-      for (let i = 0; i < value.length; i++) {
-        const offset = key + i;
-        if (offset < fromOffset) continue;
-        const [atMs, actorId, kind, event, state] = value[i] as StoredRecord;
-        yield { offset, atMs, actorId, kind, event, state };
-      }
+      const { lines } = decodeEntry(value, this.shardId, key);
+      for (let i = Math.max(1, fromOffset - key + 1); i < lines.length; i++) yield toRecord(key + i - 1, lines[i] as string);
     }
   }
+}
+
+function toRecord(offset: number, line: string): JournalRecord {
+  const [atMs, actorId, kind, event, state] = JSON.parse(line) as StoredRecord;
+  return { offset, atMs, actorId, kind, event, state };
+}
+
+/** The byte ranges of an entry's lines (the first is the header); 0x0A never occurs inside a UTF-8 sequence. */
+export function splitLines(bytes: Uint8Array): Uint8Array[] {
+  const lines: Uint8Array[] = [];
+  let start = 0;
+  for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, start)) {
+    lines.push(bytes.subarray(start, i));
+    start = i + 1;
+  }
+  lines.push(bytes.subarray(start));
+  return lines;
 }

@@ -12,7 +12,7 @@ const cli = fileURLToPath(new URL('../../cli/arcnet.js', import.meta.url));
 function startRegion(dataDir: string, effectsLog: string, seed: number): { child: ChildProcess; stdout: Promise<string> } {
   const child = spawn(
     process.execPath,
-    [cli, 'region', '--data', dataDir, '--geozones', 'CAISO,ERCOT', '--sim-nodes', '200', '--rate', '400', '--seed', String(seed), '--status-every', '1s', '--effects-log', effectsLog],
+    [cli, 'region', '--data', dataDir, '--geozones', 'CAISO,ERCOT', '--sim-nodes', '200', '--rate', '400', '--seed', String(seed), '--status-every', '1s', '--effects-log', effectsLog, '--port', '0'],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
   let out = '';

@@ -1,0 +1,110 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+
+/**
+ * The data key: 32 bytes that encrypt an LMDB store at rest. It comes from a key
+ * file (64 hex characters, or the 32 raw bytes) or from ARCNET_DATA_KEY (hex), and
+ * never lives in the data folder it unlocks.
+ */
+export const DATA_KEY_BYTES = 32;
+export const DATA_KEY_ENV = 'ARCNET_DATA_KEY';
+
+/** A fresh random data key (write it out with `toString('hex')`, to a file only its owner can read). */
+export function createDataKey(): Buffer {
+  return randomBytes(DATA_KEY_BYTES);
+}
+
+/**
+ * The data key from a key file (preferred when both are given) or the environment;
+ * undefined when neither names one. Any key that is there but unusable is an
+ * ArcError(DATA_KEY): silently running unencrypted on a typo would be worse.
+ */
+export function loadDataKey(source: { file?: string; env?: NodeJS.ProcessEnv } = {}): Buffer | undefined {
+  if (source.file !== undefined) return keyFromFile(source.file);
+  const hex = source.env?.[DATA_KEY_ENV];
+  if (hex === undefined || hex.trim() === '') return undefined;
+  return keyFromHex(hex.trim(), DATA_KEY_ENV);
+}
+
+function keyFromFile(file: string): Buffer {
+  let mode: number;
+  let content: Buffer;
+  try {
+    mode = statSync(file).mode;
+    content = readFileSync(file);
+  } catch (error) {
+    throw new ArcError(ErrorCodes.DATA_KEY, `cannot read the data key file '${file}': ${error instanceof Error ? error.message : String(error)}`);
+  }
+  // POSIX permission bits only mean something off Windows.
+  if (process.platform !== 'win32' && (mode & 0o006) !== 0) {
+    throw new ArcError(
+      ErrorCodes.DATA_KEY,
+      `the data key file '${file}' is readable or writable by every user (mode ${(mode & 0o777).toString(8)}): run chmod 600 '${file}' (and consider a new key)`,
+    );
+  }
+  const text = content.toString('latin1').trim();
+  if (text.length === DATA_KEY_BYTES * 2 && /^[0-9a-fA-F]+$/.test(text)) return Buffer.from(text, 'hex');
+  if (content.length === DATA_KEY_BYTES) return Buffer.from(content);
+  throw new ArcError(
+    ErrorCodes.DATA_KEY,
+    `the data key file '${file}' holds ${content.length} bytes: it must hold ${DATA_KEY_BYTES * 2} hex characters or exactly ${DATA_KEY_BYTES} raw bytes`,
+  );
+}
+
+function keyFromHex(hex: string, where: string): Buffer {
+  if (!/^[0-9a-fA-F]*$/.test(hex) || hex.length !== DATA_KEY_BYTES * 2) {
+    throw new ArcError(ErrorCodes.DATA_KEY, `${where} must be ${DATA_KEY_BYTES * 2} hex characters (${DATA_KEY_BYTES} bytes), got ${hex.length} characters`);
+  }
+  return Buffer.from(hex, 'hex');
+}
+
+/** Checks a key handed over in code (LmdbStoreOptions.encryptionKey). */
+export function assertDataKey(key: Buffer): void {
+  if (key.length !== DATA_KEY_BYTES) {
+    throw new ArcError(ErrorCodes.DATA_KEY, `a data key is ${DATA_KEY_BYTES} bytes, got ${key.length}`);
+  }
+}
+
+/**
+ * The key as lmdb-js takes it. lmdb 3.5 accepts only a string whose UTF-8 form
+ * is 32 bytes (a Buffer aborts the process), so the data key is stretched
+ * through SHA-256 and each byte kept to 7 bits: 32 ASCII characters, 224 bits of
+ * the key. Hashing first means two data keys never share a page key because
+ * they differ only in the bits dropped.
+ */
+export function lmdbPageKey(key: Buffer): string {
+  assertDataKey(key);
+  const derived = createHash('sha256').update('arcnet lmdb page key\n').update(key).digest();
+  return String.fromCharCode(...derived.map((byte) => byte & 0x7f));
+}
+
+/** LMDB meta page layout (data format 2): magic at byte 24, the persistent environment flags at byte 52. */
+const LMDB_MAGIC = 0xbeefc0de;
+const MAGIC_AT = 24;
+const ENV_FLAGS_AT = 52;
+/** MDB_ENCRYPT: set in the stored environment flags when the pages are encrypted. */
+const MDB_ENCRYPT = 0x2000;
+
+/**
+ * Whether an LMDB file is encrypted, read from its first (plaintext) meta page;
+ * undefined when the file is not one LMDB wrote. lmdb-js must be told this
+ * before it opens the file: opening an encrypted file without the key, or a
+ * plain one with a key, crashes the process instead of raising an error.
+ */
+export function lmdbFileEncrypted(file: string): boolean | undefined {
+  const header = Buffer.alloc(ENV_FLAGS_AT + 2);
+  let read: number;
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      read = readSync(fd, header, 0, header.length, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
+  }
+  if (read < header.length || header.readUInt32LE(MAGIC_AT) !== LMDB_MAGIC) return undefined;
+  return (header.readUInt16LE(ENV_FLAGS_AT) & MDB_ENCRYPT) !== 0;
+}
