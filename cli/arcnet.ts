@@ -16,12 +16,13 @@ import { runRegion } from './region-command.js';
 import { defaultRateLimitPerSec } from './region-security.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
+import { loadDataKey } from '../adapters/lmdb/data-key.js';
 
 const usage = `arcnet: the ArcNet regional runtime
 
-  arcnet sim --seed N --nodes N --geozones A,B,C --duration 1h --rate R --journal DIR [--faults on|off] [--json]
+  arcnet sim --seed N --nodes N --geozones A,B,C --duration 1h --rate R --journal DIR [--faults on|off] [--data-key-file F] [--json]
       Simulate the region on simulated time; write journal and snapshots to DIR.
-  arcnet replay --journal DIR [--from-snapshot] [--fast] [--until TIME | --until-offset N --geozone G] [--json]
+  arcnet replay --journal DIR [--from-snapshot] [--fast] [--until TIME | --until-offset N --geozone G] [--data-key-file F] [--json]
       Rebuild the state from the journal alone and check its invariants.
       --fast skips re-running actors born and ended within the journal (recovery's path).
       --until replays up to a logical time (ms or ISO-8601), --until-offset up to offset N of geozone G
@@ -30,6 +31,7 @@ const usage = `arcnet: the ArcNet regional runtime
                 [--status-every 10s] [--effects-log FILE] [--run-for 5m] [--port 8080|0|off]
                 [--api-keys keys.json] [--rate-limit 1000] [--tls-cert F --tls-key F [--tls-ca F]
                 [--tls-client-auth required|optional|off]] [--otlp http://collector:4318/v1/traces]
+                [--data-key-file F]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
       --port (default 8080) serves the HTTP API (/docs), /metrics, the console WebSocket (/telemetry)
       and the inspector (/inspector) on 127.0.0.1.
@@ -150,6 +152,7 @@ async function main(argv: string[]): Promise<void> {
       'tls-ca': { type: 'string' },
       'tls-client-auth': { type: 'string' },
       otlp: { type: 'string' },
+      'data-key-file': { type: 'string' },
       'kafka-tls-ca': { type: 'string' },
       'kafka-tls-cert': { type: 'string' },
       'kafka-tls-key': { type: 'string' },
@@ -167,6 +170,7 @@ async function main(argv: string[]): Promise<void> {
         ratePerSec: rate(values.rate, 100),
         faults: onOff(values.faults, 'faults'),
         journalDir: required(values.journal, 'journal'),
+        encryptionKey: dataKey(values['data-key-file']),
         onProgress: progress.update,
       });
       progress.stop();
@@ -179,6 +183,7 @@ async function main(argv: string[]): Promise<void> {
         useSnapshots: values['from-snapshot'] === true,
         skipEphemeral: values.fast === true,
         ...untilPoint(values.until, values['until-offset'], values.geozone),
+        encryptionKey: dataKey(values['data-key-file']),
       });
       print(result, values.json === true);
       if (result.invariantViolations > 0) process.exitCode = 3;
@@ -222,6 +227,7 @@ async function main(argv: string[]): Promise<void> {
           tlsClientAuth: values['tls-client-auth'],
         },
         otlpEndpoint: values.otlp,
+        encryptionKey: dataKey(values['data-key-file']),
         logger,
       });
       process.stdout.write(`${JSON.stringify(line)}\n`);
@@ -247,6 +253,11 @@ function untilPoint(until: string | undefined, untilOffset: string | undefined, 
   const atMs = /^\d+$/.test(until) ? Number(until) : Date.parse(until);
   if (!Number.isFinite(atMs)) throw new ArcError(ErrorCodes.USAGE, `--until takes a logical time in ms or an ISO-8601 time, got '${until}'`);
   return { until: { atMs } };
+}
+
+/** The data key from --data-key-file or ARCNET_DATA_KEY; undefined (no encryption) without either. */
+function dataKey(file: string | undefined): Buffer | undefined {
+  return loadDataKey({ ...(file === undefined ? {} : { file }), env: process.env });
 }
 
 /** TLS 1.3 to Kafka (with a client certificate when --kafka-tls-cert/--kafka-tls-key are given), or plaintext. */

@@ -44,6 +44,8 @@ export interface RegionCommandOptions {
   readonly security: SecurityOptions;
   /** OTLP/HTTP traces endpoint; the OTEL_EXPORTER_OTLP_* environment otherwise; no traces without either. */
   readonly otlpEndpoint?: string | undefined;
+  /** Encrypts the data folder at rest (the folder must have been made with the same key). */
+  readonly encryptionKey?: Buffer | undefined;
 }
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
@@ -72,7 +74,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
   const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
   const consoleFeed = createConsoleWiring({ region: () => region, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
-  const lmdb = new LmdbStore(options.dataDir);
+  const lmdb = new LmdbStore(options.dataDir, { encryptionKey: options.encryptionKey });
   const timed = metrics.timeAppends(lmdb);
   const store = consoleFeed.feedFrom(tracer === undefined ? timed : tracer.wrapJournalStore(timed));
   const clock = new WallClock();
@@ -96,7 +98,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     },
   });
   const supervisor = region.supervisor;
-  const inspectorSource = liveInspectorSource(region, lmdb);
+  const inspectorSource = liveInspectorSource(region, lmdb, { dataKey: options.encryptionKey });
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });

@@ -40,6 +40,8 @@ export interface ReplayOptions {
    * up to the point, as if it ended there; invariants still cover all of it.
    */
   readonly until?: TimePoint;
+  /** The data key of an encrypted store. */
+  readonly encryptionKey?: Buffer | undefined;
 }
 
 /**
@@ -52,7 +54,7 @@ export async function replayJournal(dir: string, options: ReplayOptions = {}): P
   if (!LmdbStore.exists(dir)) {
     throw new ArcError(ErrorCodes.NO_JOURNAL, `no journal at '${dir}': pass the folder a sim or region run wrote (--journal DIR)`);
   }
-  const lmdb = new LmdbStore(dir);
+  const lmdb = new LmdbStore(dir, { encryptionKey: options.encryptionKey });
   try {
     const until = options.until === undefined ? undefined : resolvePoint(lmdb, options.until);
     const store: JournalStore & SnapshotStore = until === undefined ? lmdb : new PointInTimeStore(lmdb, until.offsets);

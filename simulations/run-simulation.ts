@@ -20,6 +20,8 @@ export interface SimulationOptions {
   readonly faults: boolean;
   /** Data folder for the journal and snapshots. */
   readonly journalDir: string;
+  /** Encrypt the data folder with this key (see adapters/lmdb/data-key.ts). */
+  readonly encryptionKey?: Buffer | undefined;
   /** Simulated start time (ms since epoch); fixed so runs are comparable. */
   readonly startMs?: number;
   readonly snapshotEveryRecords?: number;
@@ -60,7 +62,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const endMs = startMs + options.durationMs;
   const clock = new ManualClock(startMs);
   const queue = new EventQueue();
-  const store = new LmdbStore(options.journalDir);
+  const store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
   const geozones = [...new Set(options.geozones)].sort();
   await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
 

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -49,6 +50,27 @@ test('usage errors exit 2 with a coded message; a missing journal is ARC_ERR_NO_
     const missing = arcnet('replay', '--journal', `${dir}/nothing-here`);
     t.is(missing.status, 1);
     t.regex(missing.stderr, /ARC_ERR_NO_JOURNAL/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('an encrypted data folder: sim writes it with the data key, replay and audit need the same key', (t) => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const key = randomBytes(32).toString('hex');
+    const withKey = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ARCNET_DATA_KEY: key } });
+    const sim = withKey('sim', '--seed', '3', '--nodes', '30', '--geozones', 'CAISO', '--duration', '1m', '--rate', '10', '--journal', `${dir}/j`, '--json', '--progress', 'off');
+    t.is(sim.status, 0, sim.stderr);
+    const simmed = JSON.parse(sim.stdout.trim()) as { stateHash: string };
+    const noKey = arcnet('replay', '--journal', `${dir}/j`, '--json');
+    t.is(noKey.status, 1);
+    t.regex(noKey.stderr, /ARC_ERR_DATA_KEY/);
+    const replay = withKey('replay', '--journal', `${dir}/j`, '--json');
+    t.is(replay.status, 0, replay.stderr);
+    t.is((JSON.parse(replay.stdout.trim()) as { stateHash: string }).stateHash, simmed.stateHash);
+    const audit = withKey('audit', 'verify', '--journal', `${dir}/j`, '--json');
+    t.is(audit.status, 0, audit.stderr);
   } finally {
     cleanup();
   }
