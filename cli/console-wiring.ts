@@ -27,6 +27,8 @@ export function createConsoleWiring(options: {
   region: () => Region | undefined;
   guard: KeyGuard | undefined;
   onRefused: (refusal: Refusal, context: RefusalContext) => void;
+  /** A journal record the feed could not turn into messages (logged; the region goes on). */
+  onFeedError: (error: unknown) => void;
 }): ConsoleWiring {
   const feed = new ConsoleFeed({
     // Actors spawned before a restart are looked up in their shard.
@@ -62,7 +64,15 @@ export function createConsoleWiring(options: {
             return {
               nextOffset: () => journal.nextOffset(),
               read: (from?: number) => journal.read(from),
-              append: (records: readonly JournalRecord[]) => journal.append(records).then(() => hub.publish(feed.fromRecords(shardId, records))),
+              append: (records: readonly JournalRecord[]) =>
+                journal.append(records).then(() => {
+                  // The append is durable whatever happens here: a console failure must not look like a journal failure.
+                  try {
+                    hub.publish(feed.fromRecords(shardId, records));
+                  } catch (error) {
+                    options.onFeedError(error);
+                  }
+                }),
             };
           };
         },

@@ -3,13 +3,20 @@ import { nodeAsOf, nodeChanges, offsetAtTime, type HistoryScanOptions } from '..
 import type { HistoryQuery } from '../adapters/http/api-schemas.js';
 import type { JournalStore } from '../runtime/journal.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
 
-/** A live region answers history between its shards' work: the scan yields to the event loop often. */
+/**
+ * A live region answers history between its shards' work: the scan yields to
+ * the event loop often, reads at most `maxScan` records, and only one history
+ * query runs at a time (others are told to retry), so that no number of
+ * readers can hold the shards up.
+ */
 const liveScan: HistoryScanOptions = {
-  maxScan: 2_000_000,
-  pauseEvery: 5_000,
+  maxScan: 500_000,
+  pauseEvery: 2_000,
   pause: () => new Promise((resolve) => setImmediate(resolve)),
 };
+
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -19,7 +26,23 @@ const iso = (ms: number): string => new Date(ms).toISOString();
  * when neither is given and no as-of point was asked for). Times are the
  * journal's logical times, mapped to offsets by binary search.
  */
-export async function nodeHistory(
+export function nodeHistoryService(
+  store: JournalStore & SnapshotStore,
+  toDocument: (geozone: string, snapshot: AnyMachineSnapshot) => Record<string, unknown>,
+): (geozone: string, nodeId: string, query: HistoryQuery) => Promise<Record<string, unknown>> {
+  let running = false;
+  return async (geozone, nodeId, query) => {
+    if (running) throw new ArcError(ErrorCodes.OVERLOADED, 'another node history query is running; retry in a moment');
+    running = true;
+    try {
+      return await answer(store, geozone, nodeId, query, toDocument);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+async function answer(
   store: JournalStore & SnapshotStore,
   geozone: string,
   nodeId: string,

@@ -9,7 +9,7 @@ import type { DecisionView, RegionApi } from '../adapters/http/http-api.js';
 import type { RegionInput } from '../actors/region-io.js';
 import type { JournalStore } from '../runtime/journal.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
-import { nodeHistory } from './node-history-view.js';
+import { nodeHistoryService } from './node-history-view.js';
 import type { NodeContext, NodeStatus } from '../machines/node.js';
 import type { RegionMetrics, RegionMetricsSource } from '../adapters/metrics/prometheus.js';
 import { monotonicNowMs, realScheduler } from '../runtime/clock.js';
@@ -59,6 +59,8 @@ export function createRegionApi(
       reservations: c.reservations,
     };
   };
+
+  const history = nodeHistoryService(options.store, (geozone, snapshot) => nodeDoc(geozone, snapshot));
 
   const find = (actorId: string): { geozone: string; snapshot: AnyMachineSnapshot } | undefined => {
     for (const shard of region.supervisor.all()) {
@@ -127,7 +129,7 @@ export function createRegionApi(
       // Nodes are never removed from their shard, so a node this region ever saw is found live.
       const geozone = find(`node/${nodeId}`)?.geozone;
       if (geozone === undefined || !scope(geozone)) return undefined;
-      return nodeHistory(options.store, geozone, nodeId, query, nodeDoc);
+      return history(geozone, nodeId, query);
     },
     node: (nodeId) => {
       const found = find(`node/${nodeId}`);

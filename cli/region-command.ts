@@ -50,6 +50,7 @@ export interface RegionCommandOptions {
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
 const REGION_WIDE = '_REGION';
+const REFUSALS_REPORTED_PER_SEC = 10;
 
 /**
  * The live regional runtime on the embedded default: LMDB journal and
@@ -73,7 +74,12 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   });
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
   const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
-  const consoleFeed = createConsoleWiring({ region: () => region, guard: security.guard, onRefused: (refusal, context) => onRefused(refusal, context) });
+  const consoleFeed = createConsoleWiring({
+    region: () => region,
+    guard: security.guard,
+    onRefused: (refusal, context) => onRefused(refusal, context),
+    onFeedError: (error) => log.error({ err: error }, 'console feed failed on a journal append'),
+  });
   const lmdb = new LmdbStore(options.dataDir, { encryptionKey: options.encryptionKey });
   const timed = metrics.timeAppends(lmdb);
   const store = consoleFeed.feedFrom(tracer === undefined ? timed : tracer.wrapJournalStore(timed));
@@ -94,7 +100,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     onFailure: (error, geozone) => {
       log.fatal({ err: error, geozone }, 'shard failed; stopping');
       process.exitCode = 1;
-      void shutdown('shard-failure');
+      stop('shard-failure');
     },
   });
   const supervisor = region.supervisor;
@@ -131,8 +137,33 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   }
 
   /** A refused HTTP request or console connection: a system event on the console and the bus, and a log line (never the key). */
+  /**
+   * Refusals are reported at most REFUSALS_REPORTED_PER_SEC a second: a flood of
+   * bad requests (which no key's budget limits) must not become a flood of log
+   * lines and events. The next report says how many were left out.
+   */
+  const refusalWindow = { startedMs: 0, reported: 0, suppressed: 0 };
   function onRefused(refusal: Refusal, context: RefusalContext): void {
-    const details = { status: refusal.status, code: refusal.code, method: context.method, path: context.path, ...(context.keyId === undefined ? {} : { keyId: context.keyId }) };
+    const wallMs = Date.now();
+    if (wallMs - refusalWindow.startedMs >= 1_000) {
+      refusalWindow.startedMs = wallMs;
+      refusalWindow.reported = 0;
+    }
+    if (refusalWindow.reported >= REFUSALS_REPORTED_PER_SEC) {
+      refusalWindow.suppressed++;
+      return;
+    }
+    refusalWindow.reported++;
+    const suppressed = refusalWindow.suppressed;
+    refusalWindow.suppressed = 0;
+    const details = {
+      status: refusal.status,
+      code: refusal.code,
+      method: context.method,
+      path: context.path,
+      ...(context.keyId === undefined ? {} : { keyId: context.keyId }),
+      ...(suppressed === 0 ? {} : { notReportedBefore: suppressed }),
+    };
     const message = refusal.status === 401 ? 'request refused: no valid API key' : refusal.status === 403 ? 'request refused: not allowed for this key' : 'request refused: rate limit';
     log.warn(details, message);
     const nowMs = clock.nowMs();
@@ -220,7 +251,11 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const statusTimer = setInterval(status, options.statusEveryMs);
 
   let resolveDone: (value: Record<string, unknown>) => void = () => undefined;
-  const done = new Promise<Record<string, unknown>>((resolve) => (resolveDone = resolve));
+  let rejectDone: (error: Error) => void = () => undefined;
+  const done = new Promise<Record<string, unknown>>((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
 
   const server =
     options.port === undefined
@@ -249,7 +284,6 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     await consoleFeed.hub.close();
     await server?.close();
     await inspectorSource.close();
-    await tracer?.shutdown();
     log.info({ reason }, 'stopping');
     clearInterval(statusTimer);
     fleet?.stop();
@@ -272,15 +306,26 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
         stoppedBy: reason,
       };
     } finally {
+      // The last requests' spans end with their effects above; flush them before the store goes.
+      await tracer?.shutdown();
       await store.close();
       if (effectsFd !== undefined) closeSync(effectsFd);
     }
     resolveDone(line);
   }
 
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  if (options.runForMs !== undefined) realScheduler.after(options.runForMs, () => void shutdown('run-for elapsed'));
+  /** Stops once; a failure while stopping is reported and fails the run instead of crashing the process. */
+  function stop(reason: string): void {
+    shutdown(reason).catch((error: unknown) => {
+      log.fatal({ err: error }, 'stopping failed');
+      process.exitCode = 1;
+      rejectDone(error instanceof Error ? error : new Error(String(error)));
+    });
+  }
+
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  if (options.runForMs !== undefined) realScheduler.after(options.runForMs, () => stop('run-for elapsed'));
   status();
   return done;
 }

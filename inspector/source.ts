@@ -150,7 +150,7 @@ class RegionSource implements InspectorSource {
   private readonly stats: GeozoneStats;
   private readonly runner: ReplayRunner | undefined;
   private readonly unavailable: ArcError | undefined;
-  /** The sorted actor rows of the last list query, reused while nothing changed (journal mode, an idle region). */
+  /** The sorted actor rows of the last list query: reused while the journal is unchanged, and for up to a second on a live region. */
   private rowsCache: { key: string; rows: ActorRow[] } | undefined;
 
   constructor(
@@ -194,7 +194,9 @@ class RegionSource implements InspectorSource {
 
   actors(query: ActorQuery, scope: Scope): ActorPage {
     const shards = this.shards(scope, query.geozone);
-    const version = shards.map((s) => `${s.shardId}@${s.lastOffset}`).join(',');
+    // A live region moves on every append: its list is rebuilt at most once a second, not per scroll.
+    // The shards in the key are the caller's scope: rows of one scope are never served to another.
+    const version = shards.map((s) => (this.mode === 'live' ? s.shardId : `${s.shardId}@${s.lastOffset}`)).join(',') + (this.mode === 'live' ? `@t${Math.floor(Date.now() / 1000)}` : '');
     const key = JSON.stringify([version, query.q ?? '', query.kind ?? '', query.state ?? '']);
     let rows = this.rowsCache?.key === key ? this.rowsCache.rows : undefined;
     if (rows === undefined) {
@@ -283,7 +285,9 @@ class RegionSource implements InspectorSource {
   async timeTravel(point: TimePoint, scope: Scope): Promise<ScopedPointState> {
     if (this.runner === undefined) throw this.unavailable as ArcError;
     // Out of scope answers like unknown: the key learns nothing about other geozones.
-    if ('geozone' in point && !scope(point.geozone)) throw new ArcError(ErrorCodes.NOT_FOUND, `no journal for geozone '${point.geozone}'`);
+    if ('geozone' in point && (!scope(point.geozone) || !this.region.supervisor.shardIds.includes(point.geozone))) {
+      throw new ArcError(ErrorCodes.NOT_FOUND, `no journal for geozone '${point.geozone}'`);
+    }
     const ends = Object.fromEntries(this.region.supervisor.all().map((shard) => [shard.shardId, shard.lastDurableOffset + 1]));
     const state = await this.runner.stateAt(point, ends);
     const all = state.shards.every((s) => scope(s.geozone));
@@ -294,6 +298,8 @@ class RegionSource implements InspectorSource {
       stateHash: all ? state.stateHash : null,
       shards: state.shards.filter((s) => scope(s.geozone)),
       fromSnapshot: Object.fromEntries(Object.entries(state.fromSnapshot).filter(([geozone]) => scope(geozone))),
+      // How much was replayed says how busy other geozones were: only a key that sees them all gets it.
+      replayedRecords: all ? state.replayedRecords : 0,
     };
   }
 

@@ -154,7 +154,8 @@ export class ConsoleHub {
    */
   attach(server: HttpServer | HttpsServer): void {
     const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      void this.upgrade(server, request, socket, head);
+      // Never an unhandled rejection: whatever goes wrong with one upgrade ends that socket only.
+      this.upgrade(server, request, socket, head).catch(() => socket.destroy());
     };
     server.on('upgrade', onUpgrade);
     this.detachers.push(() => server.off('upgrade', onUpgrade));
@@ -162,6 +163,8 @@ export class ConsoleHub {
 
   /** Sends each message to every client that may see it; never waits for a client. */
   publish(messages: readonly ConsoleMessage[]): void {
+    // Nobody watching: nothing to serialize.
+    if (this.clients.size === 0) return;
     // Corked, a client's frames of this call leave in one write instead of one
     // system call per frame: fan-out cost is per client and call, not per message.
     const corked: Duplex[] = [];
@@ -219,7 +222,13 @@ export class ConsoleHub {
   // ---------------------------------------------------------------- handshake
 
   private async upgrade(server: HttpServer | HttpsServer, request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://console.invalid');
+    let url: URL;
+    try {
+      url = new URL(request.url ?? '/', 'http://console.invalid');
+    } catch {
+      // Node's parser lets request targets through that URL refuses (`http://[/x`).
+      return refuse(socket, 400, ErrorCodes.VALIDATION, 'the request target is not a valid URL');
+    }
     if (url.pathname !== this.path) {
       if (server.listenerCount('upgrade') === 1) refuse(socket, 404, ErrorCodes.NOT_FOUND, `no WebSocket endpoint at ${url.pathname}; the console feed is at ${this.path}`);
       return;

@@ -16,6 +16,8 @@ export interface Refusal {
   readonly code: string;
   readonly message: string;
   readonly retryAfterMs?: number;
+  /** The (non-secret) id of a valid key refused for its role or budget; never sent to the client. */
+  readonly keyId?: string;
 }
 
 export interface RequestGuard {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCodes } from '../../runtime/errors.js';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { inScope, isRefusal, openAccess, type Permission, type Principal, type Refusal, type RequestGuard } from './access.js';
 
 /**
@@ -18,12 +18,22 @@ export interface GuardedRoutes {
   readonly outOfScope: (reply: FastifyReply, request: FastifyRequest) => FastifyReply;
 }
 
+/** Paths whose routes must say what they need: a route there without a permission is a bug, not a public route. */
+const GUARDED_PATHS = /^\/(v1|metrics|inspector\/api)(\/|$)/;
+
 export function installGuard(app: FastifyInstance, guard: RequestGuard | undefined): GuardedRoutes {
+  // Deny by default: registering such a route without `config.permission` fails at start, not in production.
+  app.addHook('onRoute', (route) => {
+    const permission = (route.config as { permission?: Permission } | undefined)?.permission;
+    if (GUARDED_PATHS.test(route.url) && permission === undefined) {
+      throw new ArcError(ErrorCodes.INVARIANT, `route ${route.method.toString()} ${route.url} declares no permission (config: { permission })`);
+    }
+  });
   const principals = new WeakMap<FastifyRequest, Principal>();
   const principalOf = (request: FastifyRequest): Principal => principals.get(request) ?? openAccess;
 
   const refuse = (reply: FastifyReply, request: FastifyRequest, refusal: Refusal): FastifyReply => {
-    const keyId = principals.get(request)?.keyId;
+    const keyId = refusal.keyId ?? principals.get(request)?.keyId;
     guard?.refused(refusal, { method: request.method, path: request.routeOptions.url ?? request.url.split('?')[0] ?? '', ...(keyId === undefined ? {} : { keyId }) });
     if (refusal.status === 401) void reply.header('www-authenticate', 'Bearer realm="arcnet"');
     if (refusal.retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(refusal.retryAfterMs / 1000))));

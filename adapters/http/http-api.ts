@@ -84,6 +84,9 @@ function sendError(reply: FastifyReply, error: unknown): FastifyReply {
   if (fastifyCode === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return reply.code(413).send({ code: ErrorCodes.PAYLOAD_TOO_LARGE, message: 'request body is over the size limit' });
   }
+  if (fastifyCode === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || fastifyCode === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return reply.code(400).send({ code: ErrorCodes.VALIDATION, message: 'the body does not match its content-length, or is empty' });
+  }
   if (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP')) {
     return reply.code(415).send({ code: ErrorCodes.VALIDATION, message: 'send application/json' });
   }

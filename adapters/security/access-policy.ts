@@ -89,29 +89,3 @@ export function visibleGeozones(principal: Principal, requested?: readonly strin
   return principal.geozones === 'all' ? unique : unique.filter((g) => canSee(principal, g));
 }
 
-/**
- * The permission a route of the region's HTTP API needs, by method and route
- * pattern (fastify's `request.routeOptions.url`). `'public'` for liveness and
- * readiness probes; undefined for a route this table does not know, which the
- * caller must refuse (deny by default, so a new route is closed until listed).
- */
-export function permissionForRoute(method: string, routePattern: string): Permission | 'public' | undefined {
-  const m = method.toUpperCase();
-  if ((m === 'GET' || m === 'HEAD') && (routePattern === '/healthz' || routePattern === '/readyz')) return 'public';
-  if (m === 'GET' || m === 'HEAD') return 'read';
-  if (m !== 'POST') return undefined;
-  switch (routePattern) {
-    case '/v1/inference':
-      return 'infer';
-    case '/v1/telemetry':
-    case '/v1/results':
-      return 'ingest';
-    case '/v1/nodes/:id/drain':
-    case '/v1/nodes/:id/resume':
-      return 'operate';
-    case '/v1/console/tickets':
-      return 'read';
-    default:
-      return undefined;
-  }
-}

@@ -30,11 +30,11 @@ export function createKeyGuard(options: KeyGuardOptions): KeyGuard {
   const budget = (principal: Principal): Principal | Refusal => {
     const taken = options.limiter.take(principal.keyId, options.nowMs());
     if (taken.ok) return principal;
-    return { status: 429, code: ErrorCodes.RATE_LIMITED, message: 'request budget for this key is spent; retry later', retryAfterMs: taken.retryAfterMs };
+    return { status: 429, code: ErrorCodes.RATE_LIMITED, message: 'request budget for this key is spent; retry later', retryAfterMs: taken.retryAfterMs, keyId: principal.keyId };
   };
   const roleAllows = (principal: Principal, permission: Permission): Principal | Refusal => {
     const allowed = authorize(principal, permission);
-    return allowed.ok ? budget(principal) : { status: allowed.status, code: allowed.code, message: allowed.message };
+    return allowed.ok ? budget(principal) : { status: allowed.status, code: allowed.code, message: allowed.message, keyId: principal.keyId };
   };
   const admit = (headers: IncomingHttpHeaders, permission: Permission): Principal | Refusal => {
     const principal = options.keys.authenticate(headers.authorization);

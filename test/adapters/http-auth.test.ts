@@ -1,5 +1,7 @@
 import test from 'ava';
+import Fastify from 'fastify';
 import type { Refusal, RefusalContext } from '../../adapters/http/access.js';
+import { installGuard } from '../../adapters/http/guard-hook.js';
 import { createKey, ApiKeyStore, type Role } from '../../adapters/security/api-keys.js';
 import { createKeyGuard } from '../../adapters/security/key-guard.js';
 import { RateLimiter } from '../../adapters/security/rate-limiter.js';
@@ -90,7 +92,11 @@ test('roles: viewer reads, developer also submits inference, operator also drain
     t.is(await status('agent-caiso', 'POST', '/v1/inference', inferenceBody('a1')), 403);
     const forbidden = refusals.filter((r) => r.refusal.status === 403);
     t.is(forbidden.length, 6);
-    t.true(forbidden.every((r) => r.refusal.code === 'ARC_ERR_FORBIDDEN' && r.context.keyId === undefined));
+    t.true(forbidden.every((r) => r.refusal.code === 'ARC_ERR_FORBIDDEN'));
+    t.true(
+      forbidden.every((r) => typeof r.context.keyId === 'string' && r.context.keyId.length > 0),
+      'a refusal of a valid key says which key (its id), so operators can find it',
+    );
   });
 });
 
@@ -138,6 +144,29 @@ test('each key has its own request budget: over it, 429 with Retry-After', async
     // The two setup posts use operator-all's budget; each key gets 2 then waits.
     { ratePerSec: 0.01, burst: 2 },
   );
+});
+
+test('deny by default: every documented route except health, docs and the inspector page wants a key, and a guarded route without a permission cannot even be registered', async (t) => {
+  await withKeys(async ({ app }) => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
+    const open = new Set(['/healthz', '/readyz']);
+    let checked = 0;
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      if (open.has(path)) continue;
+      for (const method of Object.keys(methods)) {
+        const reply = await app.inject({ method: method.toUpperCase() as 'GET' | 'POST', url: path.replace('{id}', 'c1') });
+        t.is(reply.statusCode, 401, `${method} ${path}`);
+        checked++;
+      }
+    }
+    t.true(checked >= 12, `${checked} routes checked`);
+  });
+  const bare = Fastify();
+  installGuard(bare, undefined);
+  t.throws(() => bare.get('/v1/forgotten', () => ({})), { message: /declares no permission/ });
+  t.notThrows(() => bare.get('/v1/remembered', { config: { permission: 'read' } }, () => ({})));
+  t.notThrows(() => bare.get('/elsewhere', () => ({})));
+  await bare.close();
 });
 
 test('a key gets a single-use console ticket', async (t) => {

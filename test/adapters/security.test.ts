@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { authorize, permissionForRoute, PERMISSIONS, visibleGeozones, type Permission } from '../../adapters/security/access-policy.js';
+import { authorize, PERMISSIONS, visibleGeozones, type Permission } from '../../adapters/security/access-policy.js';
 import {
   API_KEYS_ENV,
   ApiKeyStore,
@@ -165,18 +165,6 @@ test('visibleGeozones filters listings to the key’s geozones', (t) => {
   t.deepEqual(visibleGeozones(scoped, ['ERCOT']), [], 'asking for another geozone gives an empty listing, not a hint');
   t.is(visibleGeozones(principal('viewer', 'all')), 'all');
   t.deepEqual(visibleGeozones(principal('viewer', 'all'), ['ERCOT', 'ERCOT']), ['ERCOT']);
-});
-
-test('routes map to permissions; unknown routes are undefined (deny by default)', (t) => {
-  t.is(permissionForRoute('GET', '/healthz'), 'public');
-  t.is(permissionForRoute('GET', '/v1/nodes/:id'), 'read');
-  t.is(permissionForRoute('POST', '/v1/inference'), 'infer');
-  t.is(permissionForRoute('POST', '/v1/telemetry'), 'ingest');
-  t.is(permissionForRoute('POST', '/v1/results'), 'ingest');
-  t.is(permissionForRoute('POST', '/v1/nodes/:id/drain'), 'operate');
-  t.is(permissionForRoute('POST', '/v1/console/tickets'), 'read');
-  t.is(permissionForRoute('POST', '/v1/shutdown'), undefined);
-  t.is(permissionForRoute('DELETE', '/v1/nodes/:id'), undefined);
 });
 
 test('tickets are single use, bound to their principal, and refused once expired', (t) => {
