@@ -5,17 +5,32 @@ const ROW_PX = 24;
 const PAGE_ROWS = 200;
 const OVERSCAN_ROWS = 8;
 
+/** @import { ActorPage, ActorRow } from './api.js' */
+
 export class ActorList {
+  /**
+   * @param {HTMLElement} container The scrolling list; its `.vlist-spacer` child gives it the full list's height.
+   * @param {(offset: number, limit: number) => Promise<ActorPage>} fetchPage
+   * @param {(row: ActorRow) => void} onSelect
+   * @param {(total: number) => void} onTotal
+   */
   constructor(container, fetchPage, onSelect, onTotal) {
     this.container = container;
-    this.spacer = container.querySelector('.vlist-spacer');
+    /** @type {HTMLElement | null} */
+    const spacer = container.querySelector('.vlist-spacer');
+    if (spacer === null) throw new Error('the actor list has no .vlist-spacer');
+    this.spacer = spacer;
     this.fetchPage = fetchPage;
     this.onSelect = onSelect;
     this.onTotal = onTotal;
+    /** @type {Map<number, ActorRow[]>} page → its rows */
     this.pages = new Map();
+    /** @type {Set<number>} pages being fetched */
     this.loading = new Set();
     this.total = 0;
+    /** @type {Map<number, HTMLElement>} index → its row in the DOM */
     this.rows = new Map();
+    /** @type {string | null} the selected actor's id */
     this.selected = null;
     this.generation = 0;
     this.frame = 0;
@@ -42,6 +57,10 @@ export class ActorList {
     await this.load(Math.floor(first / PAGE_ROWS), generation);
   }
 
+  /**
+   * @param {number} page
+   * @param {number} [generation] The list's generation when the load was asked for (a newer one drops the answer).
+   */
   async load(page, generation = this.generation) {
     if (this.pages.has(page) || this.loading.has(page)) return;
     this.loading.add(page);
@@ -72,6 +91,7 @@ export class ActorList {
     const top = this.container.scrollTop;
     const first = Math.max(0, Math.floor(top / ROW_PX) - OVERSCAN_ROWS);
     const last = Math.min(this.total - 1, Math.ceil((top + this.container.clientHeight) / ROW_PX) + OVERSCAN_ROWS);
+    /** @type {Set<number>} */
     const wanted = new Set();
     for (let index = first; index <= last; index++) {
       const page = Math.floor(index / PAGE_ROWS);
@@ -89,7 +109,10 @@ export class ActorList {
         this.container.appendChild(row);
       } else if (row.dataset.state !== data.state) {
         row.dataset.state = data.state;
-        row.children[2].textContent = data.state;
+        // makeRow gives every row four cells: id, kind, state, geozone.
+        const stateCell = row.children[2];
+        if (stateCell === undefined) throw new Error('an actor row without its state cell');
+        stateCell.textContent = data.state;
       }
     }
     for (const [index, row] of this.rows) {
@@ -99,6 +122,10 @@ export class ActorList {
     }
   }
 
+  /**
+   * @param {ActorRow} data
+   * @param {number} index
+   */
   makeRow(data, index) {
     const row = document.createElement('div');
     row.className = 'vrow';
@@ -107,12 +134,12 @@ export class ActorList {
     row.dataset.testid = 'actor-row';
     row.setAttribute('data-testid', 'actor-row');
     row.style.transform = `translateY(${index * ROW_PX}px)`;
-    for (const value of [data.id, data.kind, data.state, data.geozone]) {
+    [data.id, data.kind, data.state, data.geozone].forEach((value, column) => {
       const cell = document.createElement('span');
+      if (column === 0) cell.className = 'id';
       cell.textContent = value;
       row.appendChild(cell);
-    }
-    row.firstChild.className = 'id';
+    });
     if (data.id === this.selected) row.classList.add('selected');
     row.addEventListener('click', () => {
       this.selected = data.id;

@@ -2,31 +2,66 @@
 // the statecharts with live counts, the actors, one actor's history, time
 // travel and a map of the nodes. Live counts come over the console WebSocket
 // (`actors` messages) when the server offers it, and by polling otherwise.
+// The DOM classes checked with instanceof below (the lint config names only the page's other browser globals).
+/* global HTMLElement, HTMLInputElement, HTMLSelectElement, HTMLCanvasElement */
 import { ActorList } from './actor-list.js';
 import { api, consoleTicket, forgetKey, Refused, storedKey, storeKey, takeKeyFromFragment } from './api.js';
 import { drawDiagram } from './diagram.js';
 import { drawMap } from './map.js';
 
-const $ = (id) => document.getElementById(id);
+/**
+ * @import { ActorDetail, ActorsMessage, ApiError, EventDetails, Info, KindStateCounts, MachineDiagram, PointState, RequestRates } from './api.js'
+ * @typedef {ReturnType<typeof drawDiagram>} DrawnDiagram
+ */
+
+/**
+ * The page's element with this id, of the type the code uses (HTMLElement unless `type` says more).
+ * index.html ships with this script, so an element missing or of another type is a broken page: said here, plainly.
+ * @template {HTMLElement} [E=HTMLElement]
+ * @param {string} id
+ * @param {new () => E} [type]
+ * @returns {E}
+ */
+const $ = (id, type) => {
+  const element = document.getElementById(id);
+  if (element === null) throw new Error(`the inspector page has no #${id}`);
+  const expected = type ?? HTMLElement;
+  if (!(element instanceof expected)) throw new Error(`#${id} is not a ${expected.name}`);
+  // E is HTMLElement when no type is given, and `type` itself otherwise: both checked just above.
+  return /** @type {E} */ (element);
+};
 const POLL_MS = 1000;
 const MAP_EVERY_MS = 5000;
 const LIST_EVERY_MS = 5000;
 
+/**
+ * @typedef {object} PageState
+ * @property {MachineDiagram[]} diagrams
+ * @property {DrawnDiagram | null} drawn
+ * @property {MachineDiagram | null} machine
+ * @property {Map<string, { counts: KindStateCounts, atMs: number }>} counts geozone → { counts, atMs } as last received.
+ * @property {Map<string, { at: number, totals: RequestRates }>} previousTotals geozone → previous totals, for rates when polling.
+ * @property {Map<string, RequestRates>} rates
+ * @property {ActorDetail | null} actor
+ * @property {number[]} timers
+ * @property {WebSocket | null} socket
+ * @property {boolean} polling
+ */
+/** @type {PageState} */
 const state = {
-  info: null,
   diagrams: [],
   drawn: null,
   machine: null,
-  /** geozone → { counts, totals, atMs } as last received. */
   counts: new Map(),
-  /** geozone → previous totals, for rates when polling. */
   previousTotals: new Map(),
   rates: new Map(),
   actor: null,
   timers: [],
   socket: null,
+  polling: false,
 };
 
+/** @param {Refused} [refusal] */
 function showLogin(refusal) {
   $('app').hidden = true;
   $('login').hidden = false;
@@ -42,8 +77,9 @@ async function start() {
   takeKeyFromFragment();
   $('key-form').addEventListener('submit', (event) => {
     event.preventDefault();
-    storeKey($('key-input').value.trim());
-    $('key-input').value = '';
+    const input = $('key-input', HTMLInputElement);
+    storeKey(input.value.trim());
+    input.value = '';
     void open();
   });
   // A key pasted into the address bar later (#key=...) is taken the same way.
@@ -71,25 +107,24 @@ async function open() {
     showLogin(hadKey || error.status !== 401 ? error : undefined);
     return;
   }
-  state.info = info;
   $('login').hidden = true;
   $('app').hidden = false;
   $('forget-key').hidden = storedKey() === null;
   $('mode').textContent = `${info.mode === 'live' ? 'live region' : 'journal (read-only)'} · key ${info.key.id} (${info.key.role})`;
-  const pick = $('geozone');
+  const pick = $('geozone', HTMLSelectElement);
   for (const geozone of info.geozones) pick.append(new Option(geozone, geozone));
   $('geozone-pick').hidden = false;
   pick.addEventListener('change', () => renderCounts());
 
   await showMachines();
-  setUpActors();
-  setUpTimeTravel();
+  const list = setUpActors();
+  setUpTimeTravel(info);
   await refreshCounts();
-  startLiveCounts();
+  startLiveCounts(info);
   void refreshMap();
   if (info.mode === 'live') {
     state.timers.push(setInterval(() => void refreshMap(), MAP_EVERY_MS));
-    state.timers.push(setInterval(() => void state.list.refresh(), LIST_EVERY_MS));
+    state.timers.push(setInterval(() => void list.refresh(), LIST_EVERY_MS));
   }
 }
 
@@ -109,25 +144,40 @@ async function showMachines() {
     button.addEventListener('click', () => selectMachine(diagram.machine));
     tabs.appendChild(button);
   }
-  const kinds = $('actor-kind');
+  const kinds = $('actor-kind', HTMLSelectElement);
   for (const diagram of machines) if (diagram.kind !== null) kinds.append(new Option(diagram.kind, diagram.kind));
-  selectMachine(machines[0].machine);
+  const first = machines[0];
+  if (first === undefined) throw new Error('the server lists no machines');
+  selectMachine(first.machine);
   performance.mark('first-diagram');
 }
 
+/**
+ * Shows one machine's diagram (unless it is already shown); returns it, as drawn.
+ * @param {string} machine
+ * @returns {DrawnDiagram}
+ */
 function selectMachine(machine) {
-  if (state.drawn?.machine === machine) return;
+  if (state.drawn?.machine === machine) return state.drawn;
   const diagram = state.diagrams.find((d) => d.machine === machine);
+  if (diagram === undefined) throw new Error(`no diagram of machine '${machine}'`);
   state.machine = diagram;
-  for (const button of $('machine-tabs').children) button.setAttribute('aria-selected', String(button.dataset.machine === machine));
-  state.drawn = drawDiagram($('diagram'), diagram);
+  for (const button of $('machine-tabs').children) if (button instanceof HTMLElement) button.setAttribute('aria-selected', String(button.dataset.machine === machine));
+  const drawn = drawDiagram($('diagram'), diagram);
+  state.drawn = drawn;
   renderCounts();
-  if (state.actor !== null && state.diagrams.find((d) => d.kind === state.actor.kind)?.machine === machine) state.drawn.highlight(state.actor.state);
+  const actor = state.actor;
+  if (actor !== null && state.diagrams.find((d) => d.kind === actor.kind)?.machine === machine) drawn.highlight(actor.state);
+  return drawn;
 }
 
-/** Counts of the selected geozone (or all visible ones summed) for one actor kind. */
+/**
+ * Counts of the selected geozone (or all visible ones summed) for one actor kind.
+ * @param {string} kind
+ */
 function countsOf(kind) {
-  const selected = $('geozone').value;
+  const selected = $('geozone', HTMLSelectElement).value;
+  /** @type {Record<string, number>} */
   const sum = {};
   for (const [geozone, entry] of state.counts) {
     if (selected !== '' && geozone !== selected) continue;
@@ -143,7 +193,7 @@ function renderCounts() {
     state.drawn.setCounts(diagram.kind === null ? {} : countsOf(diagram.kind));
     renderCountTable($('state-counts'), diagram.kind, [...state.counts.entries()].map(([geozone, entry]) => [geozone, entry.counts]));
   }
-  const selected = $('geozone').value;
+  const selected = $('geozone', HTMLSelectElement).value;
   let routed = 0, rejected = 0, expired = 0;
   for (const [geozone, rate] of state.rates) {
     if (selected !== '' && geozone !== selected) continue;
@@ -155,9 +205,15 @@ function renderCounts() {
   performance.measure('counts-update', 'counts-update-start');
 }
 
-/** A geozone × state table for one kind (every kind when `kind` is undefined). */
+/**
+ * A geozone × state table for one kind (every kind when `kind` is undefined; none when it is null).
+ * @param {HTMLElement} table
+ * @param {string | null | undefined} kind
+ * @param {[geozone: string, counts: KindStateCounts][]} rows
+ */
 function renderCountTable(table, kind, rows) {
   const kinds = kind === undefined ? [...new Set(rows.flatMap(([, counts]) => Object.keys(counts)))].sort() : kind === null ? [] : [kind];
+  /** @type {[kind: string, state: string][]} */
   const columns = [];
   for (const k of kinds) {
     const states = [...new Set(rows.flatMap(([, counts]) => Object.keys(counts[k] ?? {})))].sort();
@@ -182,6 +238,11 @@ function renderCountTable(table, kind, rows) {
   table.replaceChildren(head, ...body);
 }
 
+/**
+ * @param {string} geozone
+ * @param {KindStateCounts} counts
+ * @param {number} atMs
+ */
 function applyCounts(geozone, counts, atMs) {
   state.counts.set(geozone, { counts, atMs });
 }
@@ -194,6 +255,7 @@ async function refreshCounts() {
     const before = state.previousTotals.get(entry.geozone);
     if (before !== undefined) {
       const seconds = (nowMs - before.at) / 1000;
+      /** @param {keyof RequestRates} k */
       const rate = (k) => (seconds > 0 ? Math.max(0, entry.totals[k] - before.totals[k]) / seconds : 0);
       state.rates.set(entry.geozone, { routed: rate('routed'), rejected: rate('rejected'), expired: rate('expired') });
     }
@@ -202,19 +264,23 @@ async function refreshCounts() {
   renderCounts();
 }
 
-function startPolling() {
-  if (state.info.mode !== 'live' || state.polling) return;
+/** @param {Info} info */
+function startPolling(info) {
+  if (info.mode !== 'live' || state.polling) return;
   state.polling = true;
   state.timers.push(setInterval(() => void refreshCounts().catch(() => undefined), POLL_MS));
 }
 
-/** The console WebSocket when the server names one; polling when it does not, or when it fails. */
-async function startLiveCounts() {
-  if (state.info.mode !== 'live') return;
-  if (state.info.consolePath === null) return startPolling();
+/**
+ * The console WebSocket when the server names one; polling when it does not, or when it fails.
+ * @param {Info} info
+ */
+async function startLiveCounts(info) {
+  if (info.mode !== 'live') return;
+  if (info.consolePath === null) return startPolling(info);
   try {
     const ticket = await consoleTicket();
-    const url = new URL(state.info.consolePath, location.href);
+    const url = new URL(info.consolePath, location.href);
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     if (ticket !== null) url.searchParams.set('ticket', ticket);
     url.searchParams.set('types', 'actors');
@@ -224,32 +290,41 @@ async function startLiveCounts() {
     const fallback = setTimeout(() => {
       if (!heard) {
         socket.close();
-        startPolling();
+        startPolling(info);
       }
     }, 3 * POLL_MS);
     socket.addEventListener('message', (event) => {
+      /** @type {{ type: string }} */
       const message = JSON.parse(event.data);
+      // Only `actors` messages were asked for (types=actors); anything else is ignored.
       if (message.type !== 'actors') return;
+      const { geozone, counts, timestamp, rates } = /** @type {ActorsMessage} */ (message);
       heard = true;
       clearTimeout(fallback);
-      applyCounts(message.geozone, message.counts, Date.parse(message.timestamp));
-      state.rates.set(message.geozone, message.rates);
+      applyCounts(geozone, counts, Date.parse(timestamp));
+      state.rates.set(geozone, rates);
       renderCounts();
     });
     socket.addEventListener('close', () => {
       clearTimeout(fallback);
-      startPolling();
+      startPolling(info);
     });
   } catch {
-    startPolling();
+    startPolling(info);
   }
 }
 
 // ------------------------------------------------------------------ actors
 
+/** Sets up the actor list and its filters; returns the list. */
 function setUpActors() {
-  const filters = () => ({ q: $('actor-search').value.trim(), kind: $('actor-kind').value, state: $('actor-state').value.trim(), geozone: $('geozone').value });
-  state.list = new ActorList(
+  const filters = () => ({
+    q: $('actor-search', HTMLInputElement).value.trim(),
+    kind: $('actor-kind', HTMLSelectElement).value,
+    state: $('actor-state', HTMLInputElement).value.trim(),
+    geozone: $('geozone', HTMLSelectElement).value,
+  });
+  const list = new ActorList(
     $('actor-list'),
     (offset, limit) => api('actors', { ...filters(), offset, limit }),
     (row) => void showActor(row.id),
@@ -258,13 +333,22 @@ function setUpActors() {
   let debounce = 0;
   const again = () => {
     clearTimeout(debounce);
-    debounce = setTimeout(() => void state.list.reset(), 200);
+    debounce = setTimeout(() => void list.reset(), 200);
   };
   for (const id of ['actor-search', 'actor-state']) $(id).addEventListener('input', again);
   for (const id of ['actor-kind', 'geozone']) $(id).addEventListener('change', again);
-  void state.list.reset();
+  void list.reset();
+  return list;
 }
 
+/** @param {HTMLElement} table */
+function bodyOf(table) {
+  const body = table.querySelector('tbody');
+  if (body === null) throw new Error(`#${table.id} has no tbody`);
+  return body;
+}
+
+/** @param {string} id */
 async function showActor(id) {
   const actor = await api('actor', { id });
   state.actor = actor;
@@ -275,19 +359,19 @@ async function showActor(id) {
   $('actor-state-label').textContent = actor.state;
   $('actor-context').textContent = JSON.stringify(actor.context, null, 2);
   const machine = state.diagrams.find((d) => d.kind === actor.kind);
-  if (machine !== undefined) {
-    selectMachine(machine.machine);
-    state.drawn.highlight(actor.state);
-  }
-  const body = $('actor-history').querySelector('tbody');
-  body.replaceChildren();
+  if (machine !== undefined) selectMachine(machine.machine).highlight(actor.state);
+  bodyOf($('actor-history')).replaceChildren();
   await loadHistory(id, undefined);
 }
 
+/**
+ * @param {string} id
+ * @param {number | null | undefined} before Where the entries already shown start (undefined: the latest).
+ */
 async function loadHistory(id, before) {
   const history = await api('history', { id, before, limit: 200 });
   if (state.actor?.id !== id) return;
-  const body = $('actor-history').querySelector('tbody');
+  const body = bodyOf($('actor-history'));
   const rows = history.entries.map((entry) => {
     const tr = document.createElement('tr');
     tr.setAttribute('data-testid', 'history-row');
@@ -305,6 +389,7 @@ async function loadHistory(id, before) {
   earlier.onclick = () => void loadHistory(id, history.earlier);
 }
 
+/** @param {EventDetails} details */
 function summarise(details) {
   const { atMs: _atMs, report, input, ...rest } = details;
   if (report !== undefined) return `gpu ${Math.round(report.gpuUtilization * 100)}% · battery ${Math.round(report.batteryLevel * 100)}% · ${report.energySource}`;
@@ -315,17 +400,18 @@ function summarise(details) {
 
 // ------------------------------------------------------------------ time travel
 
-function setUpTimeTravel() {
-  if (!state.info.timeTravel) {
+/** @param {Info} info */
+function setUpTimeTravel(info) {
+  if (!info.timeTravel) {
     $('time-controls').hidden = true;
     $('time-unavailable').hidden = false;
     $('time-unavailable').textContent = 'Time travel needs the region\'s LMDB journal; this server has none.';
     return;
   }
-  const geozoneSelect = $('tt-geozone');
-  for (const geozone of state.info.geozones) geozoneSelect.append(new Option(geozone, geozone));
-  const slider = $('tt-slider');
-  const offsetInput = $('tt-offset');
+  const geozoneSelect = $('tt-geozone', HTMLSelectElement);
+  for (const geozone of info.geozones) geozoneSelect.append(new Option(geozone, geozone));
+  const slider = $('tt-slider', HTMLInputElement);
+  const offsetInput = $('tt-offset', HTMLInputElement);
   let sequence = 0;
   let debounce = 0;
 
@@ -336,6 +422,7 @@ function setUpTimeTravel() {
     offsetInput.max = slider.max;
     return range;
   };
+  /** @param {{ geozone: string, offset: number } | { time: string }} params */
   const travel = async (params) => {
     const mine = ++sequence;
     $('tt-status').textContent = 'replaying…';
@@ -343,12 +430,15 @@ function setUpTimeTravel() {
       const result = await api('at', params);
       if (mine !== sequence) return;
       showPoint(result);
-    } catch (error) {
+    } catch (caught) {
+      // What api() throws: a Refused or a coded Error (or fetch's own TypeError, without status or code).
+      const error = /** @type {ApiError} */ (caught);
       // A newer request took this one's place (409): its answer is the one to show.
       if (mine !== sequence || error.status === 409) return;
       $('tt-status').textContent = `${error.code ?? ''} ${error.message}`;
     }
   };
+  /** @param {number} offset */
   const toOffset = (offset) => {
     const clamped = Math.max(0, Math.min(Number(slider.max), offset));
     slider.value = String(clamped);
@@ -368,13 +458,14 @@ function setUpTimeTravel() {
   $('tt-back').addEventListener('click', () => void toOffset(Number(slider.value) - 1));
   $('tt-forward').addEventListener('click', () => void toOffset(Number(slider.value) + 1));
   $('tt-go-time').addEventListener('click', () => {
-    const raw = $('tt-time').value.trim();
+    const raw = $('tt-time', HTMLInputElement).value.trim();
     void travel({ time: /^\d+$/.test(raw) ? raw : new Date(raw).toISOString() });
   });
   geozoneSelect.addEventListener('change', () => void loadRange().then((range) => toOffset(range?.lastOffset ?? 0)));
   void loadRange().then((range) => toOffset(range?.lastOffset ?? 0));
 }
 
+/** @param {PointState} result */
 function showPoint(result) {
   const offsets = Object.entries(result.point.offsets).map(([g, o]) => `${g}@${o}`).join(' ');
   $('tt-point').textContent = `${new Date(result.point.atMs).toISOString()} (${result.point.atMs}) · ${offsets}`;
@@ -386,7 +477,7 @@ function showPoint(result) {
   renderCountTable($('tt-counts'), undefined, result.shards.map((s) => [s.geozone, s.counts]));
   for (const shard of result.shards) {
     const row = $('tt-counts').querySelector(`tr[data-geozone="${shard.geozone}"]`);
-    if (row !== null) row.title = `shard hash ${shard.stateHash}`;
+    if (row instanceof HTMLElement) row.title = `shard hash ${shard.stateHash}`;
   }
 }
 
@@ -394,8 +485,8 @@ function showPoint(result) {
 
 async function refreshMap() {
   const { geozones } = await api('map');
-  const selected = $('geozone').value;
-  drawMap($('map'), geozones.filter((g) => selected === '' || g.geozone === selected));
+  const selected = $('geozone', HTMLSelectElement).value;
+  drawMap($('map', HTMLCanvasElement), geozones.filter((g) => selected === '' || g.geozone === selected));
 }
 
 void start();

@@ -3,20 +3,38 @@
 // touches only the count texts, never the layout.
 const SVG = 'http://www.w3.org/2000/svg';
 
+/** @import { MachineDiagram } from './api.js' */
+
+/**
+ * @param {string} name
+ * @param {Record<string, string | number | undefined>} [attributes] Each set as String(value); undefined ones are left out.
+ * @param {Element} [parent]
+ */
 function el(name, attributes = {}, parent) {
   const node = document.createElementNS(SVG, name);
-  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  for (const [key, value] of Object.entries(attributes)) if (value !== undefined) node.setAttribute(key, String(value));
   if (parent !== undefined) parent.appendChild(node);
   return node;
 }
 
+/**
+ * @param {Element} parent
+ * @param {number} x
+ * @param {number} y
+ * @param {string} content
+ * @param {string} [className]
+ */
 function text(parent, x, y, content, className) {
   const node = el('text', { x, y, class: className }, parent);
   node.textContent = content;
   return node;
 }
 
-/** Renders a diagram into `container`; returns handles for counts and highlighting. */
+/**
+ * Renders a diagram into `container`; returns handles for counts and highlighting.
+ * @param {Element} container
+ * @param {MachineDiagram} diagram
+ */
 export function drawDiagram(container, diagram) {
   container.replaceChildren();
   const svg = el('svg', { width: Math.ceil(diagram.width), height: Math.ceil(diagram.height), viewBox: `0 0 ${Math.ceil(diagram.width)} ${Math.ceil(diagram.height)}`, 'data-machine': diagram.machine, role: 'img' });
@@ -24,7 +42,9 @@ export function drawDiagram(container, diagram) {
   const marker = el('marker', { id: `arrow-${diagram.machine}`, viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, defs);
   el('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: '#6b7a90' }, marker);
 
+  /** @type {Map<string, SVGElement>} state path → its count text */
   const countTexts = new Map();
+  /** @type {Map<string, SVGElement>} state path → its box */
   const stateGroups = new Map();
   const nodes = el('g', {}, svg);
   for (const node of diagram.nodes) {
@@ -59,7 +79,7 @@ export function drawDiagram(container, diagram) {
 
   return {
     machine: diagram.machine,
-    /** counts: { state: n } (absent states show nothing). */
+    /** @param {Record<string, number>} counts { state: n } (absent states show nothing). */
     setCounts(counts) {
       for (const [state, node] of countTexts) {
         const n = counts[state];
@@ -67,6 +87,7 @@ export function drawDiagram(container, diagram) {
         if (node.textContent !== label) node.textContent = label;
       }
     },
+    /** @param {string | null} statePath The state to mark, with the states that enclose it (null: none). */
     highlight(statePath) {
       for (const [state, g] of stateGroups) g.classList.toggle('highlight', state === statePath || (statePath ?? '').startsWith(`${state}.`));
     },

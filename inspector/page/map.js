@@ -1,13 +1,25 @@
 // A small map of the nodes: each geohash decoded to its cell's centre, fitted
 // to the canvas; fill is the node's status, the ring its energy source.
+// (Served from simulations/geohash.ts as compiled; tsconfig.page.json maps the path there for type checking.)
 import { decodeGeohash } from '/inspector/assets/geohash.js';
 
+/** @import { GeozoneNodes } from './api.js' */
+
+/** @type {Record<string, string>} Status → fill; an unknown status is drawn dark grey. */
 const statusColour = { online: '#1f9d55', draining: '#e0a100', offline: '#8a8f98' };
+/** @type {Record<string, string>} Energy source → ring; an unknown one is drawn dark grey. */
 const energyColour = { cogen: '#7b3fe4', grid: '#1f6fd1', battery: '#e4572e' };
 
+/**
+ * Draws the nodes of `geozones`; returns how many were drawn.
+ * @param {HTMLCanvasElement} canvas
+ * @param {GeozoneNodes[]} geozones
+ */
 export function drawMap(canvas, geozones) {
   const context = canvas.getContext('2d');
+  if (context === null) throw new Error('the map canvas has no 2d context');
   context.clearRect(0, 0, canvas.width, canvas.height);
+  /** @type {{ lng: number, lat: number, status: string, energy: string }[]} */
   const points = [];
   for (const { nodes } of geozones) {
     for (const [geohash, status, energy] of nodes) {

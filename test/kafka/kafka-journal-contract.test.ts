@@ -107,13 +107,23 @@ kafkaTest('kafka store: appendWithOffsets commits consumer offsets with the reco
       const [topic] = await admin.fetchOffsets({ groupId, topics: [input] });
       return Object.fromEntries((topic?.partitions ?? []).map((p) => [p.partition, p.offset]));
     };
+    // Offsets sent in a transaction become visible once its commit markers are written, which the
+    // broker does after commit() returns: read them until they show (or 15 s pass).
+    const settledOffsets = async (expected: Record<number, string>): Promise<Record<number, string>> => {
+      let seen = await offsetsOf();
+      for (const started = Date.now(); JSON.stringify(seen) !== JSON.stringify(expected) && Date.now() - started < 15_000; ) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        seen = await offsetsOf();
+      }
+      return seen;
+    };
     const at = (p0: string, p1: string) => ({ groupId, topics: [{ topic: input, partitions: [{ partition: 0, offset: p0 }, { partition: 1, offset: p1 }] }] });
     await journal.appendWithOffsets(makeRecords(0, 3), at('5', '7'));
-    t.deepEqual(await offsetsOf(), { 0: '5', 1: '7' });
+    t.deepEqual(await settledOffsets({ 0: '5', 1: '7' }), { 0: '5', 1: '7' });
     await t.throwsAsync(() => journal.appendWithOffsets(makeRecords(9, 1), at('6', '8')), { message: /expects 3/ });
     t.deepEqual(await offsetsOf(), { 0: '5', 1: '7' }, 'a rejected append commits no offsets');
     await journal.appendWithOffsets([], at('6', '7'));
-    t.deepEqual(await offsetsOf(), { 0: '6', 1: '7' }, 'offsets alone (an input that changed nothing)');
+    t.deepEqual(await settledOffsets({ 0: '6', 1: '7' }), { 0: '6', 1: '7' }, 'offsets alone (an input that changed nothing)');
     t.is(journal.nextOffset(), 3);
   } finally {
     for (const s of stores) await s.close().catch(() => undefined);
