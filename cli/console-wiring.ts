@@ -5,7 +5,8 @@ import { ConsoleHub, type ConsoleAuthorization } from '../adapters/console/conso
 import type { ConsoleMessage } from '../adapters/console/console-messages.js';
 import { isRefusal, type Principal, type Refusal, type RefusalContext } from '../adapters/http/access.js';
 import type { KeyGuard } from '../adapters/security/key-guard.js';
-import type { Journal, JournalRecord, JournalStore } from '../runtime/journal.js';
+import type { JournalStore } from '../runtime/journal.js';
+import { observeAppends } from '../runtime/observed-journal.js';
 
 /**
  * The console feed of a live region: journal records become console messages
@@ -56,26 +57,14 @@ export function createConsoleWiring(options: {
   return {
     hub,
     feedFrom<S extends JournalStore>(store: S): S {
-      return new Proxy(store, {
-        get(target, property, receiver): unknown {
-          if (property !== 'journal') return Reflect.get(target, property, receiver);
-          return (shardId: string): Journal => {
-            const journal = target.journal(shardId);
-            return {
-              nextOffset: () => journal.nextOffset(),
-              read: (from?: number) => journal.read(from),
-              append: (records: readonly JournalRecord[]) =>
-                journal.append(records).then(() => {
-                  // The append is durable whatever happens here: a console failure must not look like a journal failure.
-                  try {
-                    hub.publish(feed.fromRecords(shardId, records));
-                  } catch (error) {
-                    options.onFeedError(error);
-                  }
-                }),
-            };
-          };
-        },
+      return observeAppends(store, (shardId, records) => (error) => {
+        if (error !== undefined) return;
+        // The append is durable whatever happens here: a console failure must not look like a journal failure.
+        try {
+          hub.publish(feed.fromRecords(shardId, records));
+        } catch (failure) {
+          options.onFeedError(failure);
+        }
       });
     },
     onEffects: (effects, geozone) => {

@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
+import type { JournalStore } from '../../runtime/journal.js';
+import { observeAppends } from '../../runtime/observed-journal.js';
 import { monotonicNowMs } from '../../runtime/clock.js';
 
 /**
@@ -113,21 +114,11 @@ export class RegionMetrics {
   /** The journals of a store, with every append timed into arcnet_journal_append_seconds. */
   timeAppends<S extends JournalStore>(store: S): S {
     const histogram = this.journalAppendSeconds;
-    return new Proxy(store, {
-      get(target, property, receiver): unknown {
-        if (property !== 'journal') return Reflect.get(target, property, receiver);
-        return (shardId: string): Journal => {
-          const journal = target.journal(shardId);
-          return {
-            nextOffset: () => journal.nextOffset(),
-            read: (from?: number) => journal.read(from),
-            append: (records: readonly JournalRecord[]) => {
-              const started = monotonicNowMs();
-              return journal.append(records).then(() => histogram.observe({ geozone: shardId }, (monotonicNowMs() - started) / 1000));
-            },
-          };
-        };
-      },
+    return observeAppends(store, (shardId) => {
+      const started = monotonicNowMs();
+      return (error) => {
+        if (error === undefined) histogram.observe({ geozone: shardId }, (monotonicNowMs() - started) / 1000);
+      };
     });
   }
 

@@ -7,7 +7,8 @@ import type { RegionEffect } from '../../actors/region-io.js';
 import { reservationActorId } from '../../actors/reservation-actor.js';
 import { monotonicNowMs } from '../../runtime/clock.js';
 import { ArcError } from '../../runtime/errors.js';
-import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
+import type { JournalRecord, JournalStore } from '../../runtime/journal.js';
+import { observeAppends } from '../../runtime/observed-journal.js';
 import type { IngressTransport, RequestTracer } from './request-tracer.js';
 
 /**
@@ -145,54 +146,29 @@ export class OtelRequestTracer implements RequestTracer {
   }
 
   wrapJournalStore<S extends JournalStore>(store: S): S {
-    const traced = (records: readonly JournalRecord[]): Map<OpenTrace, number> | undefined => this.tracedIn(records);
-    const now = (): number => this.now();
-    const start = (name: string, options: SpanOptions, parent: Context): Span => this.start(name, options, parent);
-    return new Proxy(store, {
-      get(target, property, receiver): unknown {
-        if (property !== 'journal') return Reflect.get(target, property, receiver);
-        return (shardId: string): Journal => {
-          const journal = target.journal(shardId);
-          return {
-            nextOffset: () => journal.nextOffset(),
-            read: (from?: number) => journal.read(from),
-            append: (records: readonly JournalRecord[]) => {
-              const requests = traced(records);
-              if (requests === undefined) return journal.append(records);
-              const spans: Span[] = [];
-              for (const [open, count] of requests) {
-                spans.push(
-                  start(
-                    'journal.append',
-                    {
-                      attributes: {
-                        'arcnet.geozone': shardId,
-                        'arcnet.journal.records': count,
-                        'arcnet.journal.batch_records': records.length,
-                        'arcnet.journal.first_offset': records[0]?.offset ?? -1,
-                      },
-                    },
-                    open.parent,
-                  ),
-                );
-              }
-              return journal.append(records).then(
-                () => {
-                  for (const span of spans) span.end(now());
-                },
-                (error: unknown) => {
-                  for (const span of spans) {
-                    span.recordException(error instanceof Error ? error : String(error), now());
-                    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-                    span.end(now());
-                  }
-                  throw error;
-                },
-              );
-            },
-          };
+    return observeAppends(store, (shardId, records) => {
+      const requests = this.tracedIn(records);
+      if (requests === undefined) return undefined;
+      const spans: Span[] = [];
+      for (const [open, count] of requests) {
+        const attributes = {
+          'arcnet.geozone': shardId,
+          'arcnet.journal.records': count,
+          'arcnet.journal.batch_records': records.length,
+          'arcnet.journal.first_offset': records[0]?.offset ?? -1,
         };
-      },
+        spans.push(this.start('journal.append', { attributes }, open.parent));
+      }
+      return (error) => {
+        const failure = error === undefined ? undefined : error instanceof Error ? error : new Error(JSON.stringify(error));
+        for (const span of spans) {
+          if (failure !== undefined) {
+            span.recordException(failure, this.now());
+            span.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
+          }
+          span.end(this.now());
+        }
+      };
     });
   }
 
