@@ -1,3 +1,4 @@
+import { parseQuery } from '../adapters/http/api-schemas.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { createRequire } from 'node:module';
@@ -61,13 +62,6 @@ const httpStatusOf: Partial<Record<ErrorCode, number>> = {
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
   if (error instanceof ArcError) return reply.code(httpStatusOf[error.code] ?? 500).send({ code: error.code, message: error.message });
   return reply.code(500).send({ code: ErrorCodes.INVARIANT, message: 'internal error' });
-}
-
-function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
-  const parsed = schema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new ArcError(ErrorCodes.VALIDATION, `bad query: ${issue === undefined ? 'invalid' : `${issue.path.join('.') || '(query)'}: ${issue.message}`}`);
 }
 
 const text = (max: number) => z.string().min(1).max(max);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { nodeStatuses } from '../../machines/node.js';
 import { geozone, id, inferenceRequestSchema, inferenceResultSchema, isoTimestamp, nodeTelemetrySchema } from '../../actors/wire.js';
 import { inferenceDecisionSchema } from '../../actors/wire-out.js';
@@ -9,6 +10,14 @@ import { inferenceDecisionSchema } from '../../actors/wire-out.js';
  * that validate the bodies at the edge, so the document cannot drift from what
  * the API accepts.
  */
+
+/** A query string checked by its schema; a refusal is ARC_ERR_VALIDATION naming the first bad parameter. */
+export function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
+  const parsed = schema.safeParse(query);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new ArcError(ErrorCodes.VALIDATION, `bad query: ${issue === undefined ? 'invalid' : `${issue.path.join('.') || '(query)'}: ${issue.message}`}`);
+}
 
 const offset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 

@@ -2,13 +2,12 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
-import { z } from 'zod';
 import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { ArcError, ErrorCodes, type ErrorCode } from '../../runtime/errors.js';
 import { effectToWire } from '../bus/topics.js';
 import { inScope, type RequestGuard } from './access.js';
 import { installGuard, type GuardedRoutes } from './guard-hook.js';
-import { describeRoutes, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
+import { describeRoutes, parseQuery, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
 
 /**
  * The region's HTTP API (fastify): health, readiness, inference submission that
@@ -98,13 +97,6 @@ const notFound = (what: string): ArcError => new ArcError(ErrorCodes.NOT_FOUND, 
 /** The raw body as the content-type parser left it (text); anything else is refused by the edge. */
 function bodyText(body: unknown): string {
   return typeof body === 'string' ? body : '';
-}
-
-function parseQuery<T>(schema: z.ZodType<T>, query: unknown): T {
-  const parsed = schema.safeParse(query);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new ArcError(ErrorCodes.VALIDATION, `bad query: ${issue === undefined ? 'invalid' : `${issue.path.join('.') || '(query)'}: ${issue.message}`}`);
 }
 
 export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyInstance {
