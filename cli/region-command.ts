@@ -274,7 +274,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   if (server !== undefined) {
     consoleFeed.hub.attach(server.server);
     const address = await server.listen({ host: '127.0.0.1', port: options.port });
-    log.info({ address, console: `${address.replace(/^http/, 'ws')}/telemetry`, docs: `${address}/docs`, apiKeys: security.keys, tls: security.https !== undefined, traces: tracer !== undefined }, 'HTTP API listening');
+    log.info({ address, console: `${address.replace(/^http/, 'ws')}/telemetry`, docs: `${address}/docs`, inspector: `${address}/inspector`, apiKeys: security.keys, tls: security.https !== undefined, traces: tracer !== undefined }, 'HTTP API listening');
   }
 
   async function shutdown(reason: string): Promise<void> {
