@@ -169,6 +169,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
         requestId: request.requestId,
         outcome: 'duplicate',
         geozone: this.geozone,
+        requesterGeozone: request.requesterGeozone,
         candidates: 0,
         reason: 'request id already seen in this geozone',
       });
@@ -216,6 +217,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
         requestId: res.requestId,
         outcome: 'reserved',
         geozone: this.geozone,
+        requesterGeozone: res.requesterGeozone,
         nodeId: choice.nodeId,
         expiresAtMs,
         candidates: choice.candidates,
@@ -242,7 +244,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
         : `no eligible node for ${res.modelId} in ${tried.join(', ')}`;
     const rejected = ctx.send(actorId, { type: 'route.rejected', atMs: ctx.nowMs, candidates: 0, reason });
     if (res.attempts === 0) {
-      ctx.emit({ type: 'decision', atMs: ctx.nowMs, requestId: res.requestId, outcome: 'rejected', geozone: this.geozone, candidates: 0, reason });
+      ctx.emit({ type: 'decision', atMs: ctx.nowMs, requestId: res.requestId, outcome: 'rejected', geozone: this.geozone, requesterGeozone: res.requesterGeozone, candidates: 0, reason });
     }
     this.announceEnd(rejected, ctx);
   }

@@ -72,7 +72,10 @@ export type RegionEffect =
       readonly atMs: number;
       readonly requestId: string;
       readonly outcome: 'reserved' | 'rejected' | 'duplicate';
+      /** The shard that decided (after forwarding, not the requester's). */
       readonly geozone: string;
+      /** The geozone the request came from: with the request id, who is waiting for this answer. */
+      readonly requesterGeozone: string;
       readonly nodeId?: string;
       readonly expiresAtMs?: number;
       readonly candidates: number;

@@ -30,14 +30,18 @@ export function createRegionApi(
     store: JournalStore & SnapshotStore;
   },
 ): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
+  // Callers waiting for a decision, by requester geozone and request id: the same id sent from two
+  // geozones is two requests, and neither caller may be handed the other's answer.
   const waiting = new Map<string, ((decision: DecisionView) => void)[]>();
+  const waitKey = (requesterGeozone: string, requestId: string): string => `${requesterGeozone}\u0000${requestId}`;
 
   const onEffects = (effects: readonly RegionEffect[]): void => {
     for (const effect of effects) {
       if (effect.type !== 'decision') continue;
-      const waiters = waiting.get(effect.requestId);
+      const key = waitKey(effect.requesterGeozone, effect.requestId);
+      const waiters = waiting.get(key);
       if (waiters === undefined) continue;
-      waiting.delete(effect.requestId);
+      waiting.delete(key);
       for (const resolve of waiters) resolve(effect);
     }
   };
@@ -77,24 +81,30 @@ export function createRegionApi(
       if (input.type !== 'inference') throw new ArcError(ErrorCodes.INVARIANT, 'parsed inference is not an inference');
       if (!scope(input.request.requesterGeozone)) throw forbidden();
       const requestId = input.request.requestId;
+      const key = waitKey(input.request.requesterGeozone, requestId);
       return new Promise<DecisionView>((resolve, reject) => {
-        const cancel = realScheduler.after(options.decisionTimeoutMs, () => {
-          waiting.delete(requestId);
-          reject(new ArcError(ErrorCodes.OVERLOADED, `no routing decision for ${requestId} within ${options.decisionTimeoutMs} ms; retry with the same request-id`));
-        });
-        const list = waiting.get(requestId) ?? [];
-        list.push((decision) => {
+        const waiter = (decision: DecisionView): void => {
           cancel();
           resolve(decision);
+        };
+        /** Stops waiting (this caller only: another caller of the same request keeps its place). */
+        const leave = (): void => {
+          const rest = (waiting.get(key) ?? []).filter((w) => w !== waiter);
+          if (rest.length === 0) waiting.delete(key);
+          else waiting.set(key, rest);
+        };
+        const cancel = realScheduler.after(options.decisionTimeoutMs, () => {
+          leave();
+          reject(new ArcError(ErrorCodes.OVERLOADED, `no routing decision for ${requestId} within ${options.decisionTimeoutMs} ms; retry with the same request-id`));
         });
-        waiting.set(requestId, list);
+        waiting.set(key, [...(waiting.get(key) ?? []), waiter]);
         try {
           const started = monotonicNowMs();
           region.supervisor.submit(input);
           options.metrics.routingSeconds.observe((monotonicNowMs() - started) / 1000);
         } catch (error) {
           cancel();
-          waiting.delete(requestId);
+          leave();
           reject(error instanceof Error ? error : new Error(String(error)));
         }
       });

@@ -20,6 +20,7 @@ async function withKeys(run: (ctx: HttpRegion & Keys) => Promise<void>, budget =
     ['viewer-caiso', 'viewer', ['CAISO']],
     ['viewer-all', 'viewer', ['*']],
     ['developer-caiso', 'developer', ['CAISO']],
+    ['developer-ercot', 'developer', ['ERCOT']],
     ['operator-caiso', 'operator', ['CAISO']],
     ['operator-all', 'operator', ['*']],
     ['agent-caiso', 'agent', ['CAISO']],
@@ -167,6 +168,19 @@ test('deny by default: every documented route except health, docs and the inspec
   t.notThrows(() => bare.get('/v1/remembered', { config: { permission: 'read' } }, () => ({})));
   t.notThrows(() => bare.get('/elsewhere', () => ({})));
   await bare.close();
+});
+
+test('the same request id sent from two geozones is two requests: each caller gets its own decision', async (t) => {
+  await withKeys(async ({ app, bearer }) => {
+    const [caiso, ercot] = await Promise.all([
+      app.inject({ method: 'POST', url: '/v1/inference', headers: bearer('developer-caiso'), payload: inferenceBody('shared-id', 'llama-3-70b', 'CAISO') }),
+      app.inject({ method: 'POST', url: '/v1/inference', headers: bearer('developer-ercot'), payload: inferenceBody('shared-id', 'llama-3-70b', 'ERCOT') }),
+    ]);
+    t.is(caiso.statusCode, 202);
+    t.is(ercot.statusCode, 202);
+    t.like(caiso.json<Record<string, unknown>>(), { geozone: 'CAISO', 'node-id': 'c1' });
+    t.like(ercot.json<Record<string, unknown>>(), { geozone: 'ERCOT', 'node-id': 'e1' });
+  });
 });
 
 test('a key gets a single-use console ticket', async (t) => {
