@@ -11,20 +11,11 @@ import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { jsonHeaders, telemetryBody } from '../helpers/http-region.js';
 import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 
-const json = { 'content-type': 'application/json' };
-const telemetry = (nodeId: string) =>
-  JSON.stringify({
-    'node-id': nodeId,
-    geozone: 'CAISO',
-    geohash: '9q9hvu',
-    'energy-source': 'cogen',
-    'battery-level': 0.9,
-    'gpu-utilization': 0.3,
-    'models-loaded': ['llama-3-70b'],
-    timestamp: new Date().toISOString(),
-  });
+const json = jsonHeaders;
+const telemetry = (nodeId: string): string => telemetryBody(nodeId);
 const inference = (requestId: string, modelId = 'llama-3-70b', extra: Record<string, unknown> = {}) =>
   JSON.stringify({ 'request-id': requestId, 'model-id': modelId, 'context-window': 4096, priority: 'normal', 'requester-geozone': 'CAISO', ...extra });
 const result = (requestId: string, nodeId: string) => JSON.stringify({ 'request-id': requestId, 'node-id': nodeId, 'latency-ms': 12, status: 'completed' });
