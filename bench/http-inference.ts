@@ -8,7 +8,7 @@ import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import { limits } from '../actors/wire.js';
 import { buildHttpApi } from '../adapters/http/http-api.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
-import { RegionMetrics, type RegionMetricsSource } from '../adapters/metrics/prometheus.js';
+import { RegionMetrics } from '../adapters/metrics/prometheus.js';
 import { createRequestTracer, type RequestTracer } from '../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
 import { createRegionApi, regionMetricsSource } from '../cli/region-api.js';
@@ -124,8 +124,7 @@ async function traceSink(): Promise<{ url: string; exports: () => number; bytes:
  * and the load measures routing, not a full fleet.
  */
 async function regionServer(dataDir: string, tracer?: RequestTracer): Promise<{ origin: string; close: () => Promise<void> }> {
-  let source: RegionMetricsSource | undefined = undefined;
-  const metrics = new RegionMetrics({ counters: () => source?.counters() ?? {}, nodesByStatus: () => source?.nodesByStatus() ?? [], inputBacklog: () => 0 });
+  const metrics = new RegionMetrics();
   const timed = metrics.timeAppends(new LmdbStore(dataDir));
   const store = tracer === undefined ? timed : tracer.wrapJournalStore(timed);
   const clock = new WallClock();
@@ -165,7 +164,7 @@ async function regionServer(dataDir: string, tracer?: RequestTracer): Promise<{ 
   for (const input of fleetTelemetry(NODES, 'CAISO', clock.nowMs())) supervisor.submit(input);
   await supervisor.whenIdle();
   const wiring = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => true, metrics, store });
-  source = regionMetricsSource(region, () => 0);
+  metrics.readFrom(regionMetricsSource(region, () => 0));
   apiEffects = wiring.onEffects;
   const app = buildHttpApi(tracer === undefined ? wiring.api : traceRegionApi(wiring.api, tracer), { bodyLimitBytes: limits.maxMessageBytes });
   const origin = await app.listen({ host: '127.0.0.1', port: 0 });

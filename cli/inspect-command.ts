@@ -1,25 +1,23 @@
 import Fastify from 'fastify';
 import { parseArgs } from 'node:util';
+import { destination, pino } from 'pino';
 import { installGuard } from '../adapters/http/guard-hook.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
-import { ApiKeyStore } from '../adapters/security/api-keys.js';
-import { createKeyGuard } from '../adapters/security/key-guard.js';
-import { RateLimiter } from '../adapters/security/rate-limiter.js';
-import { TicketBook } from '../adapters/security/tickets.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { registerInspector } from '../inspector/register.js';
 import { journalInspectorSource } from '../inspector/source.js';
+import { regionSecurity } from './region-security.js';
 
 export const inspectUsage = `arcnet inspect --journal DIR [--port 8090] [--api-keys FILE] [--data-key-file FILE]
     Serve the state-machine inspector over a data folder at http://127.0.0.1:PORT/inspector: the region
     as the folder holds it (recovered read-only, nothing runs), its actors and their journal history, and
-    time travel to any offset or time. With --api-keys the page's API needs a key with the read permission
+    time travel to any offset or time. With --api-keys (or ARCNET_API_KEYS) the page's API needs a key with the read permission
     (give it in the page, or as /inspector#key=...); without, it is open (loopback only).
     Encrypted stores: --data-key-file FILE or ARCNET_DATA_KEY (hex).
 `;
 
-/** A key's request budget on the inspector: generous, the page pages through lists while scrolling. */
-const INSPECTOR_BUDGET = { ratePerSec: 100, burst: 400 };
+/** A key's requests per second on the inspector (burst twice that): the page pages through lists while scrolling. */
+const INSPECTOR_RATE_PER_SEC = 200;
 
 /** `arcnet inspect ...`: prints one JSON line with the page's URL, then serves until SIGTERM/SIGINT. */
 export async function runInspectCommand(args: string[]): Promise<void> {
@@ -29,26 +27,19 @@ export async function runInspectCommand(args: string[]): Promise<void> {
   const port = values.port === undefined ? 8090 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ArcError(ErrorCodes.USAGE, `--port must be 0..65535, got '${values.port}'`);
   const dataKey = loadDataKey({ ...(values['data-key-file'] === undefined ? {} : { file: values['data-key-file'] }), env: process.env });
-  const keys = values['api-keys'] === undefined ? undefined : ApiKeyStore.fromFile(values['api-keys']);
+  const log = pino({ name: 'arcnet-inspect', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
+  // The same keys as the region: a file, or ARCNET_API_KEYS; open (and logged as such) without either.
+  const { guard } = regionSecurity({ apiKeysFile: values['api-keys'], rateLimitPerSec: INSPECTOR_RATE_PER_SEC }, process.env, log, (refusal, context) =>
+    log.warn({ status: refusal.status, code: refusal.code, method: context.method, path: context.path, ...(context.keyId === undefined ? {} : { keyId: context.keyId }) }, 'request refused'),
+  );
 
   const source = journalInspectorSource(dir, { dataKey });
   const app = Fastify({ logger: false });
-  const guard =
-    keys === undefined
-      ? undefined
-      : createKeyGuard({
-          keys,
-          limiter: new RateLimiter(INSPECTOR_BUDGET),
-          tickets: new TicketBook(),
-          nowMs: () => Date.now(),
-          // The refusal, never the key.
-          onRefused: (refusal, context) => process.stderr.write(`arcnet inspect: refused ${context.method} ${context.path}: ${refusal.code}${context.keyId === undefined ? '' : ` (key ${context.keyId})`}\n`),
-        });
   const routes = installGuard(app, guard);
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such route' }));
   registerInspector(app, { source, routes });
   const address = await app.listen({ host: '127.0.0.1', port });
-  process.stdout.write(`${JSON.stringify({ inspector: `${address}/inspector`, mode: source.mode, geozones: source.geozones(() => true), apiKeys: keys !== undefined, timeTravel: source.timeTravelAvailable })}\n`);
+  process.stdout.write(`${JSON.stringify({ inspector: `${address}/inspector`, mode: source.mode, geozones: source.geozones(() => true), apiKeys: guard !== undefined, timeTravel: source.timeTravelAvailable })}\n`);
 
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();

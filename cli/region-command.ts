@@ -14,7 +14,7 @@ import { SimWorkload } from '../simulations/workload.js';
 import { limits } from '../actors/wire.js';
 import { buildHttpApi } from '../adapters/http/http-api.js';
 import { connectInputs } from './bus-edge.js';
-import { RegionMetrics, type RegionMetricsSource } from '../adapters/metrics/prometheus.js';
+import { RegionMetrics } from '../adapters/metrics/prometheus.js';
 import { createRegionApi, regionMetricsSource } from './region-api.js';
 import type { Refusal, RefusalContext } from '../adapters/http/access.js';
 import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
@@ -65,13 +65,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
   const wallStart = monotonicNowMs();
   const log = options.logger;
   // Metrics read the region when scraped; the region is assembled below, on the timed store.
-  let metricsSource: RegionMetricsSource | undefined = undefined;
-  const metrics = new RegionMetrics({
-    counters: () => metricsSource?.counters() ?? {},
-    nodesByStatus: () => metricsSource?.nodesByStatus() ?? [],
-    inputBacklog: () => metricsSource?.inputBacklog() ?? 0,
-    console: () => metricsSource?.console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 },
-  });
+  const metrics = new RegionMetrics();
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env: process.env, serviceName: 'arcnet-region', geozones: options.geozones });
   const security = regionSecurity(options.security, process.env, log, (refusal, context) => onRefused(refusal, context));
   const consoleFeed = createConsoleWiring({
@@ -108,7 +102,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
-  metricsSource = { ...regionMetricsSource(region, () => bus.stats().waiting), console: () => consoleFeed.hub.stats() };
+  metrics.readFrom({ ...regionMetricsSource(region, () => bus.stats().waiting), console: () => consoleFeed.hub.stats() });
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
     http.onEffects(effects);

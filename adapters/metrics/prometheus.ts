@@ -35,12 +35,19 @@ const counterHelp: Record<string, string> = {
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** What a scrape reads before the region exists (the metrics time the store the region is built on). */
+const nothingYet: RegionMetricsSource = { counters: () => ({}), nodesByStatus: () => [], inputBacklog: () => 0 };
+
 export class RegionMetrics {
   readonly registry = new Registry();
   readonly journalAppendSeconds: Histogram;
   readonly routingSeconds: Histogram;
+  private source: RegionMetricsSource;
 
-  constructor(source: RegionMetricsSource) {
+  /** Without a source, the region's figures read as empty until `readFrom` names one. */
+  constructor(source: RegionMetricsSource = nothingYet) {
+    this.source = source;
+    const current = (): RegionMetricsSource => this.source;
     for (const [name, help] of Object.entries(counterHelp)) {
       new Counter({
         name: `arcnet_${snake(name)}_total`,
@@ -49,7 +56,7 @@ export class RegionMetrics {
         collect() {
           // The region's own counters are the truth (they replay from the journal); expose their value.
           this.reset();
-          this.inc(source.counters()[name] ?? 0);
+          this.inc(current().counters()[name] ?? 0);
         },
       });
     }
@@ -60,7 +67,7 @@ export class RegionMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const row of source.nodesByStatus()) this.set({ geozone: row.geozone, status: row.status }, row.count);
+        for (const row of current().nodesByStatus()) this.set({ geozone: row.geozone, status: row.status }, row.count);
       },
     });
     new Gauge({
@@ -68,11 +75,11 @@ export class RegionMetrics {
       help: 'Input messages waiting to be processed',
       registers: [this.registry],
       collect() {
-        this.set(source.inputBacklog());
+        this.set(current().inputBacklog());
       },
     });
     const consoleStats = (): { clients: number; sent: number; dropped: number; disconnectedSlow: number } =>
-      source.console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 };
+      current().console?.() ?? { clients: 0, sent: 0, dropped: 0, disconnectedSlow: 0 };
     new Gauge({
       name: 'arcnet_console_clients',
       help: 'Console WebSocket clients connected',
@@ -109,6 +116,11 @@ export class RegionMetrics {
       buckets: [0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01],
       registers: [this.registry],
     });
+  }
+
+  /** Where scrapes read the region's figures from (once the region exists). */
+  readFrom(source: RegionMetricsSource): void {
+    this.source = source;
   }
 
   /** The journals of a store, with every append timed into arcnet_journal_append_seconds. */

@@ -4,7 +4,7 @@ import type { RegionEffect } from '../../actors/region-io.js';
 import { limits } from '../../actors/wire.js';
 import { buildHttpApi } from '../../adapters/http/http-api.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { RegionMetrics, type RegionMetricsSource } from '../../adapters/metrics/prometheus.js';
+import { RegionMetrics } from '../../adapters/metrics/prometheus.js';
 import { createRequestTracer, tracesEndpoint, type RequestTracer, type RequestTracerOptions } from '../../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../../adapters/otel/traced-region-api.js';
 import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
@@ -33,8 +33,7 @@ async function traced(options: Omit<RequestTracerOptions, 'endpoint'>, run: (app
   const { dir, cleanup } = tempDir();
   const tracer = await createRequestTracer({ ...options, endpoint: receiver.url });
   if (tracer === undefined) throw new Error('an endpoint was given: the tracer must be on');
-  let source: RegionMetricsSource | undefined = undefined;
-  const metrics = new RegionMetrics({ counters: () => source?.counters() ?? {}, nodesByStatus: () => source?.nodesByStatus() ?? [], inputBacklog: () => 0 });
+  const metrics = new RegionMetrics();
   const store = tracer.wrapJournalStore(metrics.timeAppends(new LmdbStore(dir)));
   let apiEffects: (effects: readonly RegionEffect[]) => void = () => undefined;
   const region = createRegion({
@@ -50,7 +49,7 @@ async function traced(options: Omit<RequestTracerOptions, 'endpoint'>, run: (app
   });
   region.supervisor.recover();
   const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics, store });
-  source = regionMetricsSource(region, () => 0);
+  metrics.readFrom(regionMetricsSource(region, () => 0));
   apiEffects = wiring.onEffects;
   const app = buildHttpApi(traceRegionApi(wiring.api, tracer), { bodyLimitBytes: limits.maxMessageBytes });
   try {

@@ -4,7 +4,7 @@ import { limits } from '../../actors/wire.js';
 import type { RequestGuard } from '../../adapters/http/access.js';
 import { buildHttpApi } from '../../adapters/http/http-api.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { RegionMetrics, type RegionMetricsSource } from '../../adapters/metrics/prometheus.js';
+import { RegionMetrics } from '../../adapters/metrics/prometheus.js';
 import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { tempDir } from './fixtures.js';
@@ -42,12 +42,7 @@ export async function withHttpRegion(
   options: { geozones?: readonly string[]; guard?: RequestGuard } = {},
 ): Promise<void> {
   const { dir, cleanup } = tempDir();
-  let source: RegionMetricsSource | undefined = undefined;
-  const metrics = new RegionMetrics({
-    counters: () => source?.counters() ?? {},
-    nodesByStatus: () => source?.nodesByStatus() ?? [],
-    inputBacklog: () => 0,
-  });
+  const metrics = new RegionMetrics();
   const lmdb = new LmdbStore(dir);
   const store = metrics.timeAppends(lmdb);
   const effects: RegionEffect[] = [];
@@ -65,7 +60,7 @@ export async function withHttpRegion(
   });
   region.supervisor.recover();
   const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics, store });
-  source = regionMetricsSource(region, () => 0);
+  metrics.readFrom(regionMetricsSource(region, () => 0));
   onEffects = wiring.onEffects;
   const app = buildHttpApi(wiring.api, { bodyLimitBytes: limits.maxMessageBytes, guard: options.guard });
   try {
