@@ -20,7 +20,7 @@ import type { Refusal, RefusalContext } from '../adapters/http/access.js';
 import { createRequestTracer, requestAttributes } from '../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
 import { createConsoleWiring } from './console-wiring.js';
-import { LiveActorCounts } from '../inspector/live-counts.js';
+import { GeozoneStats, LiveActorCounts } from '../inspector/live-counts.js';
 import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { regionSecurity, type SecurityOptions } from './region-security.js';
@@ -98,7 +98,9 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
     },
   });
   const supervisor = region.supervisor;
-  const inspectorSource = liveInspectorSource(region, lmdb, { dataKey: options.encryptionKey });
+  // One fold of per-geozone counters per record serves the inspector's API and its live counts.
+  const geozoneStats = new GeozoneStats(region);
+  const inspectorSource = liveInspectorSource(region, lmdb, { dataKey: options.encryptionKey, stats: geozoneStats });
 
   let ready = false;
   const http = createRegionApi(region, { decisionTimeoutMs: 10_000, ready: () => ready && !stopping, metrics, store });
@@ -261,7 +263,7 @@ export async function runRegion(options: RegionCommandOptions): Promise<Record<s
           extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' }),
         });
   // Per-state actor counts for the inspector, each second, while anyone is connected to the console.
-  const liveCounts = new LiveActorCounts(region);
+  const liveCounts = new LiveActorCounts(region, geozoneStats);
   const countsTimer = setInterval(() => {
     if (consoleFeed.hub.stats().clients > 0) consoleFeed.publish(liveCounts.tick(Date.now()));
   }, 1_000);

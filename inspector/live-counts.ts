@@ -58,8 +58,12 @@ export class LiveActorCounts {
   private readonly stats: GeozoneStats;
   private readonly previous = new Map<string, Previous>();
 
-  constructor(private readonly region: Region) {
-    this.stats = new GeozoneStats(region);
+  /** `stats`: counters the caller already folds for this region (one fold per record is enough). */
+  constructor(
+    private readonly region: Region,
+    stats: GeozoneStats = new GeozoneStats(region),
+  ) {
+    this.stats = stats;
   }
 
   tick(nowMs: number): ActorsMessage[] {

@@ -122,11 +122,13 @@ export interface ScopedPointState extends Omit<PointState, 'stateHash'> {
 export interface LiveSourceOptions {
   /** The store's data key when it is encrypted (the replay worker opens the folder itself). */
   readonly dataKey?: Buffer | undefined;
+  /** Per-geozone counters already folded for this region (shared with its LiveActorCounts). */
+  readonly stats?: GeozoneStats | undefined;
 }
 
 /** The inspector over a running region; without an LMDB store time travel answers 501. */
 export function liveInspectorSource(region: Region, store: LmdbStore | undefined, options: LiveSourceOptions = {}): InspectorSource {
-  return new RegionSource('live', region, store, options.dataKey, () => Promise.resolve());
+  return new RegionSource('live', region, store, options.dataKey, () => Promise.resolve(), options.stats);
 }
 
 /** The inspector over a data folder: recovers the region read-only (nothing runs, nothing is written). */
@@ -159,8 +161,9 @@ class RegionSource implements InspectorSource {
     private readonly store: (JournalStore & SnapshotStore & { readonly path: string; readonly encrypted: boolean }) | undefined,
     dataKey: Buffer | undefined,
     private readonly closeStore: () => Promise<void>,
+    stats?: GeozoneStats,
   ) {
-    this.stats = new GeozoneStats(region);
+    this.stats = stats ?? new GeozoneStats(region);
     if (store === undefined) {
       this.unavailable = new ArcError(ErrorCodes.NO_JOURNAL, 'time travel needs the region\'s LMDB journal, and this region runs without one');
     } else if (store.encrypted && dataKey === undefined) {
