@@ -1,7 +1,7 @@
 import type { Clock, Scheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { JournalStore } from '../runtime/journal.js';
-import type { ShardLimits } from '../runtime/shard.js';
+import type { Shard, ShardLimits } from '../runtime/shard.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { Supervisor } from '../runtime/supervisor.js';
 import { nodeActorId } from './node-actor.js';
@@ -11,11 +11,12 @@ import { countRecord, emptyStats, type RegionStats } from './region-stats.js';
 import { reservationActorId } from './reservation-actor.js';
 
 export interface RegionOptions {
-  /** Geozones whose shards this process owns. */
+  /** Geozones whose shards this process owns from the start (more may be added, see Region.addShard). */
   readonly geozones: readonly string[];
   /** Every geozone of the federation (forwarding targets); defaults to the owned ones. */
   readonly federation?: readonly string[];
-  readonly store: JournalStore & SnapshotStore;
+  /** Journals and snapshots of the shards owned from the start (none needed when `geozones` is empty). */
+  readonly store?: JournalStore & SnapshotStore;
   readonly clock: Clock;
   readonly scheduler: Scheduler;
   readonly config?: Partial<Omit<RegionConfig, 'geozones'>>;
@@ -34,8 +35,20 @@ export interface Region {
   readonly behaviours: ReadonlyMap<string, RegionBehaviour>;
   /** Counters folded from every record applied so far (live or replayed). */
   readonly stats: RegionStats;
+  /** Every geozone of the federation (owned here or elsewhere), sorted. */
+  readonly federation: readonly string[];
   /** The shard an input belongs to, by its payload. */
   shardOf(input: RegionInput): string;
+  /** Takes over a geozone at run time (its own journal and snapshots) and recovers it before it takes input. */
+  addShard(
+    geozone: string,
+    store: JournalStore & SnapshotStore,
+    recovery?: { useSnapshots?: boolean; skipEphemeral?: boolean },
+  ): { shard: Shard<RegionInput, RegionEffect>; fromSnapshotOffset: number; replayed: number; skipped: number };
+  /** Gives a geozone up: its shard takes no more input here (the caller drains and closes it). */
+  removeShard(geozone: string): Shard<RegionInput, RegionEffect> | undefined;
+  /** Called with each shard added after creation (the ones from the start are in `supervisor.all()`). */
+  onShardAdded(listener: (shard: Shard<RegionInput, RegionEffect>) => void): void;
 }
 
 /** Shard-to-shard effects as the inputs they become at the receiving shard. */
@@ -55,15 +68,18 @@ export function internalInput(effect: RegionEffect): { shardId: string; input: R
 /** Assembles the region: one shard per owned geozone, running RegionBehaviour. */
 export function createRegion(options: RegionOptions): Region {
   const owned = [...new Set(options.geozones)].sort();
-  if (owned.length === 0) throw new ArcError(ErrorCodes.USAGE, 'a region needs at least one geozone');
   const federation = [...new Set([...(options.federation ?? []), ...owned])].sort();
+  if (federation.length === 0) throw new ArcError(ErrorCodes.USAGE, 'a region needs at least one geozone');
+  if (owned.length > 0 && options.store === undefined) throw new ArcError(ErrorCodes.USAGE, 'a region that owns geozones from the start needs their store');
+  /** Where an input nobody holds goes: the first shard owned now (it ignores what it does not know). */
+  const firstOwned = (): string => supervisor.shardIds[0] ?? (federation[0] as string);
   const config: RegionConfig = { ...defaultRegionConfig, ...options.config, geozones: federation };
   const behaviours = new Map<string, RegionBehaviour>();
   const stats = emptyStats();
 
   const holderOf = (...actorIds: string[]): string => {
     for (const actorId of actorIds) for (const shard of supervisor.all()) if (shard.snapshotOf(actorId) !== undefined) return shard.shardId;
-    return owned[0] as string; // nobody holds it: the first shard ignores the input
+    return firstOwned(); // nobody holds it: the first shard ignores the input
   };
 
   /** The shard where the reservation lives and is not merely handed on (forwarding). */
@@ -81,8 +97,9 @@ export function createRegion(options: RegionOptions): Region {
         return input.report.geozone;
       case 'inference':
         if (input.targetGeozone !== undefined) return input.targetGeozone;
-        // Same geozone preferred; a requester from a geozone we do not own starts at our first shard.
-        return owned.includes(input.request.requesterGeozone) ? input.request.requesterGeozone : (owned[0] as string);
+        // Same geozone preferred; a requester from outside the federation starts at our first shard.
+        // A geozone of the federation owned by another process is not ours to decide (UNKNOWN_SHARD).
+        return federation.includes(input.request.requesterGeozone) ? input.request.requesterGeozone : firstOwned();
       case 'result':
         // The reservation's shard first: a node that changed geozone may linger in two shards.
         return holderOf(reservationActorId(input.requestId), nodeActorId(input.nodeId));
@@ -98,7 +115,7 @@ export function createRegion(options: RegionOptions): Region {
 
   const supervisor: Supervisor<RegionInput, RegionEffect> = new Supervisor<RegionInput, RegionEffect>({
     shardIds: owned,
-    journals: options.store,
+    journals: options.store ?? { journal: () => { throw new ArcError(ErrorCodes.INVARIANT, 'no store for the shards owned from the start'); }, shardIds: () => [] },
     snapshots: options.store,
     clock: options.clock,
     scheduler: options.scheduler,
@@ -114,5 +131,28 @@ export function createRegion(options: RegionOptions): Region {
     onFailure: options.onFailure,
   });
   for (const shard of supervisor.all()) shard.observe((record) => countRecord(stats, record));
-  return { supervisor, behaviours, stats, shardOf };
+  const added: ((shard: Shard<RegionInput, RegionEffect>) => void)[] = [];
+  return {
+    supervisor,
+    behaviours,
+    stats,
+    federation,
+    shardOf,
+    addShard: (geozone, store, recovery = {}) => {
+      if (!federation.includes(geozone)) throw new ArcError(ErrorCodes.UNKNOWN_SHARD, `geozone '${geozone}' is not of this federation (${federation.join(', ')})`);
+      // Counters fold every record the shard applies, recovered ones included (as for the shards from the start).
+      return supervisor.add(geozone, { journal: store.journal(geozone), snapshots: store }, recovery, (shard) => {
+        shard.observe((record) => countRecord(stats, record));
+        for (const listener of added) listener(shard);
+      });
+    },
+    removeShard: (geozone) => {
+      const shard = supervisor.remove(geozone);
+      behaviours.delete(geozone);
+      return shard;
+    },
+    onShardAdded: (listener) => {
+      added.push(listener);
+    },
+  };
 }

@@ -11,7 +11,7 @@ import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { RegionMetrics } from '../adapters/metrics/prometheus.js';
 import { createRequestTracer, type RequestTracer } from '../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../adapters/otel/traced-region-api.js';
-import { createRegionApi, regionMetricsSource } from '../cli/region-api.js';
+import { createRegionApi, regionMetricsSource } from '../app/region-api.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { benchModels, fleetTelemetry } from './fleet-fixture.js';
 import { figure, percentile, round, type Figure } from './measure.js';

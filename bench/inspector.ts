@@ -50,7 +50,7 @@ export async function inspectorBench(dataDir: string): Promise<Figure[]> {
   for (const input of fleetTelemetry(NODES, 'CAISO', clock.nowMs())) supervisor.submit(input);
   await supervisor.whenIdle();
 
-  const source = liveInspectorSource(region, store);
+  const source = liveInspectorSource(region, store, { path: store.path });
   const app = Fastify({ logger: false });
   registerInspector(app, { source, routes: installGuard(app, undefined) });
   const address = await app.listen({ host: '127.0.0.1', port: 0 });

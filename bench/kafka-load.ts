@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { geozonePartitioner, topicNames } from '../adapters/kafka/topics.js';
 import { monotonicNowMs } from '../runtime/clock.js';
-import { inputToWire } from '../simulations/wire-producer.js';
+import { inputToWire } from '../adapters/bus/input-wire.js';
 import { benchModels, fleetTelemetry } from './fleet-fixture.js';
 import { percentile } from './measure.js';
 

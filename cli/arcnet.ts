@@ -9,11 +9,11 @@ import { runSimulation } from '../simulations/run-simulation.js';
 import { runAuditCommand } from './audit-command.js';
 import { runInspectCommand } from './inspect-command.js';
 import { createProgress } from './progress.js';
-import { runKafkaRegion } from './kafka-region-command.js';
 import { kafkaTopicsCommand } from './kafka-topics-command.js';
 import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
-import { defaultRateLimitPerSec } from './region-security.js';
+import type { JournalOptions } from '../app/region-process.js';
+import { defaultRateLimitPerSec } from '../app/region-security.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
@@ -191,23 +191,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'region': {
       const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
-      if (values.kafka !== undefined) {
-        const line = await runKafkaRegion({
-          brokers: values.kafka.split(',').filter((b) => b !== ''),
-          ssl: kafkaTls(values),
-          otlpEndpoint: values.otlp,
-          geozones: geozoneList(values.geozones),
-          groupId: values.group ?? 'arcnet-region',
-          statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
-          runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
-          logger,
-        });
-        process.stdout.write(`${JSON.stringify(line)}\n`);
-        // kafkajs may keep sockets open briefly after disconnecting; the line is out, the process is done.
-        process.exit(process.exitCode ?? 0);
-      }
-      const line = await runRegion({
-        dataDir: required(values.data, 'data'),
+      const { line, exitCode } = await runRegion({
+        journal: regionJournal(values),
         geozones: geozoneList(values.geozones),
         simNodes: integer(values['sim-nodes'], 'sim-nodes', 0),
         ratePerSec: rate(values.rate, 50),
@@ -216,7 +201,6 @@ async function main(argv: string[]): Promise<void> {
         statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
         effectsLog: values['effects-log'],
         runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
-        // The service surface is on by default (8080); --port off runs the region without it, --port 0 on any free port.
         port: values.port === 'off' ? undefined : integer(values.port, 'port', 8080),
         security: {
           apiKeysFile: values['api-keys'],
@@ -227,10 +211,11 @@ async function main(argv: string[]): Promise<void> {
           tlsClientAuth: values['tls-client-auth'],
         },
         otlpEndpoint: values.otlp,
-        encryptionKey: dataKey(values['data-key-file']),
         logger,
       });
       process.stdout.write(`${JSON.stringify(line)}\n`);
+      // kafkajs may leave sockets behind for a while after disconnecting: the final line is out, so leave now.
+      process.exit(exitCode);
       return;
     }
     case 'kafka:topics': {
@@ -242,6 +227,34 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new ArcError(ErrorCodes.USAGE, `unknown command '${command}'\n\n${usage}`);
   }
+}
+
+/**
+ * The journal `arcnet region` runs on: `--data DIR` (LMDB) or `--kafka BROKERS`.
+ * A flag that cannot apply to the chosen journal is refused, never ignored.
+ */
+function regionJournal(values: {
+  data?: string | undefined;
+  kafka?: string | undefined;
+  group?: string | undefined;
+  'data-key-file'?: string | undefined;
+  'kafka-tls-ca'?: string | undefined;
+  'kafka-tls-cert'?: string | undefined;
+  'kafka-tls-key'?: string | undefined;
+}): JournalOptions {
+  if (values.kafka !== undefined) {
+    if (values.data !== undefined) throw new ArcError(ErrorCodes.USAGE, 'give --data DIR (the embedded LMDB journal) or --kafka BROKERS, not both');
+    if (values['data-key-file'] !== undefined) {
+      throw new ArcError(ErrorCodes.USAGE, '--data-key-file encrypts an LMDB data folder; a --kafka region keeps no data folder (encrypt the brokers\' disks, and use --kafka-tls-* in transit)');
+    }
+    const brokers = values.kafka.split(',').map((b) => b.trim()).filter((b) => b !== '');
+    if (brokers.length === 0) throw new ArcError(ErrorCodes.USAGE, '--kafka needs at least one broker (host:port)');
+    return { kind: 'kafka', brokers, ssl: kafkaTls(values), groupId: values.group ?? 'arcnet-region' };
+  }
+  for (const flag of ['group', 'kafka-tls-ca', 'kafka-tls-cert', 'kafka-tls-key'] as const) {
+    if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to a --kafka region only`);
+  }
+  return { kind: 'lmdb', dataDir: required(values.data, 'data'), encryptionKey: dataKey(values['data-key-file']) };
 }
 
 /** `--until TIME` or `--until-offset N --geozone G` as a replay point (none when neither is given). */

@@ -6,7 +6,7 @@ import { loadDataKey } from '../adapters/lmdb/data-key.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { registerInspector } from '../inspector/register.js';
 import { journalInspectorSource } from '../inspector/source.js';
-import { regionSecurity } from './region-security.js';
+import { regionSecurity } from '../app/region-security.js';
 
 export const inspectUsage = `arcnet inspect --journal DIR [--port 8090] [--api-keys FILE] [--data-key-file FILE]
     Serve the state-machine inspector over a data folder at http://127.0.0.1:PORT/inspector: the region

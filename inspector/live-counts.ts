@@ -1,5 +1,6 @@
 import { actorsMessageSchema, type ActorsMessage } from '../adapters/console/console-messages.js';
 import type { Region } from '../actors/region.js';
+import type { JournalRecord } from '../runtime/journal.js';
 import { countRecord, emptyStats, type RegionStats } from '../actors/region-stats.js';
 import { countActors, type KindStateCounts } from './counts.js';
 
@@ -30,11 +31,14 @@ export class GeozoneStats {
   private readonly byGeozone = new Map<string, RegionStats>();
 
   constructor(region: Region) {
-    for (const shard of region.supervisor.all()) {
+    const watch = (shard: { shardId: string; observe: (observer: (record: JournalRecord) => void) => void }): void => {
       const stats = emptyStats();
       this.byGeozone.set(shard.shardId, stats);
       shard.observe((record) => countRecord(stats, record));
-    }
+    };
+    for (const shard of region.supervisor.all()) watch(shard);
+    // A geozone taken over later (Kafka ownership) is counted from its takeover on.
+    region.onShardAdded(watch);
   }
 
   of(geozone: string): Readonly<RegionStats> {

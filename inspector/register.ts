@@ -110,7 +110,7 @@ function loadAssets(pageDir: string): Map<string, { body: Buffer; type: string }
     if (type !== undefined) assets.set(name, { body: readFileSync(join(pageDir, name)), type });
   }
   // Modules shared with the server: the geohash decoder as compiled from simulations/.
-  assets.set('geohash.js', { body: readFileSync(fileURLToPath(new URL('../simulations/geohash.js', import.meta.url))), type: contentTypes['.js'] as string });
+  assets.set('geohash.js', { body: readFileSync(fileURLToPath(new URL('../actors/geohash.js', import.meta.url))), type: contentTypes['.js'] as string });
   return assets;
 }
 

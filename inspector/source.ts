@@ -7,12 +7,12 @@ import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { stateString } from '../runtime/actor-kind.js';
 import { ManualClock, realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
-import { SHARD_ACTOR_ID, type JournalStore } from '../runtime/journal.js';
+import { SHARD_ACTOR_ID, type Journal, type JournalStore } from '../runtime/journal.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { countActors, type KindStateCounts } from './counts.js';
 import { GeozoneStats } from './live-counts.js';
 import { recordAt, type PointState, type TimePoint } from './point-in-time.js';
-import { ReplayRunner } from './replay-runner.js';
+import { ReplayRunner, type ReplayWorkerData } from './replay-runner.js';
 
 /**
  * What the inspector shows, from a running region (live) or from a data folder
@@ -126,9 +126,17 @@ export interface LiveSourceOptions {
   readonly stats?: GeozoneStats | undefined;
 }
 
-/** The inspector over a running region; without an LMDB store time travel answers 501. */
-export function liveInspectorSource(region: Region, store: LmdbStore | undefined, options: LiveSourceOptions = {}): InspectorSource {
-  return new RegionSource('live', region, store, options.dataKey, () => Promise.resolve(), options.stats);
+/**
+ * The inspector over a running region. `timeTravel` says where a replay worker
+ * opens the journals (an LMDB folder), or why it cannot (time travel then answers 501).
+ */
+export function liveInspectorSource(
+  region: Region,
+  store: JournalStore & SnapshotStore,
+  timeTravel: ReplayWorkerData | { readonly unavailable: string },
+  options: Pick<LiveSourceOptions, 'stats'> = {},
+): InspectorSource {
+  return new RegionSource('live', region, store, timeTravel, () => Promise.resolve(), options.stats);
 }
 
 /** The inspector over a data folder: recovers the region read-only (nothing runs, nothing is written). */
@@ -140,7 +148,11 @@ export function journalInspectorSource(dir: string, options: LiveSourceOptions =
     if (geozones.length === 0) throw new ArcError(ErrorCodes.NO_JOURNAL, `'${dir}' holds no journal`);
     const region = createRegion({ geozones, store, clock: new ManualClock(0), scheduler: realScheduler, deliverForwards: false, onEffects: () => undefined });
     region.supervisor.recover(true, { skipEphemeral: true });
-    return new RegionSource('journal', region, store, options.dataKey, () => store.close());
+    const timeTravel: ReplayWorkerData | { unavailable: string } =
+      store.encrypted && options.dataKey === undefined
+        ? { unavailable: 'time travel needs the data key of this encrypted store' }
+        : { path: store.path, ...(options.dataKey === undefined ? {} : { dataKeyHex: options.dataKey.toString('hex') }) };
+    return new RegionSource('journal', region, store, timeTravel, () => store.close());
   } catch (error) {
     void store.close();
     throw error;
@@ -158,18 +170,16 @@ class RegionSource implements InspectorSource {
   constructor(
     readonly mode: 'live' | 'journal',
     private readonly region: Region,
-    private readonly store: (JournalStore & SnapshotStore & { readonly path: string; readonly encrypted: boolean }) | undefined,
-    dataKey: Buffer | undefined,
+    private readonly store: JournalStore & SnapshotStore,
+    timeTravel: ReplayWorkerData | { readonly unavailable: string },
     private readonly closeStore: () => Promise<void>,
     stats?: GeozoneStats,
   ) {
     this.stats = stats ?? new GeozoneStats(region);
-    if (store === undefined) {
-      this.unavailable = new ArcError(ErrorCodes.NO_JOURNAL, 'time travel needs the region\'s LMDB journal, and this region runs without one');
-    } else if (store.encrypted && dataKey === undefined) {
-      this.unavailable = new ArcError(ErrorCodes.DATA_KEY, 'time travel needs the data key of this encrypted store');
+    if ('unavailable' in timeTravel) {
+      this.unavailable = new ArcError(/data key/.test(timeTravel.unavailable) ? ErrorCodes.DATA_KEY : ErrorCodes.NO_JOURNAL, timeTravel.unavailable);
     } else {
-      this.runner = new ReplayRunner({ path: store.path, ...(dataKey === undefined ? {} : { dataKeyHex: dataKey.toString('hex') }) });
+      this.runner = new ReplayRunner(timeTravel);
     }
     this.timeTravelAvailable = this.runner !== undefined;
   }
@@ -239,13 +249,13 @@ class RegionSource implements InspectorSource {
   }
 
   async history(actorId: string, query: { before?: number | undefined; limit: number }, scope: Scope): Promise<ActorHistory | undefined> {
-    if (this.store === undefined || actorId === SHARD_ACTOR_ID) return undefined;
+    if (actorId === SHARD_ACTOR_ID) return undefined;
     const found = this.find(actorId, scope);
     if (found === undefined) return undefined;
     const shard = this.region.supervisor.shard(found.geozone);
     const journal = this.store.journal(found.geozone);
     const end = Math.min(query.before ?? Number.MAX_SAFE_INTEGER, shard.lastDurableOffset + 1);
-    const start = Math.max(0, end - HISTORY_WINDOW_RECORDS);
+    const start = Math.max(firstReadable(journal), end - HISTORY_WINDOW_RECORDS);
     const limit = Math.min(Math.max(1, query.limit), MAX_HISTORY_ENTRIES);
     const entries: HistoryEntry[] = [];
     let scanned = 0;
@@ -279,8 +289,8 @@ class RegionSource implements InspectorSource {
   journalRange(scope: Scope): JournalRange[] {
     return this.shards(scope).map((shard) => {
       const lastOffset = shard.lastDurableOffset;
-      const journal = this.store?.journal(shard.shardId);
-      const first = lastOffset < 0 || journal === undefined ? undefined : recordAt(journal, 0);
+      const journal = this.store.journal(shard.shardId);
+      const first = lastOffset < 0 ? undefined : recordAt(journal, firstReadable(journal));
       return { geozone: shard.shardId, firstAtMs: first?.atMs ?? null, lastAtMs: lastOffset < 0 ? null : shard.nowMs, lastOffset };
     });
   }
@@ -310,4 +320,10 @@ class RegionSource implements InspectorSource {
     await this.runner?.close();
     await this.closeStore();
   }
+}
+
+/** The first offset a journal can still serve (a Kafka journal keeps memory from its latest snapshot on). */
+function firstReadable(journal: Journal): number {
+  const bounded = journal as Journal & { firstReadableOffset?: () => number };
+  return typeof bounded.firstReadableOffset === 'function' ? bounded.firstReadableOffset() : 0;
 }

@@ -1,7 +1,7 @@
 import { CanonicalHasher } from './canonical.js';
 import type { Clock, Scheduler } from './clock.js';
 import { ArcError, ErrorCodes } from './errors.js';
-import type { JournalStore } from './journal.js';
+import type { Journal, JournalStore } from './journal.js';
 import { Shard, type ShardBehaviour, type ShardLimits } from './shard.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
@@ -35,21 +35,50 @@ export class Supervisor<I, E> {
 
   constructor(options: SupervisorOptions<I, E>) {
     this.options = options;
-    for (const shardId of [...options.shardIds].sort()) {
-      this.shards.set(
-        shardId,
-        new Shard<I, E>({
-          shardId,
-          behaviour: options.behaviour(shardId),
-          journal: options.journals.journal(shardId),
-          snapshots: options.snapshots,
-          scheduler: options.scheduler,
-          limits: options.limits,
-          onEffects: (effects, from) => this.route(effects, from),
-          onFailure: options.onFailure,
-        }),
-      );
-    }
+    for (const shardId of [...options.shardIds].sort()) this.shards.set(shardId, this.build(shardId, options.journals.journal(shardId), options.snapshots));
+  }
+
+  private build(shardId: string, journal: Journal, snapshots: SnapshotStore | undefined): Shard<I, E> {
+    return new Shard<I, E>({
+      shardId,
+      behaviour: this.options.behaviour(shardId),
+      journal,
+      snapshots,
+      scheduler: this.options.scheduler,
+      limits: this.options.limits,
+      onEffects: (effects, from) => this.route(effects, from),
+      onFailure: this.options.onFailure,
+    });
+  }
+
+  /**
+   * Takes over a shard at run time (ownership that moves, as with a Kafka
+   * consumer group), with its own journal and snapshots. It is recovered before
+   * it becomes visible, so no input or shard-to-shard message reaches it half-built.
+   */
+  add(
+    shardId: string,
+    stores: { journal: Journal; snapshots?: SnapshotStore | undefined },
+    recovery: { useSnapshots?: boolean; skipEphemeral?: boolean } = {},
+    /** Runs on the new shard before it recovers (to observe the records recovery applies). */
+    prepare?: (shard: Shard<I, E>) => void,
+  ): { shard: Shard<I, E>; fromSnapshotOffset: number; replayed: number; skipped: number } {
+    if (this.shards.has(shardId)) throw new ArcError(ErrorCodes.INVARIANT, `shard '${shardId}' is already owned by this process`);
+    const shard = this.build(shardId, stores.journal, stores.snapshots);
+    prepare?.(shard);
+    const recovered = shard.recover(recovery.useSnapshots ?? true, { skipEphemeral: recovery.skipEphemeral ?? false });
+    // Keep the map in shard order: every walk over the shards (hash, timers, listings) is in that order.
+    const entries = [...this.shards.entries(), [shardId, shard] as const].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    this.shards.clear();
+    for (const [id, s] of entries) this.shards.set(id, s);
+    return { shard, ...recovered };
+  }
+
+  /** Gives a shard up (its geozone was assigned elsewhere): it takes no more input from here; the caller drains it. */
+  remove(shardId: string): Shard<I, E> | undefined {
+    const shard = this.shards.get(shardId);
+    this.shards.delete(shardId);
+    return shard;
   }
 
   get shardIds(): string[] {

@@ -1,7 +1,7 @@
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import type { EnergySource } from '../machines/node.js';
 import type { Prng } from '../runtime/random.js';
-import { encodeGeohash } from './geohash.js';
+import { encodeGeohash } from '../actors/geohash.js';
 
 /**
  * A seeded model of a GPU fleet spread over geozones. Each simulated node sends

@@ -3,7 +3,7 @@ import type { Priority } from '../machines/reservation.js';
 import type { Prng } from '../runtime/random.js';
 import type { FleetHooks } from './fleet.js';
 import { modelCatalogue, regionBoxes, syntheticBox } from './fleet.js';
-import { encodeGeohash } from './geohash.js';
+import { encodeGeohash } from '../actors/geohash.js';
 
 /**
  * A seeded inference workload: Poisson arrivals at `ratePerSec` (simulated time),

@@ -5,7 +5,7 @@ import { RESERVATION_KIND } from '../../actors/reservation-actor.js';
 import { energySources } from '../../machines/node.js';
 import { priorities, type Priority } from '../../machines/reservation.js';
 import { SPAWN_EVENT, type JournalRecord } from '../../runtime/journal.js';
-import { decodeGeohash } from '../../simulations/geohash.js';
+import { decodeGeohash } from '../../actors/geohash.js';
 import {
   consoleTimestamp,
   hpcStatuses,

@@ -17,6 +17,10 @@ export interface RegionMetricsSource {
   inputBacklog(): number;
   /** The console WebSocket feed, when the region serves one. */
   console?(): { clients: number; sent: number; dropped: number; disconnectedSlow: number };
+  /** Which geozones this process owns (and has recovered), and how often ownership was renegotiated. */
+  ownership?(): { federation: readonly string[]; owned: readonly { geozone: string; ready: boolean }[]; rebalances: number };
+  /** Node agents connected on the agent channel. */
+  agents?(): { connected: number; pendingDispatches: number; deliveries: number; redeliveries: number };
 }
 
 const counterHelp: Record<string, string> = {
@@ -100,6 +104,60 @@ export class RegionMetrics {
         collect() {
           this.reset();
           this.inc(consoleStats()[field]);
+        },
+      });
+    }
+    new Gauge({
+      name: 'arcnet_geozone_owned',
+      help: 'Geozones of the federation by ownership here: 1 owned and recovered, 0.5 owned and recovering, 0 owned elsewhere',
+      labelNames: ['geozone'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const ownership = current().ownership?.();
+        if (ownership === undefined) return;
+        const owned = new Map(ownership.owned.map((o) => [o.geozone, o.ready]));
+        for (const geozone of ownership.federation) {
+          const ready = owned.get(geozone);
+          this.set({ geozone }, ready === undefined ? 0 : ready ? 1 : 0.5);
+        }
+      },
+    });
+    new Counter({
+      name: 'arcnet_ownership_rebalances_total',
+      help: 'Consumer-group rebalances this process took part in (Kafka ownership)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(current().ownership?.().rebalances ?? 0);
+      },
+    });
+    const agentStats = (): { connected: number; pendingDispatches: number; deliveries: number; redeliveries: number } =>
+      current().agents?.() ?? { connected: 0, pendingDispatches: 0, deliveries: 0, redeliveries: 0 };
+    for (const [name, help, field] of [
+      ['arcnet_agents_connected', 'Node agents connected on the agent channel', 'connected'],
+      ['arcnet_agent_pending_dispatches', 'Dispatches sent to agents and not yet acknowledged', 'pendingDispatches'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(agentStats()[field]);
+        },
+      });
+    }
+    for (const [name, help, field] of [
+      ['arcnet_agent_dispatches_delivered_total', 'Dispatches handed to agent sockets (first deliveries)', 'deliveries'],
+      ['arcnet_agent_dispatches_redelivered_total', 'Dispatches sent again to an agent after a reconnect', 'redeliveries'],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(agentStats()[field]);
         },
       });
     }

@@ -3,7 +3,7 @@ import type { RegionEffect } from '../../actors/region-io.js';
 import { ConsoleFeed, geozoneReferenceGeohash, requestSource, type ActorLookup } from '../../adapters/console/console-feed.js';
 import { consoleMessageSchema, type ConsoleMessage, type InferenceMessage } from '../../adapters/console/console-messages.js';
 import type { JournalEvent, JournalRecord } from '../../runtime/journal.js';
-import { decodeGeohash } from '../../simulations/geohash.js';
+import { decodeGeohash } from '../../actors/geohash.js';
 
 const T0 = 1_767_225_600_000;
 

@@ -7,7 +7,7 @@ import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { RegionMetrics } from '../../adapters/metrics/prometheus.js';
 import { createRequestTracer, tracesEndpoint, type RequestTracer, type RequestTracerOptions } from '../../adapters/otel/request-tracer.js';
 import { traceRegionApi } from '../../adapters/otel/traced-region-api.js';
-import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
+import { createRegionApi, regionMetricsSource } from '../../app/region-api.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { tempDir } from '../helpers/fixtures.js';

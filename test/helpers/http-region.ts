@@ -5,7 +5,7 @@ import type { RequestGuard } from '../../adapters/http/access.js';
 import { buildHttpApi } from '../../adapters/http/http-api.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { RegionMetrics } from '../../adapters/metrics/prometheus.js';
-import { createRegionApi, regionMetricsSource } from '../../cli/region-api.js';
+import { createRegionApi, regionMetricsSource } from '../../app/region-api.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { tempDir } from './fixtures.js';
 

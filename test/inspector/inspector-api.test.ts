@@ -43,7 +43,7 @@ async function withLiveInspector(run: (live: Live) => Promise<void>, withStore =
   const guard = createKeyGuard({ keys: new ApiKeyStore(stored), limiter: new RateLimiter({ ratePerSec: 1_000, burst: 1_000 }), tickets: new TicketBook(), nowMs: () => Date.now(), onRefused: () => undefined });
   const app = Fastify();
   const routes = installGuard(app, guard);
-  const source: InspectorSource = liveInspectorSource(region, withStore ? store : undefined);
+  const source: InspectorSource = liveInspectorSource(region, store, withStore ? { path: store.path } : { unavailable: "time travel needs the region's LMDB journal, and this region runs without one" });
   registerInspector(app, { source, routes });
   try {
     for (const geozone of ['CAISO', 'ERCOT']) for (const input of fleetTelemetry(20, geozone, Date.now())) region.supervisor.submit(input);

@@ -14,7 +14,7 @@ import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { geozonePartitioner, topicNames } from '../../adapters/kafka/topics.js';
 import { kafkaTlsOptions } from '../../adapters/security/tls-options.js';
-import { runKafkaRegion } from '../../cli/kafka-region-command.js';
+import { createRegionProcess } from '../../app/region-process.js';
 import { makeCertificates } from '../helpers/certificates.js';
 import { kafkaTest } from '../helpers/kafka-broker.js';
 
@@ -175,23 +175,21 @@ tlsTest('kafka TLS: the region runs over TLS: telemetry and a request in, the di
   const names = topicNames();
   const log: string[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void log.push(line) });
-  const region = runKafkaRegion({
-    brokers: tlsBrokers,
-    ssl: kafkaTlsOptions(files),
+  const region = await createRegionProcess({
+    journal: { kind: 'kafka', brokers: tlsBrokers, ssl: kafkaTlsOptions(files), groupId: `ktls-region-${run}`, clientId: `ktls-region-${run}` },
     geozones: [zone],
-    groupId: `ktls-region-${run}`,
-    statusEveryMs: 600_000,
+    security: { rateLimitPerSec: 1_000 },
     logger,
-    clientId: `ktls-region-${run}`,
   });
   const kafka = tlsClient(`ktls-driver-${run}`);
   let producer: Producer | undefined;
   let observer: Consumer | undefined;
   let stopped = false;
   let failed: Error | undefined;
-  region.catch((error: unknown) => (failed = error instanceof Error ? error : new Error(String(error))));
+  region.onFatal((error) => (failed = error));
   try {
-    await until('the region to take its geozone', 90_000, () => failed !== undefined || log.some((l) => l.includes('geozone taken')), () => log.slice(-20).join(''));
+    await region.start();
+    await until('the region to take its geozone', 90_000, () => failed !== undefined || region.ready(), () => log.slice(-20).join(''));
     if (failed !== undefined) throw failed;
     producer = kafka.producer({ idempotent: true, createPartitioner: geozonePartitioner([zone]) });
     await producer.connect();
@@ -245,16 +243,13 @@ tlsTest('kafka TLS: the region runs over TLS: telemetry and a request in, the di
     t.is(dispatched.length, 1, `decisions: ${JSON.stringify([...decided])}`);
     t.is(decided.get(dispatched[0] ?? ''), 'reserved');
 
-    // The region's own signal handling stops it (what SIGTERM does to `arcnet region --kafka`).
-    process.emit('SIGTERM', 'SIGTERM');
     stopped = true;
-    const line = await region;
+    const line = await region.stop('test done');
     t.deepEqual(line['geozones'], [zone]);
     t.is(line['routed'], 1);
     t.is(line['error'], undefined);
   } finally {
-    if (!stopped) process.emit('SIGTERM', 'SIGTERM');
-    await region.catch(() => undefined);
+    if (!stopped) await region.stop('test failed').catch(() => undefined);
     await observer?.disconnect().catch(() => undefined);
     await producer?.disconnect().catch(() => undefined);
   }

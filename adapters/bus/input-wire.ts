@@ -1,5 +1,5 @@
-import type { RegionInput } from '../actors/region-io.js';
-import { topics } from '../adapters/bus/topics.js';
+import type { RegionInput } from '../../actors/region-io.js';
+import { topics } from './topics.js';
 
 /**
  * What a simulated node agent or client puts on the bus: the seed's wire

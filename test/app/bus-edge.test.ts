@@ -4,7 +4,7 @@ import { createRegion } from '../../actors/region.js';
 import { InProcessBus } from '../../adapters/bus/in-process-bus.js';
 import { topics } from '../../adapters/bus/topics.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { connectInputs } from '../../cli/bus-edge.js';
+import { connectInputs } from '../../app/bus-edge.js';
 import { ManualClock, realScheduler } from '../../runtime/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
