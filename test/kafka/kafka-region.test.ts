@@ -87,7 +87,7 @@ interface RegionChild {
 }
 
 function startRegion(zones: readonly string[], group: string): RegionChild {
-  const child = spawn(process.execPath, [entry, 'region', '--kafka', brokers.join(','), '--geozones', zones.join(','), '--group', group, '--status-every', '60s'], {
+  const child = spawn(process.execPath, [entry, 'region', '--kafka', brokers.join(','), '--geozones', zones.join(','), '--group', group, '--status-every', '60s', '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
