@@ -521,7 +521,8 @@ export class AgentChannel {
     if (this.closed) return;
     for (const agent of this.connections) {
       // A paused socket is not read, so its pongs wait too: the region is the slow side, not the agent.
-      if (agent.ws.isPaused) continue;
+      // One that is leaving has its own grace timer: cutting it now could lose its close frame.
+      if (agent.ws.isPaused || agent.leaving) continue;
       if (!agent.alive) {
         agent.ws.terminate();
         continue;

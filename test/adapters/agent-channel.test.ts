@@ -209,7 +209,7 @@ test('keys: an agent key reaches only its geozone (403 before the upgrade when k
 });
 
 test('invalid messages get coded errors, keep the connection, and never reach an actor; protocol errors close it with 1008', async (t) => {
-  await withAgentRegion({}, async ({ channel, region, url, journaled }) => {
+  await withAgentRegion({}, async ({ channel, region, url, actorRecords }) => {
     const agent = await AgentClient.open(url());
     // Before the hello, what cannot be read as a message is answered like any bad message.
     agent.send('{not json');
@@ -217,7 +217,7 @@ test('invalid messages get coded errors, keep the connection, and never reach an
     t.like(agent.of('error')[0], { code: 'ARC_ERR_MALFORMED_JSON' });
     t.like(await agent.request({ type: 'hello', 'node-id': 'bad id with spaces' }), { type: 'error', code: 'ARC_ERR_VALIDATION' });
     t.like(await agent.request({ type: 'hello', 'node-id': 'v1' }), { type: 'welcome' });
-    const before = journaled();
+    const before = actorRecords();
 
     // Just over the wire limit once `type` and `id` are taken off: refused by the region's own size check.
     const base = Buffer.byteLength(telemetryBody('v1', { 'node-name': '' }));
@@ -251,12 +251,13 @@ test('invalid messages get coded errors, keep the connection, and never reach an
       t.like(agent.of('error').at(-1), { code });
       t.false('id' in (agent.of('error').at(-1) ?? {}));
     }
-    t.is(journaled(), before, 'nothing reached a shard');
+    t.is(actorRecords(), before, 'nothing reached an actor');
     t.is(region.supervisor.shard('CAISO').snapshotOf('node/someone-else'), undefined);
+    t.is(region.supervisor.shard('CAISO').snapshotOf('node/v1'), undefined, 'none of its telemetry was taken');
 
     // The connection is still there, and a valid message still goes through.
     t.like(await agent.request(telemetry('v1')), { type: 'accepted' });
-    t.is(journaled(), before + 1);
+    t.is(actorRecords(), before + 1);
     t.like(channel.stats(), { refusedMessages: 2 + refusals.length + unread.length, accepted: 1 });
     allConform(t, agent);
 
@@ -273,17 +274,22 @@ test('invalid messages get coded errors, keep the connection, and never reach an
     await viaUrl.until(() => viaUrl.of('welcome').length === 1, 'the welcome');
     t.like(await viaUrl.request({ type: 'hello', 'node-id': 'u1' }), { type: 'error', code: 'ARC_ERR_PROTOCOL' });
     t.is((await viaUrl.whenClosed()).code, 1008);
-    t.is(journaled(), before + 1);
+    t.is(actorRecords(), before + 1);
   });
 });
 
-test('a connection that says no hello in time is closed 1008; one that answers no pings is terminated', async (t) => {
-  await withAgentRegion({ channel: { helloTimeoutMs: 200, heartbeatMs: 100 } }, async ({ channel, server, url }) => {
+test('a connection that says no hello in time is closed 1008', async (t) => {
+  await withAgentRegion({ channel: { helloTimeoutMs: 200 } }, async ({ url }) => {
     const mute = await AgentClient.open(url());
     const closed = await mute.whenClosed();
     t.is(closed.code, 1008);
     t.regex(closed.reason, /^ARC_ERR_PROTOCOL: no hello/);
+    t.like(mute.of('error')[0], { code: 'ARC_ERR_PROTOCOL' });
+  });
+});
 
+test('a connection that answers no pings is terminated by the heartbeat', async (t) => {
+  await withAgentRegion({ channel: { heartbeatMs: 100 } }, async ({ channel, server }) => {
     // Hand-made handshake: reads everything, never answers a ping.
     const port = (server.address() as AddressInfo).port;
     const silent = await rawAgent(port, '/v1/agent?node-id=silent');

@@ -15,6 +15,7 @@ import { ConsoleHub } from '../../adapters/console/console-hub.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+import { SHARD_ACTOR_ID } from '../../runtime/journal.js';
 import { LiveTimer } from '../../runtime/live-timer.js';
 import { tempDir } from './fixtures.js';
 import { inferenceBody } from './http-region.js';
@@ -38,8 +39,8 @@ export interface AgentRegion {
   readonly infer: (requestId: string, modelId?: string) => Promise<Extract<RegionEffect, { type: 'decision' }>>;
   /** Waits until an effect matches. */
   readonly effect: <T extends RegionEffect['type']>(type: T, match: (effect: Extract<RegionEffect, { type: T }>) => boolean) => Promise<Extract<RegionEffect, { type: T }>>;
-  /** Journal records appended so far, all shards. */
-  readonly journaled: () => number;
+  /** Journal records applied to actors so far, all shards (shard-level ticks and summaries left out). */
+  readonly actorRecords: () => number;
 }
 
 export interface AgentRegionOptions {
@@ -87,6 +88,8 @@ export async function withAgentRegion(options: AgentRegionOptions, run: (ctx: Ag
     },
   });
   region.supervisor.recover();
+  let actorRecords = 0;
+  for (const shard of region.supervisor.all()) shard.observe((record) => (actorRecords += record.actorId === SHARD_ACTOR_ID ? 0 : 1));
   // Logical time moves without input, as in `arcnet region`: deadlines (reservation expiry) fire.
   const timer = new LiveTimer({ clock, scheduler: realScheduler, everyMs: 20, advance: (nowMs) => region.supervisor.advanceTo(nowMs) });
   timer.start();
@@ -121,7 +124,7 @@ export async function withAgentRegion(options: AgentRegionOptions, run: (ctx: Ag
         return effect('decision', (d) => d.requestId === requestId);
       },
       effect,
-      journaled: () => region.supervisor.all().reduce((sum, shard) => sum + shard.lastOffset + 1, 0),
+      actorRecords: () => actorRecords,
     });
   } finally {
     timer.stop();
