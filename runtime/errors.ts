@@ -43,6 +43,10 @@ export const ErrorCodes = {
   TLS_CONFIG: 'ARC_ERR_TLS_CONFIG',
   /** An internal invariant was broken: a bug, never a user error. */
   INVARIANT: 'ARC_ERR_INVARIANT',
+  /** A message out of order on a connection (before the hello, or a second hello): the connection is closed. */
+  PROTOCOL: 'ARC_ERR_PROTOCOL',
+  /** A message about a node other than the one this connection said hello for. */
+  NODE_MISMATCH: 'ARC_ERR_NODE_MISMATCH',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,9 +1,12 @@
-import { STATUS_CODES, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { z } from 'zod';
+import { realScheduler } from '../../runtime/clock.js';
 import { ErrorCodes } from '../../runtime/errors.js';
+import { closeSlowConsumer, dataBoundBytes, fitsBound, rawText, SLOW_CONSUMER_CLOSE_CODE, underlyingSocket } from '../websocket/socket-limits.js';
+import { refuseUpgrade as refuse, serveUpgrades } from '../websocket/upgrade-routes.js';
 import {
   consoleGeozoneSchema,
   consoleMessageTypes,
@@ -75,15 +78,7 @@ export const DEFAULT_MAX_CLIENTS = 1000;
 export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024;
 export const DEFAULT_HEARTBEAT_MS = 30_000;
 export const DEFAULT_SLOW_CLOSE_GRACE_MS = 2_000;
-/** Close code for a slow consumer: 1013 "Try Again Later" (RFC 6455 registry), the client may reconnect. */
-export const SLOW_CONSUMER_CLOSE_CODE = 1013;
-/**
- * Of maxBufferedBytes, this much is kept free for the last things a slow
- * consumer is sent (the error message, a ping, the close frame), so the bound
- * holds even for them.
- */
-const FAREWELL_RESERVE_BYTES = 512;
-const MIN_BUFFERED_BYTES = 4 * FAREWELL_RESERVE_BYTES;
+export { SLOW_CONSUMER_CLOSE_CODE };
 
 const filterQuerySchema = z.strictObject({
   geozones: z.array(consoleGeozoneSchema).min(1).max(MAX_FILTER_GEOZONES).optional(),
@@ -132,8 +127,7 @@ export class ConsoleHub {
   constructor(options: ConsoleHubOptions) {
     this.options = options;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
-    if (this.maxBufferedBytes < MIN_BUFFERED_BYTES) throw new RangeError(`maxBufferedBytes must be at least ${MIN_BUFFERED_BYTES}`);
-    this.dataBoundBytes = this.maxBufferedBytes - FAREWELL_RESERVE_BYTES;
+    this.dataBoundBytes = dataBoundBytes(this.maxBufferedBytes);
     this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.slowCloseGraceMs = options.slowCloseGraceMs ?? DEFAULT_SLOW_CLOSE_GRACE_MS;
     this.path = options.path ?? '/telemetry';
@@ -148,17 +142,12 @@ export class ConsoleHub {
   }
 
   /**
-   * Serves the feed on `server` (fastify: `app.server`). Upgrades for other
-   * paths are left to the server's other 'upgrade' listeners; when there are
-   * none they are answered 404.
+   * Serves the feed on `server` (fastify: `app.server`). Other WebSocket
+   * endpoints on the same server (adapters/websocket/upgrade-routes.ts) keep
+   * their paths; a path nobody serves is answered 404.
    */
   attach(server: HttpServer | HttpsServer): void {
-    const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-      // Never an unhandled rejection: whatever goes wrong with one upgrade ends that socket only.
-      this.upgrade(server, request, socket, head).catch(() => socket.destroy());
-    };
-    server.on('upgrade', onUpgrade);
-    this.detachers.push(() => server.off('upgrade', onUpgrade));
+    this.detachers.push(serveUpgrades(server, this.path, (request, socket, head, url) => this.upgrade(request, socket, head, url)));
   }
 
   /** Sends each message to every client that may see it; never waits for a client. */
@@ -221,18 +210,7 @@ export class ConsoleHub {
 
   // ---------------------------------------------------------------- handshake
 
-  private async upgrade(server: HttpServer | HttpsServer, request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    let url: URL;
-    try {
-      url = new URL(request.url ?? '/', 'http://console.invalid');
-    } catch {
-      // Node's parser lets request targets through that URL refuses (`http://[/x`).
-      return refuse(socket, 400, ErrorCodes.VALIDATION, 'the request target is not a valid URL');
-    }
-    if (url.pathname !== this.path) {
-      if (server.listenerCount('upgrade') === 1) refuse(socket, 404, ErrorCodes.NOT_FOUND, `no WebSocket endpoint at ${url.pathname}; the console feed is at ${this.path}`);
-      return;
-    }
+  private async upgrade(request: IncomingMessage, socket: Duplex, head: Buffer, url: URL): Promise<void> {
     if (this.closed) return refuse(socket, 503, ErrorCodes.OVERLOADED, 'the console feed is shutting down; reconnect later');
     if (this.clients.size + this.upgrading >= this.maxClients) {
       return refuse(socket, 503, ErrorCodes.OVERLOADED, `the console feed is at its limit of ${this.maxClients} clients; retry later`);
@@ -306,7 +284,7 @@ export class ConsoleHub {
   private deliver(client: Client, payload: Buffer, countAsMessage = true): void {
     const ws = client.ws;
     if (ws.readyState !== ws.OPEN) return;
-    if (ws.bufferedAmount + payload.length > this.dataBoundBytes) {
+    if (!fitsBound(ws, payload.length, this.dataBoundBytes)) {
       if (countAsMessage) this.dropped++;
       this.disconnectSlow(client);
       return;
@@ -327,13 +305,8 @@ export class ConsoleHub {
       ErrorCodes.SLOW_CONSUMER,
       `more than ${this.maxBufferedBytes} bytes of the live feed were waiting for this client; reconnect, and narrow the filter if it keeps happening`,
     );
-    ws.send(JSON.stringify(notice));
-    ws.close(SLOW_CONSUMER_CLOSE_CODE, 'slow consumer');
+    client.cancelGrace = closeSlowConsumer(ws, JSON.stringify(notice), this.slowCloseGraceMs, realScheduler);
     this.peakBufferedBytes = Math.max(this.peakBufferedBytes, ws.bufferedAmount);
-    // A client that does not read will not answer the close either.
-    const timer = setTimeout(() => ws.terminate(), this.slowCloseGraceMs);
-    timer.unref();
-    client.cancelGrace = () => clearTimeout(timer);
   }
 
   private beat(): void {
@@ -380,39 +353,4 @@ function parseFilterQuery(
   if (parsed.success) return { ok: true, geozones: parsed.data.geozones, types: parsed.data.types };
   const issue = parsed.error.issues[0];
   return { ok: false, message: `bad filter in the query string at ${issue?.path.join('.') ?? '?'}: ${issue?.message ?? 'invalid'}; e.g. ?geozones=CAISO,ERCOT&types=telemetry,system` };
-}
-
-/**
- * ws keeps the connection in `_socket` (since ws 1.x; not part of its typed
- * API). Only cork/uncork are used on it, and only when it looks like a stream.
- */
-function underlyingSocket(ws: WebSocket): Duplex | undefined {
-  const socket = (ws as unknown as { _socket?: unknown })._socket;
-  if (typeof socket !== 'object' || socket === null) return undefined;
-  const stream = socket as Partial<Duplex>;
-  return typeof stream.cork === 'function' && typeof stream.uncork === 'function' ? (socket as Duplex) : undefined;
-}
-
-function rawText(data: RawData): string {
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
-
-/** Answers an upgrade with a plain HTTP error (no WebSocket) and closes the connection. */
-function refuse(socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number): void {
-  if (socket.destroyed) return;
-  const body = JSON.stringify({ code, message });
-  const retryAfter = retryAfterSeconds === undefined ? '' : `Retry-After: ${Math.max(0, Math.ceil(retryAfterSeconds))}\r\n`;
-  socket.once('finish', () => socket.destroy());
-  socket.once('error', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
-      'Connection: close\r\n' +
-      'Content-Type: application/json; charset=utf-8\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      retryAfter +
-      '\r\n' +
-      body,
-  );
 }

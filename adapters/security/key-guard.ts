@@ -22,8 +22,12 @@ export interface KeyGuardOptions {
 }
 
 export interface KeyGuard extends RequestGuard {
-  /** For the console's upgrade request: a `ticket` query parameter or the Authorization header. */
-  admitUpgrade(request: IncomingMessage): Principal | Refusal;
+  /**
+   * For a WebSocket upgrade request: a `ticket` query parameter or the
+   * Authorization header, checked for `permission` (the console reads; node
+   * agents on /v1/agent need `ingest`).
+   */
+  admitUpgrade(request: IncomingMessage, permission?: Permission): Principal | Refusal;
 }
 
 export function createKeyGuard(options: KeyGuardOptions): KeyGuard {
@@ -43,12 +47,12 @@ export function createKeyGuard(options: KeyGuardOptions): KeyGuard {
   };
   return {
     admit,
-    admitUpgrade: (request) => {
+    admitUpgrade: (request, permission = 'read') => {
       const ticket = new URL(request.url ?? '/', 'http://region').searchParams.get('ticket');
-      if (ticket === null) return admit(request.headers, 'read');
+      if (ticket === null) return admit(request.headers, permission);
       const principal = options.tickets.redeem(ticket, options.nowMs());
       if (principal === undefined) return { status: 401, code: ErrorCodes.UNAUTHENTICATED, message: 'unknown, used or expired ticket' };
-      return roleAllows(principal, 'read');
+      return roleAllows(principal, permission);
     },
     issueTicket: (principal) => options.tickets.issue(principal, options.nowMs()),
     refused: options.onRefused,
