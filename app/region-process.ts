@@ -12,6 +12,7 @@ import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
+import { createAgentWiring } from './agent-wiring.js';
 import { createConsoleWiring } from './console-wiring.js';
 import { EffectsLog } from './effects-log.js';
 import { embeddedOwnership } from './embedded-ownership.js';
@@ -174,6 +175,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
     http.onEffects(effects);
+    agents.onEffects(effects);
     tracer?.onEffects(effects);
     consoleFeed.onEffects(effects, geozone);
     effectsLog?.write(effects);
@@ -188,10 +190,15 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   const geozoneStats = new GeozoneStats(region);
   const inspectorSource = liveInspectorSource(region, owner.stores, owner.timeTravel(), { stats: geozoneStats });
   const http = createRegionApi(region, { decisionTimeoutMs: options.decisionTimeoutMs ?? 10_000, ready: () => owner.ready() && !stopping, metrics, store: owner.stores });
+  const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused });
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),
     console: () => consoleFeed.hub.stats(),
     ownership: () => ({ federation: region.federation, owned: owner.owned(), rebalances: Number(owner.counters()['rebalances'] ?? 0) }),
+    agents: () => {
+      const stats = agents.channel.stats();
+      return { connected: stats.connectedAgents, pendingDispatches: stats.pendingDispatches, deliveries: stats.deliveries, redeliveries: stats.redeliveries };
+    },
   });
 
   const server =
@@ -213,10 +220,11 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   async function start(): Promise<void> {
     if (server !== undefined) {
       consoleFeed.hub.attach(server.server);
+      agents.channel.attach(server.server);
       // Served before the journal is reachable: /readyz says not ready, and why, while it waits.
       address = await server.listen({ host: '127.0.0.1', port: options.port });
       log.info(
-        { address, console: `${address.replace(/^http/, 'ws')}/telemetry`, docs: `${address}/docs`, inspector: `${address}/inspector`, apiKeys: security.keys, tls: security.https !== undefined, traces: tracer !== undefined },
+        { address, console: `${address.replace(/^http/, 'ws')}/telemetry`, agents: `${address.replace(/^http/, 'ws')}/v1/agent`, docs: `${address}/docs`, inspector: `${address}/inspector`, apiKeys: security.keys, tls: security.https !== undefined, traces: tracer !== undefined },
         'HTTP API listening',
       );
     }
@@ -235,6 +243,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     log.info({ reason }, 'stopping');
     if (countsTimer !== undefined) clearInterval(countsTimer);
     await consoleFeed.hub.close();
+    await agents.channel.close();
     await server?.close();
     await inspectorSource.close();
     timer.stop();
