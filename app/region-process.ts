@@ -208,6 +208,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
           bodyLimitBytes: limits.maxMessageBytes,
           guard: security.guard,
           https: security.https,
+          consolePath: '/telemetry',
+          agentPath: '/v1/agent',
           extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' }),
         });
   // Per-state actor counts for the inspector, each second, while anyone is connected to the console.

@@ -1,7 +1,8 @@
-import Fastify from 'fastify';
 import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
 import { installGuard } from '../adapters/http/guard-hook.js';
+import { baseServer } from '../adapters/http/http-api.js';
+import { limits } from '../actors/wire.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { registerInspector } from '../inspector/register.js';
@@ -34,10 +35,8 @@ export async function runInspectCommand(args: string[]): Promise<void> {
   );
 
   const source = journalInspectorSource(dir, { dataKey });
-  const app = Fastify({ logger: false });
-  const routes = installGuard(app, guard);
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such route' }));
-  registerInspector(app, { source, routes });
+  const app = baseServer({ bodyLimitBytes: limits.maxMessageBytes });
+  registerInspector(app, { source, routes: installGuard(app, guard) });
   const address = await app.listen({ host: '127.0.0.1', port });
   process.stdout.write(`${JSON.stringify({ inspector: `${address}/inspector`, mode: source.mode, geozones: source.geozones(() => true), apiKeys: guard !== undefined, timeTravel: source.timeTravelAvailable })}\n`);
 

@@ -5,9 +5,11 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { errorReplyOf, type StatusOfCode } from '../adapters/http/error-replies.js';
 import type { GuardedRoutes } from '../adapters/http/guard-hook.js';
-import { ArcError, ErrorCodes, type ErrorCode } from '../runtime/errors.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { inspectedMachines, machineDiagrams, type InspectedMachine } from './machines.js';
+import { describeInspectorRoutes, type InspectorAnswer } from './route-docs.js';
 import type { TimePoint } from './point-in-time.js';
 import { MAX_HISTORY_ENTRIES, MAX_PAGE_ROWS, type InspectorSource } from './source.js';
 
@@ -47,7 +49,7 @@ const contentSecurityPolicy = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-const httpStatusOf: Partial<Record<ErrorCode, number>> = {
+const httpStatusOf: StatusOfCode = {
   [ErrorCodes.VALIDATION]: 400,
   [ErrorCodes.NOT_FOUND]: 404,
   // Time travel without a store (or its key) is a missing capability of this server, not a bad request.
@@ -60,8 +62,9 @@ const httpStatusOf: Partial<Record<ErrorCode, number>> = {
 };
 
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (error instanceof ArcError) return reply.code(httpStatusOf[error.code] ?? 500).send({ code: error.code, message: error.message });
-  return reply.code(500).send({ code: ErrorCodes.INVARIANT, message: 'internal error' });
+  const { status, body } = errorReplyOf(error, httpStatusOf);
+  // Code and message only: an error's details may name shards of geozones the caller does not reach.
+  return reply.code(status).send({ code: body.code, message: body.message });
 }
 
 const text = (max: number) => z.string().min(1).max(max);
@@ -81,10 +84,14 @@ const historyQuery = z.strictObject({
   before: count.optional(),
   limit: z.coerce.number().int().min(1).max(MAX_HISTORY_ENTRIES).default(200),
 });
-const pointQuery = z.union([
-  z.strictObject({ geozone: text(32), offset: count }),
-  z.strictObject({ time: z.union([z.coerce.number().int(), z.iso.datetime({ offset: true })]) }),
-]);
+const pointTime = z.union([z.coerce.number().int(), z.iso.datetime({ offset: true })]);
+const pointQuery = z.union([z.strictObject({ geozone: text(32), offset: count }), z.strictObject({ time: pointTime })]);
+/** pointQuery as one object of query parameters (what OpenAPI can list): either geozone and offset, or time. */
+const pointQueryParameters = z.strictObject({
+  geozone: text(32).optional().describe('with offset: the geozone whose journal offset is meant'),
+  offset: count.optional().describe('with geozone: a journal offset of that geozone'),
+  time: pointTime.optional().describe('instead of geozone and offset: a logical time (ms or ISO-8601)'),
+});
 
 function pointOf(query: z.infer<typeof pointQuery>): TimePoint {
   if ('offset' in query) return { geozone: query.geozone, offset: query.offset };
@@ -126,6 +133,13 @@ export function registerInspector(app: FastifyInstance, options: InspectorOption
   // Layout errors surface on the route that needs them, not as an unhandled rejection at start.
   diagrams.catch(() => undefined);
   const read = { permission: 'read' } as const;
+  const docs = describeInspectorRoutes(httpStatusOf, { actors: actorsQuery, actor: actorQuery, history: historyQuery, at: pointQueryParameters });
+  // The schemas only document: validation is zod's, in the handlers, and bodies are plain JSON, whatever server mounts these.
+  const documented = (schema: Record<string, unknown>) => ({
+    schema,
+    validatorCompiler: () => () => true,
+    serializerCompiler: () => (data: unknown) => JSON.stringify(data),
+  });
 
   const page = (reply: FastifyReply): FastifyReply => {
     const index = assets.get('index.html');
@@ -138,22 +152,22 @@ export function registerInspector(app: FastifyInstance, options: InspectorOption
       .header('cache-control', 'no-cache')
       .send(index.body);
   };
-  app.get('/inspector', (_request, reply) => page(reply));
-  app.get('/inspector/', (_request, reply) => page(reply));
-  app.get('/inspector/assets/:name', (request, reply) => {
+  app.get('/inspector', documented(docs.page), (_request, reply) => page(reply));
+  app.get('/inspector/', documented(docs.page), (_request, reply) => page(reply));
+  app.get('/inspector/assets/:name', documented(docs.asset), (request, reply) => {
     const asset = assets.get((request.params as { name: string }).name);
     if (asset === undefined) return reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such asset' });
     return reply.header('content-type', asset.type).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').send(asset.body);
   });
   let elk: Buffer | undefined;
-  app.get('/inspector/assets/elk.bundled.js', (_request, reply) => {
+  app.get('/inspector/assets/elk.bundled.js', documented(docs.elk), (_request, reply) => {
     elk ??= elkBundle();
     return reply.header('content-type', contentTypes['.js'] ?? 'text/javascript').header('cache-control', 'max-age=3600').send(elk);
   });
 
   /** JSON answers are about one caller: never cached by anything in between. */
-  const api = <T>(path: string, answer: (request: FastifyRequest) => T | Promise<T>): void => {
-    app.get(`/inspector/api/${path}`, { config: read }, async (request, reply) => {
+  const api = <T>(path: InspectorAnswer, answer: (request: FastifyRequest) => T | Promise<T>): void => {
+    app.get(`/inspector/api/${path}`, { config: read, ...documented(docs.api[path]) }, async (request, reply) => {
       try {
         const body = await answer(request);
         if (body === undefined) return await reply.code(404).header('cache-control', 'no-store').send({ code: ErrorCodes.NOT_FOUND, message: 'no such actor in the geozones this key reaches' });

@@ -33,6 +33,14 @@ export const ErrorCodes = {
   RATE_LIMITED: 'ARC_ERR_RATE_LIMITED',
   /** Something asked for does not exist (HTTP 404). */
   NOT_FOUND: 'ARC_ERR_NOT_FOUND',
+  /** The path exists, but not with this request method (HTTP 405; the Allow header lists the methods it has). */
+  METHOD_NOT_ALLOWED: 'ARC_ERR_METHOD_NOT_ALLOWED',
+  /** A plain request to a WebSocket endpoint (HTTP 426): connect with a WebSocket client. */
+  UPGRADE_REQUIRED: 'ARC_ERR_UPGRADE_REQUIRED',
+  /** No eligible node anywhere for an inference request (HTTP 503); retry later or with another model. */
+  NO_CAPACITY: 'ARC_ERR_NO_CAPACITY',
+  /** An inference request id that was already seen from the same geozone (HTTP 409); use a new request id. */
+  DUPLICATE_REQUEST: 'ARC_ERR_DUPLICATE_REQUEST',
   /** A console client fell too far behind the live feed and was disconnected. */
   SLOW_CONSUMER: 'ARC_ERR_SLOW_CONSUMER',
   /** A journal failed its integrity check (a record altered, removed or reordered). */

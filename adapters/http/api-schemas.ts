@@ -1,8 +1,11 @@
 import { z } from 'zod';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
-import { nodeStatuses } from '../../machines/node.js';
-import { geozone, id, inferenceRequestSchema, inferenceResultSchema, isoTimestamp, nodeTelemetrySchema } from '../../actors/wire.js';
+import { energySources, nodeStatuses } from '../../machines/node.js';
+import { priorities } from '../../machines/reservation.js';
+import { fraction, geozone, id, inferenceRequestSchema, inferenceResultSchema, isoTimestamp, nodeTelemetrySchema } from '../../actors/wire.js';
 import { inferenceDecisionSchema } from '../../actors/wire-out.js';
+import { codesWithStatus, regionStatusOf } from './error-replies.js';
+import { errorBodySchema, errorResponse, headerDocs, jsonResponse, jsonSchemaOf, mediaResponse, type ResponseDoc } from './response-docs.js';
 
 /**
  * The HTTP API's query schemas (zod, validated in the handlers with coded
@@ -52,14 +55,13 @@ export const historyQuerySchema = z
   .refine((q) => q.to === undefined || q['to-offset'] === undefined, { message: 'give to or to-offset, not both', path: ['to'] });
 export type HistoryQuery = z.infer<typeof historyQuerySchema>;
 
-const errorSchema = z.object({ code: z.string(), message: z.string() });
 
-const nodeDocumentSchema = z.object({
+const nodeDocumentSchema = z.strictObject({
   id,
   name: z.string().nullable(),
   geozone,
   geohash: z.string(),
-  energySource: z.enum(['cogen', 'grid', 'battery']),
+  energySource: z.enum(energySources),
   batteryLevel: z.number(),
   gpuUtilization: z.number(),
   gpuCount: z.number().int(),
@@ -69,88 +71,219 @@ const nodeDocumentSchema = z.object({
   reservations: z.array(z.string()),
 });
 
-const historySchema = z.object({
+const historySchema = z.strictObject({
   nodeId: id,
   geozone,
   asOf: z
-    .object({ offset: z.number().int(), time: isoTimestamp.nullable(), node: nodeDocumentSchema.nullable() })
+    .strictObject({ offset: z.number().int(), time: isoTimestamp.nullable(), node: nodeDocumentSchema.nullable() })
     .optional()
     .describe('present when at or offset was given'),
   changes: z
-    .object({
-      items: z.array(z.object({ offset: z.number().int(), time: isoTimestamp, event: z.string(), status: z.string(), details: z.record(z.string(), z.unknown()) })),
+    .strictObject({
+      items: z.array(z.strictObject({ offset: z.number().int(), time: isoTimestamp, event: z.string(), status: z.string(), details: z.record(z.string(), z.unknown()) })),
       next: z.number().int().nullable().describe('the offset to continue from (from-offset), null when the range is done'),
     })
     .optional(),
 });
 
-const json = (schema: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> => {
-  const { $schema: _ignored, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
-  return rest;
-};
+const msOrNull = z.number().nullable();
 
-const errors = (...codes: number[]): Record<number, Record<string, unknown>> =>
-  Object.fromEntries(codes.map((code) => [code, { description: errorDescriptions[code] ?? 'error', ...json(errorSchema) }]));
+/** A live reservation: its actor's context, with its geozone and state. */
+const reservationDocumentSchema = z.strictObject({
+  requestId: z.string(),
+  modelId: z.string(),
+  contextWindow: z.number().int(),
+  priority: z.enum(priorities),
+  requesterGeozone: z.string(),
+  requesterGeohash: z.string().optional(),
+  triedGeozones: z.array(z.string()),
+  receivedAtMs: z.number(),
+  reservationTtlMs: z.number(),
+  maxAttempts: z.number().int(),
+  nodeId: z.string().nullable(),
+  reservedAtMs: msOrNull,
+  expiresAtMs: msOrNull,
+  attempts: z.number().int(),
+  lostNodes: z.array(z.string()),
+  reason: z.string().nullable(),
+  latencyMs: msOrNull,
+  endedAtMs: msOrNull,
+  forwardedTo: z.string().nullable(),
+  forwardedAtMs: msOrNull,
+  geozone,
+  state: z.string(),
+});
 
-const errorDescriptions: Record<number, string> = {
-  400: 'the body or query failed validation (ARC_ERR_VALIDATION, ARC_ERR_MALFORMED_JSON)',
-  401: 'no API key, or an unknown one (ARC_ERR_UNAUTHENTICATED)',
-  403: "the key's role or geozones do not allow this (ARC_ERR_FORBIDDEN)",
-  404: 'not found, or not visible to this key (ARC_ERR_NOT_FOUND)',
-  413: 'body over the size limit, refused before parsing (ARC_ERR_PAYLOAD_TOO_LARGE)',
-  429: "the key's request budget is spent; see Retry-After (ARC_ERR_RATE_LIMITED)",
-  503: 'overloaded, or the shard is stopped (ARC_ERR_OVERLOADED, ARC_ERR_SHARD_STOPPED)',
-};
+const count = z.number().int().nonnegative();
+const summarySchema = z.strictObject({
+  geozoneId: geozone,
+  atMs: z.number(),
+  totalNodes: count,
+  activeNodes: count,
+  avgGpuUtil: fraction,
+  energyBreakdown: z.strictObject({ cogen: count, grid: count, battery: count }),
+  openReservations: count,
+});
 
-const secured = [{ apiKey: [] }];
-const pathId = { type: 'object', properties: { id: json(id) }, required: ['id'] };
+const [reservedDecision, unreservedDecision] = inferenceDecisionSchema.options;
+/** A refused inference request: the coded error and the InferenceDecision v1 a Kafka requester would read. */
+const refusedDecision = (code: string, outcome: 'rejected' | 'duplicate'): z.ZodType =>
+  unreservedDecision.extend({ code: z.literal(code), message: z.string(), outcome: z.literal(outcome) });
 
-/** OpenAPI descriptions of every route (fastify route `schema`s, used for documentation only). */
+const codes = (status: number): string[] => codesWithStatus(regionStatusOf, status);
+const shardUnavailable = (): ResponseDoc => errorResponse('the shard is overloaded or stopped: retry later (ARC_ERR_OVERLOADED, ARC_ERR_SHARD_STOPPED, ARC_ERR_JOURNAL_WRITE)', codes(503));
+const unknownShard = (): ResponseDoc => errorResponse('the geozone is not one this region owns (ARC_ERR_UNKNOWN_SHARD)', codes(422));
+const notFound = (what: string): ResponseDoc => errorResponse(`${what} (ARC_ERR_NOT_FOUND)`, codes(404));
+const pathId = { type: 'object', properties: { id: jsonSchemaOf(id) }, required: ['id'] };
+const accepted = (): ResponseDoc => jsonResponse('accepted once durable', z.strictObject({ accepted: z.literal(true) }));
+
+/**
+ * OpenAPI descriptions of every route (fastify route `schema`s, used for
+ * documentation only): each route's own bodies and statuses. Those that follow
+ * from a route's declaration (401/403/429 for a permission, 413/415 for a body,
+ * 405 and 500 for all) are added by documentStandardResponses.
+ */
 export function describeRoutes(): Record<string, Record<string, unknown>> {
-  const accepted = { 202: { description: 'accepted once durable', ...json(z.object({ accepted: z.literal(true) })) } };
   return {
-    healthz: { tags: ['health'], summary: 'Liveness', response: { 200: json(z.object({ status: z.literal('ok') })) } },
-    readyz: { tags: ['health'], summary: 'Ready once every owned shard has recovered', response: { 200: json(z.object({ status: z.string() })), 503: json(z.object({ status: z.string() })) } },
+    healthz: { tags: ['health'], summary: 'Liveness', response: { 200: jsonResponse('alive', z.strictObject({ status: z.literal('ok') })) } },
+    readyz: {
+      tags: ['health'],
+      summary: 'Ready once every owned shard has recovered',
+      response: {
+        200: jsonResponse('every owned shard has recovered', z.strictObject({ status: z.literal('ready') })),
+        503: jsonResponse('still recovering', z.strictObject({ status: z.literal('recovering') })),
+      },
+    },
     inference: {
       tags: ['inference'],
       summary: 'Route an inference request (InferenceRequest v1); answered once the decision is durable',
-      security: secured,
-      body: json(inferenceRequestSchema, 'input'),
+      body: jsonSchemaOf(inferenceRequestSchema, 'input'),
       response: {
-        202: { description: 'reserved on a node', ...json(inferenceDecisionSchema) },
-        409: { description: 'the request id was already seen (ARC_ERR_DUPLICATE_REQUEST)', ...json(errorSchema) },
-        503: { description: 'no eligible node anywhere (ARC_ERR_NO_CAPACITY), or overloaded', ...json(errorSchema) },
-        ...errors(400, 401, 403, 413, 429),
+        202: jsonResponse('reserved on a node (InferenceDecision v1)', reservedDecision),
+        409: jsonResponse('the request id was already seen from this geozone (ARC_ERR_DUPLICATE_REQUEST)', refusedDecision(ErrorCodes.DUPLICATE_REQUEST, 'duplicate')),
+        422: unknownShard(),
+        503: jsonResponse(
+          'no eligible node anywhere (ARC_ERR_NO_CAPACITY, with the decision), or the shard is overloaded or stopped',
+          z.union([refusedDecision(ErrorCodes.NO_CAPACITY, 'rejected'), errorBodySchema(codes(503))]),
+        ),
       },
     },
-    telemetry: { tags: ['agents'], summary: 'Node telemetry (NodeTelemetry v2)', security: secured, body: json(nodeTelemetrySchema, 'input'), response: { ...accepted, ...errors(400, 401, 403, 413, 429, 503) } },
-    result: { tags: ['agents'], summary: 'Inference result (InferenceResult v1)', security: secured, body: json(inferenceResultSchema, 'input'), response: { ...accepted, ...errors(400, 401, 403, 413, 429, 503) } },
+    telemetry: {
+      tags: ['agents'],
+      summary: 'Node telemetry (NodeTelemetry v2)',
+      body: jsonSchemaOf(nodeTelemetrySchema, 'input'),
+      response: { 202: accepted(), 422: unknownShard(), 503: shardUnavailable() },
+    },
+    result: {
+      tags: ['agents'],
+      summary: 'Inference result (InferenceResult v1)',
+      body: jsonSchemaOf(inferenceResultSchema, 'input'),
+      response: { 202: accepted(), 422: unknownShard(), 503: shardUnavailable() },
+    },
     nodes: {
       tags: ['nodes'],
       summary: 'Nodes, filtered by geozone, status and model, by id',
-      security: secured,
-      querystring: json(nodesQuerySchema, 'input'),
-      response: { 200: json(z.object({ nodes: z.array(nodeDocumentSchema), next: id.nullable() })), ...errors(400, 401, 403, 429) },
+      querystring: jsonSchemaOf(nodesQuerySchema, 'input'),
+      response: { 200: jsonResponse('one page of nodes; next is the after of the next page', z.strictObject({ nodes: z.array(nodeDocumentSchema), next: id.nullable() })) },
     },
-    node: { tags: ['nodes'], summary: 'One node', security: secured, params: pathId, response: { 200: json(nodeDocumentSchema), ...errors(401, 404, 429) } },
+    node: { tags: ['nodes'], summary: 'One node', params: pathId, response: { 200: jsonResponse('the node', nodeDocumentSchema), 404: notFound('no such node in the geozones this key reaches') } },
     history: {
       tags: ['nodes'],
       summary: "A node's document as of a time or journal offset, and its changes over a range (from the journal)",
-      security: secured,
       params: pathId,
-      querystring: json(historyQuerySchema, 'input'),
-      response: { 200: json(historySchema), ...errors(400, 401, 404, 429) },
+      querystring: jsonSchemaOf(historyQuerySchema, 'input'),
+      response: {
+        200: jsonResponse("the node's history", historySchema),
+        404: notFound('no such node in the geozones this key reaches'),
+        503: errorResponse('another history query is running: retry in a moment (ARC_ERR_OVERLOADED)', [ErrorCodes.OVERLOADED]),
+      },
     },
-    reservation: { tags: ['inference'], summary: 'A live reservation by request id', security: secured, params: pathId, response: { 200: { type: 'object' }, ...errors(401, 404, 429) } },
-    summary: { tags: ['nodes'], summary: 'Regional summaries, one per geozone', security: secured, response: { 200: { type: 'object' }, ...errors(401, 429) } },
-    drain: { tags: ['operators'], summary: 'Drain a node: it takes no new reservation', security: secured, params: pathId, response: { ...accepted, ...errors(401, 403, 404, 429) } },
-    resume: { tags: ['operators'], summary: 'Resume a drained node', security: secured, params: pathId, response: { ...accepted, ...errors(401, 403, 404, 429) } },
+    reservation: {
+      tags: ['inference'],
+      summary: 'A live reservation by request id',
+      params: pathId,
+      response: { 200: jsonResponse('the reservation', reservationDocumentSchema), 404: notFound('no live reservation with that request id in the geozones this key reaches') },
+    },
+    summary: {
+      tags: ['nodes'],
+      summary: 'Regional summaries, one per geozone this key reaches',
+      response: { 200: jsonResponse('the summaries', z.strictObject({ summaries: z.array(summarySchema) })) },
+    },
+    drain: {
+      tags: ['operators'],
+      summary: 'Drain a node: it takes no new reservation',
+      params: pathId,
+      response: { 202: accepted(), 404: notFound('no such node in the geozones this key reaches'), 503: shardUnavailable() },
+    },
+    resume: {
+      tags: ['operators'],
+      summary: 'Resume a drained node',
+      params: pathId,
+      response: { 202: accepted(), 404: notFound('no such node in the geozones this key reaches'), 503: shardUnavailable() },
+    },
     ticket: {
       tags: ['console'],
       summary: 'A short-lived single-use ticket for the console WebSocket (/telemetry?ticket=...), for browsers',
-      security: secured,
-      response: { 201: json(z.object({ ticket: z.string(), 'expires-at': isoTimestamp })), ...errors(401, 404, 429) },
+      response: {
+        201: jsonResponse('a ticket', z.strictObject({ ticket: z.string(), 'expires-at': isoTimestamp })),
+        404: notFound('no API keys are configured: connect to the console directly'),
+      },
     },
-    metrics: { tags: ['health'], summary: 'Prometheus text exposition (needs a key that reaches every geozone)', security: secured, response: { 200: { type: 'string' }, ...errors(401, 403, 429) } },
+    metrics: {
+      tags: ['health'],
+      summary: 'Prometheus text exposition (needs a key that reaches every geozone)',
+      response: { 200: mediaResponse('the exposition', ['text/plain']) },
+    },
+  };
+}
+
+/** Query parameters of the console feed (see adapters/console): which geozones and message types to receive. */
+const consoleQuerySchema = z.object({
+  geozones: z.string().optional().describe('comma-separated geozones (within the key\'s)'),
+  types: z.string().optional().describe('comma-separated message types: telemetry, inference, hpc, system, actors'),
+  ticket: z.string().optional().describe('a ticket from POST /v1/console/tickets, for clients that cannot send headers'),
+});
+
+/** The console WebSocket endpoint: answered by its upgrade handler; a plain GET is told to upgrade. */
+export function describeConsoleRoute(): Record<string, unknown> {
+  return {
+    tags: ['console'],
+    summary: 'The console feed (WebSocket): connect with a WebSocket client, an API key (Bearer) or a ticket',
+    security: [{ apiKey: [] }, {}],
+    querystring: jsonSchemaOf(consoleQuerySchema, 'input'),
+    response: {
+      101: { description: 'switched to the WebSocket protocol: console messages follow', type: 'null' },
+      400: errorResponse('a bad filter in the query string (ARC_ERR_VALIDATION)', [ErrorCodes.VALIDATION]),
+      401: errorResponse('no API key or ticket, or an unknown one (ARC_ERR_UNAUTHENTICATED)', codes(401)),
+      403: errorResponse("the key's role may not read (ARC_ERR_FORBIDDEN)", codes(403)),
+      426: errorResponse('a plain request, not a WebSocket upgrade (ARC_ERR_UPGRADE_REQUIRED)', codes(426), { upgrade: { type: 'string', description: 'websocket' } }),
+      429: errorResponse("the key's request budget is spent; see Retry-After (ARC_ERR_RATE_LIMITED)", codes(429), { 'retry-after': headerDocs.retryAfter }),
+      503: errorResponse('the feed is at its client limit or shutting down: retry later (ARC_ERR_OVERLOADED)', [ErrorCodes.OVERLOADED]),
+    },
+  };
+}
+
+/** Query parameters of the agent channel's upgrade (see adapters/agent): who is connecting, so scope is checked before the upgrade. */
+const agentQuerySchema = z.object({
+  'node-id': z.string().optional().describe('the node this connection speaks for (or say it in the first message, hello)'),
+  geozone: z.string().optional().describe("the node's geozone, when the region does not know the node yet"),
+});
+
+/** The node-agent WebSocket endpoint: answered by its upgrade handler; a plain GET is told to upgrade. */
+export function describeAgentRoute(): Record<string, unknown> {
+  return {
+    tags: ['agents'],
+    summary: 'The node-agent channel (WebSocket): telemetry and results in, dispatches out (at least once, acknowledged); an agent key (Bearer)',
+    security: [{ apiKey: [] }, {}],
+    querystring: jsonSchemaOf(agentQuerySchema, 'input'),
+    response: {
+      101: { description: 'switched to the WebSocket protocol: hello, then telemetry, result and ack messages', type: 'null' },
+      400: errorResponse('a bad node id or geozone in the query string (ARC_ERR_VALIDATION)', [ErrorCodes.VALIDATION]),
+      401: errorResponse('no API key, or an unknown one (ARC_ERR_UNAUTHENTICATED)', codes(401)),
+      403: errorResponse("the key's role may not post agent data, or the node's geozone is outside its scope (ARC_ERR_FORBIDDEN)", codes(403)),
+      426: errorResponse('a plain request, not a WebSocket upgrade (ARC_ERR_UPGRADE_REQUIRED)', codes(426), { upgrade: { type: 'string', description: 'websocket' } }),
+      429: errorResponse("the key's request budget is spent; see Retry-After (ARC_ERR_RATE_LIMITED)", codes(429), { 'retry-after': headerDocs.retryAfter }),
+      503: errorResponse('the channel is at its agent limit or shutting down: retry later (ARC_ERR_OVERLOADED)', [ErrorCodes.OVERLOADED]),
+    },
   };
 }

@@ -1,13 +1,17 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { maxHeaderSize } from 'node:http';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
-import { ArcError, ErrorCodes, type ErrorCode } from '../../runtime/errors.js';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { effectToWire } from '../bus/topics.js';
 import { inScope, type RequestGuard } from './access.js';
 import { installGuard, type GuardedRoutes } from './guard-hook.js';
-import { describeRoutes, parseQuery, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
+import { describeAgentRoute, describeConsoleRoute, describeRoutes, parseQuery, historyQuerySchema, nodesQuerySchema, type HistoryQuery, type NodesQuery } from './api-schemas.js';
+import { sendError } from './error-replies.js';
+import { documentStandardResponses } from './response-docs.js';
+import { routeMisses } from './route-misses.js';
 
 /**
  * The region's HTTP API (fastify): health, readiness, inference submission that
@@ -20,7 +24,10 @@ import { describeRoutes, parseQuery, historyQuerySchema, nodesQuerySchema, type 
  * key scoped to CAISO sees and touches nothing of ERCOT. Bodies are taken as raw
  * text and validated by the region's own edge (size, JSON, strict schema), so
  * every refusal carries an ARC_ERR_* code. The zod schemas that validate are the
- * ones the OpenAPI document at /openapi.json (browsable at /docs) is made from.
+ * ones the OpenAPI document at /openapi.json (browsable at /docs) is made from,
+ * and it lists every status each route can answer, with its body's schema.
+ * A path asked with a method it does not take is answered 405 (Allow lists its
+ * methods), an unknown path 404, both before any body is read.
  */
 export type DecisionView = Extract<RegionEffect, { type: 'decision' }>;
 
@@ -60,37 +67,23 @@ export interface HttpApiOptions {
   readonly https?: HttpsServerOptions | undefined;
   /** More routes on the same server, guarded the same way (the inspector). */
   readonly extraRoutes?: ((routes: FastifyInstance, guarded: GuardedRoutes) => void) | undefined;
+  /**
+   * The path the console WebSocket answers upgrades on (its hub attached to
+   * `app.server`); documented here, and a plain request there is told to
+   * upgrade (426) or that the method is wrong (405).
+   */
+  readonly consolePath?: string | undefined;
+  /** Where the agent channel serves node agents (documented, and a plain GET told to upgrade). */
+  readonly agentPath?: string | undefined;
 }
 
-const statusOf: Partial<Record<ErrorCode, number>> = {
-  [ErrorCodes.VALIDATION]: 400,
-  [ErrorCodes.MALFORMED_JSON]: 400,
-  [ErrorCodes.PAYLOAD_TOO_LARGE]: 413,
-  [ErrorCodes.OVERLOADED]: 503,
-  [ErrorCodes.UNKNOWN_SHARD]: 422,
-  [ErrorCodes.SHARD_STOPPED]: 503,
-  [ErrorCodes.JOURNAL_WRITE]: 503,
-  [ErrorCodes.UNAUTHENTICATED]: 401,
-  [ErrorCodes.FORBIDDEN]: 403,
-  [ErrorCodes.RATE_LIMITED]: 429,
-  [ErrorCodes.NOT_FOUND]: 404,
-  [ErrorCodes.REPLAY_DIVERGED]: 500,
-};
-
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (error instanceof ArcError) return reply.code(statusOf[error.code] ?? 500).send(error.toJSON());
-  const fastifyCode = (error as { code?: string }).code;
-  if (fastifyCode === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return reply.code(413).send({ code: ErrorCodes.PAYLOAD_TOO_LARGE, message: 'request body is over the size limit' });
-  }
-  if (fastifyCode === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || fastifyCode === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    return reply.code(400).send({ code: ErrorCodes.VALIDATION, message: 'the body does not match its content-length, or is empty' });
-  }
-  if (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_ERR_CTP')) {
-    return reply.code(415).send({ code: ErrorCodes.VALIDATION, message: 'send application/json' });
-  }
-  return reply.code(500).send({ code: ErrorCodes.INVARIANT, message: 'internal error' });
-}
+/**
+ * Longest path parameter the router matches, in bytes of the raw URL: as long
+ * as a request head may be (Node's maxHeaderSize), so the head is the only
+ * bound. A lower one would make a long id "no such route" (404 for every
+ * method) instead of "no such node", and a wrong method on it 404, not 405.
+ */
+export const MAX_PATH_PARAM_BYTES = maxHeaderSize;
 
 const notFound = (what: string): ArcError => new ArcError(ErrorCodes.NOT_FOUND, `no such ${what}`);
 
@@ -99,16 +92,26 @@ function bodyText(body: unknown): string {
   return typeof body === 'string' ? body : '';
 }
 
-export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyInstance {
-  const app = (
-    options.https === undefined
-      ? Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes })
-      : Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes, https: options.https })
-  ) as unknown as FastifyInstance;
-  const guard = options.guard;
-  const guarded = installGuard(app, guard);
-  const { principalOf, scopeOf, outOfScope } = guarded;
-
+/**
+ * A fastify server that answers like every ArcNet server: coded error bodies for
+ * what fastify or Node's parser refuse, 405 with Allow for a method a path does
+ * not take, 404 for no path, bodies kept as text for the edge to validate. The
+ * region's API and the standalone inspector are both built on it.
+ */
+export function baseServer(options: Pick<HttpApiOptions, 'bodyLimitBytes' | 'logger' | 'https'>): FastifyInstance {
+  const misses = routeMisses();
+  const serverOptions = {
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimitBytes,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_BYTES },
+    // Refusals fastify makes before routing (an undecodable URL) get the same coded body as every other.
+    frameworkErrors: (error: Error, _request: FastifyRequest, reply: FastifyReply) => sendError(reply, error),
+    // ...and so do requests Node's HTTP parser refuses (an unknown method is answered 405 for its path).
+    clientErrorHandler: misses.onClientError,
+  };
+  const app = (options.https === undefined ? Fastify(serverOptions) : Fastify({ ...serverOptions, https: options.https })) as unknown as FastifyInstance;
+  misses.install(app);
+  documentStandardResponses(app);
   // Bodies stay text: the region's edge checks size, JSON and schema with its own coded errors.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
@@ -117,6 +120,14 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setErrorHandler((error, _request, reply) => sendError(reply, error));
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ code: ErrorCodes.NOT_FOUND, message: 'no such route' }));
+  return app;
+}
+
+export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyInstance {
+  const app = baseServer(options);
+  const guard = options.guard;
+  const guarded = installGuard(app, guard);
+  const { principalOf, scopeOf, outOfScope } = guarded;
 
   const forbiddenToReply = (reply: FastifyReply, request: FastifyRequest, error: unknown): FastifyReply =>
     error instanceof ArcError && error.code === ErrorCodes.FORBIDDEN ? outOfScope(reply, request) : sendError(reply, error);
@@ -148,8 +159,8 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
         // The same InferenceDecision v1 a Kafka requester reads from arc.decision.inference.
         const body = effectToWire(decision)?.message;
         if (decision.outcome === 'reserved') return await reply.code(202).send(body);
-        if (decision.outcome === 'duplicate') return await reply.code(409).send({ code: 'ARC_ERR_DUPLICATE_REQUEST', message: decision.reason, ...body });
-        return await reply.code(503).send({ code: 'ARC_ERR_NO_CAPACITY', message: decision.reason, ...body });
+        if (decision.outcome === 'duplicate') return await reply.code(409).send({ code: ErrorCodes.DUPLICATE_REQUEST, message: decision.reason, ...body });
+        return await reply.code(503).send({ code: ErrorCodes.NO_CAPACITY, message: decision.reason, ...body });
       } catch (error) {
         return forbiddenToReply(reply, request, error);
       }
@@ -215,6 +226,21 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
       const { contentType, body } = await api.metrics();
       return reply.header('content-type', contentType).send(body);
     });
+    // Upgrades never reach fastify (the console hub and the agent channel take them from the server's
+    // 'upgrade' event); plain requests do, and are told to upgrade.
+    // The console checks its key in its upgrade handler; /v1/agent, under /v1, is guarded here too (agent data).
+    for (const [path, schema, config] of [
+      [options.consolePath, describeConsoleRoute(), {}],
+      [options.agentPath, describeAgentRoute(), { permission: 'ingest' as const }],
+    ] as const) {
+      if (path === undefined) continue;
+      routes.get(path, { schema, config }, (_request, reply) =>
+        reply
+          .code(426)
+          .header('upgrade', 'websocket')
+          .send({ code: ErrorCodes.UPGRADE_REQUIRED, message: `${path} is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://)` }),
+      );
+    }
     options.extraRoutes?.(routes, guarded);
     registered();
   });

@@ -6,6 +6,8 @@ import { buildHttpApi } from '../../adapters/http/http-api.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { RegionMetrics } from '../../adapters/metrics/prometheus.js';
 import { createRegionApi, regionMetricsSource } from '../../app/region-api.js';
+import { registerInspector } from '../../inspector/register.js';
+import { liveInspectorSource, type InspectorSource } from '../../inspector/source.js';
 import { realScheduler, WallClock } from '../../runtime/clock.js';
 import { tempDir } from './fixtures.js';
 
@@ -39,7 +41,15 @@ export interface HttpRegion {
 /** A live region (wall clock, LMDB in a temp folder) behind the HTTP API, for one test. */
 export async function withHttpRegion(
   run: (ctx: HttpRegion) => Promise<void>,
-  options: { geozones?: readonly string[]; guard?: RequestGuard } = {},
+  options: {
+    geozones?: readonly string[];
+    guard?: RequestGuard;
+    /** Mount the inspector (live, with time travel over the region's LMDB store), as the region does. */
+    inspector?: boolean;
+    /** Serve and document the console WebSocket path (a hub must be attached to app.server for upgrades). */
+    consolePath?: string;
+    agentPath?: string;
+  } = {},
 ): Promise<void> {
   const { dir, cleanup } = tempDir();
   const metrics = new RegionMetrics();
@@ -62,11 +72,21 @@ export async function withHttpRegion(
   const wiring = createRegionApi(region, { decisionTimeoutMs: 5_000, ready: () => true, metrics, store });
   metrics.readFrom(regionMetricsSource(region, () => 0));
   onEffects = wiring.onEffects;
-  const app = buildHttpApi(wiring.api, { bodyLimitBytes: limits.maxMessageBytes, guard: options.guard });
+  const inspector: InspectorSource | undefined = options.inspector === true ? liveInspectorSource(region, lmdb, { path: lmdb.path }) : undefined;
+  const app = buildHttpApi(wiring.api, {
+    bodyLimitBytes: limits.maxMessageBytes,
+    guard: options.guard,
+    consolePath: options.consolePath,
+    agentPath: options.agentPath,
+    ...(inspector === undefined ? {} : { extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspector, routes: guarded, consolePath: options.consolePath ?? null }) }),
+  });
   try {
     await run({ app, region, store: lmdb, effects });
   } finally {
     await app.close();
+    await inspector?.close();
+    // Shard-to-shard messages (forwards and their acknowledgements) may still be on their way: the store closes after them.
+    await region.supervisor.whenIdle();
     await store.close();
     cleanup();
   }
