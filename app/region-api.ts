@@ -25,6 +25,9 @@ export function createRegionApi(
   options: {
     decisionTimeoutMs: number;
     ready: () => boolean;
+    /** Why not ready (no geozone names); the owned geozones default to every shard, ready. */
+    notReadyReason?: () => string | undefined;
+    ownership?: () => { journal: 'lmdb' | 'kafka'; geozones: { geozone: string; ready: boolean }[] };
     metrics: RegionMetrics;
     /** Where the shards' journals and snapshots are (node history reads them). */
     store: JournalStore & SnapshotStore;
@@ -76,6 +79,8 @@ export function createRegionApi(
 
   const api: RegionApi = {
     ready: options.ready,
+    notReadyReason: () => options.notReadyReason?.(),
+    ownership: () => options.ownership?.() ?? { journal: 'lmdb', geozones: region.supervisor.shardIds.map((geozone) => ({ geozone, ready: true })) },
     infer: (body, scope) => {
       const input = parseWire('inference', body);
       if (input.type !== 'inference') throw new ArcError(ErrorCodes.INVARIANT, 'parsed inference is not an inference');

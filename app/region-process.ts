@@ -189,7 +189,18 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   // One fold of per-geozone counters per record serves the inspector's API and its live counts.
   const geozoneStats = new GeozoneStats(region);
   const inspectorSource = liveInspectorSource(region, owner.stores, owner.timeTravel(), { stats: geozoneStats });
-  const http = createRegionApi(region, { decisionTimeoutMs: options.decisionTimeoutMs ?? 10_000, ready: () => owner.ready() && !stopping, metrics, store: owner.stores });
+  const http = createRegionApi(region, {
+    decisionTimeoutMs: options.decisionTimeoutMs ?? 10_000,
+    ready: () => owner.ready() && !stopping,
+    notReadyReason: () => {
+      if (stopping) return 'stopping';
+      const waiting = owner.owned().filter((o) => !o.ready).length;
+      return waiting > 0 ? `recovering ${waiting} geozone${waiting === 1 ? '' : 's'}` : lastNote === '' ? 'starting' : lastNote.replace(/ \(.*$/, '');
+    },
+    ownership: () => ({ journal: owner.mode, geozones: owner.owned() }),
+    metrics,
+    store: owner.stores,
+  });
   const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused });
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),

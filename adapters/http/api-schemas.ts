@@ -151,7 +151,23 @@ export function describeRoutes(): Record<string, Record<string, unknown>> {
       summary: 'Ready once every owned shard has recovered',
       response: {
         200: jsonResponse('every owned shard has recovered', z.strictObject({ status: z.literal('ready') })),
-        503: jsonResponse('still recovering', z.strictObject({ status: z.literal('recovering') })),
+        503: jsonResponse(
+          'still recovering, or waiting for the journal (a Kafka broker not reachable yet); `reason` says which, without naming geozones',
+          z.strictObject({ status: z.literal('recovering'), reason: z.string().max(512).optional() }),
+        ),
+      },
+    },
+    ownership: {
+      tags: ['health'],
+      summary: 'The geozones this process owns (in the key scope) and whether each has recovered; the journal it runs on',
+      response: {
+        200: jsonResponse(
+          'owned geozones',
+          z.strictObject({
+            journal: z.enum(['lmdb', 'kafka']),
+            geozones: z.array(z.strictObject({ geozone: z.string(), ready: z.boolean() })),
+          }),
+        ),
       },
     },
     inference: {

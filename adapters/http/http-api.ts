@@ -41,6 +41,10 @@ export interface CallerContext {
 
 export interface RegionApi {
   ready(): boolean;
+  /** Why the region is not ready (no geozone names: /readyz answers anyone). */
+  notReadyReason?(): string | undefined;
+  /** Which geozones this process owns and whether each has recovered, and its journal. */
+  ownership(): { journal: 'lmdb' | 'kafka'; geozones: { geozone: string; ready: boolean }[] };
   /** Validates and routes an inference request; resolves with the durable decision. */
   infer(body: string, scope: Scope, caller?: CallerContext): Promise<DecisionView>;
   /** Validates and applies telemetry or a result; resolves once durable. */
@@ -150,7 +154,15 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
   void app.register((routes, _options, registered) => {
     routes.get('/openapi.json', { schema: { hide: true } }, () => routes.swagger());
     routes.get('/healthz', { schema: docs.healthz }, () => ({ status: 'ok' }));
-    routes.get('/readyz', { schema: docs.readyz }, (_request, reply) => (api.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'recovering' })));
+    routes.get('/readyz', { schema: docs.readyz }, (_request, reply) => {
+      if (api.ready()) return { status: 'ready' };
+      const reason = api.notReadyReason?.();
+      return reply.code(503).send({ status: 'recovering', ...(reason === undefined ? {} : { reason: reason.slice(0, 512) }) });
+    });
+    routes.get('/v1/ownership', { schema: docs.ownership, config: { permission: 'read' } }, (request) => {
+      const { journal, geozones } = api.ownership();
+      return { journal, geozones: geozones.filter((g) => inScope(principalOf(request), g.geozone)) };
+    });
 
     routes.post('/v1/inference', { schema: docs.inference, config: { permission: 'infer' } }, async (request, reply) => {
       try {

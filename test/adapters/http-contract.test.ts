@@ -91,6 +91,7 @@ interface Example {
 const examples: Readonly<Record<string, Example>> = {
   'GET /healthz': { url: '/healthz', caller: 'no key', status: 200 },
   'GET /readyz': { url: '/readyz', caller: 'no key', status: 200 },
+  'GET /v1/ownership': { url: '/v1/ownership', caller: 'viewer-caiso', status: 200 },
   'POST /v1/inference': { url: '/v1/inference', payload: inferenceBody('r-example'), caller: 'developer-all', status: 202 },
   'POST /v1/telemetry': { url: '/v1/telemetry', payload: telemetryBody('c2'), caller: 'agent-caiso', status: 202 },
   'POST /v1/results': {
