@@ -47,8 +47,10 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet keys list --file keys.json [--json]  |  arcnet keys revoke --id ID --file keys.json
       API keys: create prints the key once and stores only its hash (file mode 0600).
   arcnet audit verify --journal DIR [--data-key-file FILE] [--json]
-      Check every shard journal's hash chain; exit 4 (with the first bad offset) if a record was
-      altered, removed or reordered. Encrypted stores: --data-key-file FILE or ARCNET_DATA_KEY (hex).
+  arcnet audit verify --kafka BROKERS --geozone G[,G...] [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
+      Check every shard journal's hash chain (a data folder's, or the geozones' Kafka journal topics);
+      exit 4 (with the first bad offset) if a record was altered, removed or reordered.
+      Encrypted stores: --data-key-file FILE or ARCNET_DATA_KEY (hex). Kafka is only read (no fencing).
   arcnet inspect --journal DIR [--port 8090] [--api-keys FILE] [--data-key-file FILE]
       Serve the state-machine inspector (/inspector) over a data folder: statecharts, actors, their
       journal history, and time travel to any offset or time. Read-only; nothing runs.

@@ -1,5 +1,5 @@
 import type { Journal, JournalRecord } from '../../runtime/journal.js';
-import type { ConsumerOffsets, KafkaJournal } from './kafka-store.js';
+import type { ConsumerOffsets, JournalWriteStatus, KafkaJournal } from './kafka-journal.js';
 
 /**
  * A shard's Kafka journal that commits the input offsets with the records they
@@ -52,6 +52,11 @@ export class OffsetJournal implements Journal {
 
   nextOffset(): number {
     return this.inner.nextOffset();
+  }
+
+  /** The inner journal's write status: a write being retried (broker unreachable) means the shard is not ready. */
+  status(): JournalWriteStatus {
+    return this.inner.status();
   }
 
   private enqueue(write: () => Promise<void>): Promise<void> {

@@ -1,9 +1,9 @@
-import { createHash, hash as oneShotHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
+import { ChainHasher, decodeRecord, ENTRY_FORMAT, EntryEncoder, genesisHead, parseEntryHeader, type EncodedEntry, type EntryHeader } from '../../runtime/journal-entry.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
 import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
 
@@ -20,17 +20,10 @@ import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
  * `snapshots`, keyed [shardId, offset]; the journal's chain head at each
  * snapshot's offset is in `chain-anchors` under the same key.
  *
- * Tamper evidence: every record is hash-chained to the one before it,
- * h(n) = SHA-256(h(n-1) ‖ the record's stored bytes), starting from a genesis
- * value derived from the shard id (so two shards' journals cannot be swapped).
- * An entry is UTF-8 text written here, so a verifier hashes exactly the bytes on
- * disk rather than a re-serialisation:
- *
- *   J1 <first offset> <record count> <head after the last record> <8-hex prefix of each record's head, comma-separated>
- *   <record JSON>            one line per record (JSON.stringify escapes every newline)
- *
- * The per-record prefixes only locate which record of an entry changed; the full
- * head is what proves the chain. The running head is kept in memory and taken
+ * Tamper evidence: each entry is a hash-chained J1 entry (the format shared
+ * with the Kafka store, in runtime/journal-entry.ts): every record is chained to
+ * the one before it from a per-shard genesis value, and the entry holds the
+ * head after its last record. The running head is kept in memory and taken
  * from the last entry on open (no re-hash of the journal). `verifyJournal` in
  * journal-chain.ts walks the chain.
  *
@@ -43,8 +36,6 @@ import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
  * command output). Encryption gives confidentiality only: tampering is caught by
  * the hash chain, not by the cipher.
  */
-type StoredRecord = [atMs: number, actorId: string, kind: string, event: JournalRecord['event'], state: string];
-
 export interface LmdbStoreOptions {
   /** Snapshots kept per shard (older ones are deleted when a new one lands). */
   readonly keepSnapshots?: number;
@@ -58,11 +49,6 @@ export interface LmdbStoreOptions {
   readonly encryptionKey?: Buffer;
 }
 
-/** Entry format tag; anything else is refused with a clear error. */
-export const ENTRY_FORMAT = 'J1';
-const HEAD_BYTES = 32;
-/** Hex characters of each record's head kept in the entry header. */
-export const RECORD_PREFIX_HEX = 8;
 const NEWLINE = 0x0a;
 
 /** lmdb-js's openDB option (missing from its typings) to return undefined rather than create a missing database. */
@@ -71,65 +57,6 @@ const MUST_EXIST = { create: false } as const;
 /** Stored in `meta` when an encrypted store is created; reading it back proves the key. */
 const DATA_KEY_CHECK_KEY = 'data-key-check';
 const DATA_KEY_CHECK_VALUE = 'arcnet data key check 1';
-
-/** h(-1) of a shard's journal. */
-export function genesisHead(shardId: string): Buffer {
-  return createHash('sha256').update('arcnet journal genesis\n').update(shardId, 'utf8').digest();
-}
-
-/**
- * One chain step, h(n) = SHA-256(h(n-1) ‖ record bytes). A scratch buffer makes
- * it a single one-shot hash per record on the append path, and leaves the
- * record's UTF-8 bytes there for the entry (each record is encoded once).
- */
-export class ChainHasher {
-  private scratch = Buffer.allocUnsafe(16 * 1024);
-  private recordLength = 0;
-
-  next(previous: Buffer, record: string | Uint8Array): Buffer {
-    const maxBytes = HEAD_BYTES + (typeof record === 'string' ? record.length * 3 : record.length);
-    if (maxBytes > this.scratch.length) this.scratch = Buffer.allocUnsafe(Math.max(maxBytes, this.scratch.length * 2));
-    previous.copy(this.scratch, 0, 0, HEAD_BYTES);
-    if (typeof record === 'string') this.recordLength = this.scratch.write(record, HEAD_BYTES, 'utf8');
-    else {
-      this.scratch.set(record, HEAD_BYTES);
-      this.recordLength = record.length;
-    }
-    const input = this.scratch.subarray(0, HEAD_BYTES + this.recordLength);
-    return typeof oneShotHash === 'function' ? oneShotHash('sha256', input, 'buffer') : createHash('sha256').update(input).digest();
-  }
-
-  /** Copies the bytes of the record last hashed into `target` at `at`; returns the end position. */
-  copyRecord(target: Buffer, at: number): number {
-    return at + this.scratch.copy(target, at, HEAD_BYTES, HEAD_BYTES + this.recordLength);
-  }
-
-  /** Length in bytes of the record last hashed (what copyRecord writes). */
-  get recordBytes(): number {
-    return this.recordLength;
-  }
-}
-
-export interface EntryHeader {
-  readonly first: number;
-  readonly count: number;
-  /** Hex head after the entry's last record. */
-  readonly head: string;
-  /** Hex prefix of the head after each record. */
-  readonly prefixes: readonly string[];
-}
-
-const HEADER_PATTERN = /^J1 (\d+) (\d+) ([0-9a-f]{64}) ([0-9a-f,]*)$/;
-
-/** The header line of an entry, or undefined when it is not in a format this version reads. */
-export function parseEntryHeader(line: string): EntryHeader | undefined {
-  const match = HEADER_PATTERN.exec(line);
-  if (match === null) return undefined;
-  const [, first, count, head, prefixes] = match as unknown as [string, string, string, string, string];
-  const list = prefixes === '' ? [] : prefixes.split(',');
-  if (list.length !== Number(count) || list.some((p) => p.length !== RECORD_PREFIX_HEX)) return undefined;
-  return { first: Number(first), count: Number(count), head, prefixes: list };
-}
 
 function unknownFormat(shardId: string, key: number): ArcError {
   return new ArcError(
@@ -146,10 +73,6 @@ function decodeEntry(value: unknown, shardId: string, key: number): { header: En
   const header = parseEntryHeader(lines[0] ?? '');
   if (header === undefined || lines.length !== header.count + 1) throw unknownFormat(shardId, key);
   return { header, lines };
-}
-
-function headerLine(first: number, count: number, head: Buffer, prefixes: string[]): string {
-  return `${ENTRY_FORMAT} ${first} ${count} ${head.toString('hex')} ${prefixes.join(',')}`;
 }
 
 export class LmdbStore implements JournalStore, SnapshotStore {
@@ -315,9 +238,9 @@ export class LmdbStore implements JournalStore, SnapshotStore {
 export class LmdbJournal implements Journal {
   readonly shardId: string;
   private readonly db: Database<Buffer, number>;
+  /** Re-hashes records for headAt (a snapshot inside an entry). */
   private readonly hasher = new ChainHasher();
-  /** Reused between appends: the entry's record lines are assembled here, then copied out once. */
-  private body = Buffer.allocUnsafe(64 * 1024);
+  private readonly encoder = new EntryEncoder();
   private next: number;
   /** Chain head after the last durable record. */
   private headBytes: Buffer;
@@ -368,25 +291,11 @@ export class LmdbJournal implements Journal {
     if (first.offset !== this.next) {
       return Promise.reject(new Error(`append at offset ${first.offset}, journal expects ${this.next}`));
     }
-    const prefixes = new Array<string>(records.length);
-    let head = this.headBytes;
-    let end = 0;
-    for (let i = 0; i < records.length; i++) {
-      const r = records[i] as JournalRecord;
-      head = this.hasher.next(head, JSON.stringify([r.atMs, r.actorId, r.kind, r.event, r.state] satisfies StoredRecord));
-      prefixes[i] = head.toString('hex', 0, RECORD_PREFIX_HEX / 2);
-      if (end + 1 + this.hasher.recordBytes > this.body.length) {
-        const grown = Buffer.allocUnsafe(Math.max(this.body.length * 2, end + 1 + this.hasher.recordBytes));
-        this.body.copy(grown, 0, 0, end);
-        this.body = grown;
-      }
-      this.body[end++] = NEWLINE;
-      end = this.hasher.copyRecord(this.body, end);
-    }
-    const entry = Buffer.concat([Buffer.from(headerLine(first.offset, records.length, head, prefixes), 'utf8'), this.body.subarray(0, end)]);
+    let entry: EncodedEntry;
     let written: Promise<boolean>;
     try {
-      written = this.db.put(first.offset, entry);
+      entry = this.encoder.encode(records, this.headBytes)[0] as EncodedEntry;
+      written = this.db.put(first.offset, entry.bytes);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -394,7 +303,7 @@ export class LmdbJournal implements Journal {
     return written.then((ok) => {
       if (!ok) throw new Error(`journal entry at offset ${first.offset} was not written`);
       this.next = first.offset + records.length;
-      this.headBytes = head;
+      this.headBytes = entry.head;
     });
   }
 
@@ -403,7 +312,7 @@ export class LmdbJournal implements Journal {
     for (const { key, value } of this.db.getRange({ start: 0 })) {
       const { lines } = decodeEntry(value, this.shardId, key);
       const records: JournalRecord[] = [];
-      for (let i = 1; i < lines.length; i++) records.push(toRecord(key + i - 1, lines[i] as string));
+      for (let i = 1; i < lines.length; i++) records.push(decodeRecord(key + i - 1, lines[i] as string));
       yield records;
     }
   }
@@ -414,24 +323,7 @@ export class LmdbJournal implements Journal {
     for (const key of this.db.getKeys({ start: fromOffset, end: -1, reverse: true, limit: 1 })) start = key;
     for (const { key, value } of this.db.getRange({ start })) {
       const { lines } = decodeEntry(value, this.shardId, key);
-      for (let i = Math.max(1, fromOffset - key + 1); i < lines.length; i++) yield toRecord(key + i - 1, lines[i] as string);
+      for (let i = Math.max(1, fromOffset - key + 1); i < lines.length; i++) yield decodeRecord(key + i - 1, lines[i] as string);
     }
   }
-}
-
-function toRecord(offset: number, line: string): JournalRecord {
-  const [atMs, actorId, kind, event, state] = JSON.parse(line) as StoredRecord;
-  return { offset, atMs, actorId, kind, event, state };
-}
-
-/** The byte ranges of an entry's lines (the first is the header); 0x0A never occurs inside a UTF-8 sequence. */
-export function splitLines(bytes: Uint8Array): Uint8Array[] {
-  const lines: Uint8Array[] = [];
-  let start = 0;
-  for (let i = bytes.indexOf(NEWLINE); i !== -1; i = bytes.indexOf(NEWLINE, start)) {
-    lines.push(bytes.subarray(start, i));
-    start = i + 1;
-  }
-  lines.push(bytes.subarray(start));
-  return lines;
 }

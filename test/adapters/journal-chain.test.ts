@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { journalHead, verifyJournal } from '../../adapters/lmdb/journal-chain.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { ErrorCodes } from '../../runtime/errors.js';
+import { verifyEntries } from '../../runtime/journal-chain.js';
+import { EntryEncoder, genesisHead, type EncodedEntry } from '../../runtime/journal-entry.js';
 import type { JournalRecord } from '../../runtime/journal.js';
 import type { ShardSnapshot } from '../../runtime/snapshot-store.js';
 import { makeRecords } from '../contract/journal-contract.js';
@@ -264,4 +266,31 @@ test('snapshot anchors follow snapshot retention', async (t) => {
   } finally {
     cleanup();
   }
+});
+
+test('the shared entry format: an append split over several entries chains to the head of one entry, and a journal placed by order alone (Kafka) tells removed from reordered', (t) => {
+  const encoder = new EntryEncoder();
+  const records = makeRecords(0, 50);
+  const [whole] = encoder.encode(records, genesisHead(S));
+  const parts = encoder.encode(records, genesisHead(S), 1_500);
+  t.true(parts.length > 3, `${parts.length} entries`);
+  t.true(parts.every((p) => p.bytes.length <= 1_500));
+  t.is(parts[parts.length - 1]?.head.toString('hex'), whole?.head.toString('hex'), 'splitting an append does not change the chain');
+  t.deepEqual(parts.map((p) => p.first), parts.map((_, i) => parts.slice(0, i).reduce((n, p) => n + p.count, 0)));
+  const ordered = (entries: readonly EncodedEntry[]) => entries.map((e, i) => ({ where: `message ${i}`, bytes: e.bytes }));
+  const intact = verifyEntries(S, ordered(parts), []);
+  t.is(intact.problem, undefined, intact.detail);
+  t.is(intact.records, 50);
+  t.is(intact.entries, parts.length);
+
+  const [a, b, c, d] = parts as [EncodedEntry, EncodedEntry, EncodedEntry, EncodedEntry];
+  const swapped = verifyEntries(S, ordered([a, c, b, d]), []);
+  t.deepEqual([swapped.problem, swapped.firstBadOffset], ['reordered', b.first], swapped.detail);
+  const left = verifyEntries(S, ordered([a, c, d]), []);
+  t.deepEqual([left.problem, left.firstBadOffset], ['removed', b.first], left.detail);
+  const repeated = verifyEntries(S, ordered([a, b, a]), []);
+  t.deepEqual([repeated.problem, repeated.firstBadOffset, repeated.records], ['reordered', 0, b.first + b.count], repeated.detail);
+
+  const big = makeRecords(0, 1).map((r) => ({ ...r, event: { type: 'big', blob: 'x'.repeat(2_000) } }));
+  t.throws(() => encoder.encode(big, genesisHead(S), 1_500), { instanceOf: RangeError, message: /more than a journal message may hold/ });
 });

@@ -5,9 +5,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createDataKey, DATA_KEY_ENV } from '../../adapters/lmdb/data-key.js';
+import { randomUUID } from 'node:crypto';
+import { KafkaStore, journalTopic } from '../../adapters/kafka/kafka-store.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
+import { EntryEncoder, genesisHead, type EncodedEntry } from '../../runtime/journal-entry.js';
 import { makeRecords } from '../contract/journal-contract.js';
 import { tempDir } from '../helpers/fixtures.js';
+import { brokers, deleteTopicsWithPrefix, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 
 const cli = fileURLToPath(new URL('../../cli/arcnet.js', import.meta.url));
 
@@ -111,6 +115,77 @@ test('arcnet audit: usage errors exit 2; a missing journal is ARC_ERR_NO_JOURNAL
     const missing = arcnet(['audit', 'verify', '--journal', join(dir, 'nothing-here')]);
     t.is(missing.status, 1);
     t.regex(missing.stderr, /ARC_ERR_NO_JOURNAL/);
+  } finally {
+    cleanup();
+  }
+});
+
+kafkaTest('arcnet audit verify --kafka: a Kafka journal is intact (exit 0); a forged message makes it exit 4 naming the offset, in the same report as a folder', async (t) => {
+  t.timeout(300_000);
+  const geozone = `AUDIT-${randomUUID().slice(0, 8).toUpperCase()}`;
+  const producer = testKafka(`audit-forger-${geozone}`).producer({ idempotent: true, maxInFlightRequests: 1 });
+  try {
+    const store = await KafkaStore.open({ brokers, shardIds: [geozone], clientId: `audit-${geozone}` });
+    const journal = store.journal(geozone);
+    for (const size of [4, 2, 5]) await journal.append(makeRecords(journal.nextOffset(), size));
+    const head = journal.head();
+    await store.close();
+
+    const kafka = ['--kafka', brokers.join(','), '--geozone', geozone.toLowerCase()];
+    const intact = arcnet(['audit', 'verify', ...kafka, '--json']);
+    t.is(intact.status, 0, intact.stderr);
+    const result = JSON.parse(intact.stdout) as Verification;
+    t.true(result.ok);
+    t.deepEqual(result.shards.map((s) => [s.shardId, s.records, s.head]), [[geozone, 11, head]]);
+    const text = arcnet(['audit', 'verify', ...kafka]);
+    t.is(text.status, 0, text.stderr);
+    t.regex(text.stdout, new RegExp(`${geozone}\\s+intact`));
+    t.regex(text.stdout, /journal intact/);
+
+    // Records 11..12 produced at the topic by someone else, chained from the wrong place.
+    const [forged] = new EntryEncoder().encode(makeRecords(11, 2, 'node/forged'), genesisHead(geozone));
+    await producer.connect();
+    await producer.send({ topic: journalTopic('', geozone), acks: -1, messages: [{ key: geozone, value: (forged as EncodedEntry).bytes, partition: 0 }] });
+
+    const tampered = arcnet(['audit', 'verify', ...kafka, '--json']);
+    t.is(tampered.status, 4, tampered.stderr);
+    const bad = (JSON.parse(tampered.stdout) as Verification).shards[0];
+    t.is(bad?.problem, 'altered');
+    t.is(bad?.firstBadOffset, 11);
+    t.is(bad?.records, 11);
+    t.regex(tampered.stderr, new RegExp(`ARC_ERR_JOURNAL_TAMPERED: shard ${geozone}: altered at offset 11\\b`));
+    const tamperedText = arcnet(['audit', 'verify', ...kafka]);
+    t.is(tamperedText.status, 4);
+    t.regex(tamperedText.stdout, new RegExp(`${geozone}\\s+ALTERED at offset 11`));
+    t.regex(tamperedText.stdout, /journal TAMPERED/);
+
+    const missing = arcnet(['audit', 'verify', '--kafka', brokers.join(','), '--geozone', `${geozone}-NONE`]);
+    t.is(missing.status, 1);
+    t.regex(missing.stderr, /ARC_ERR_NO_JOURNAL: no Kafka journal for/);
+  } finally {
+    await producer.disconnect().catch(() => undefined);
+    await deleteTopicsWithPrefix(journalTopic('', geozone));
+  }
+});
+
+test('arcnet audit verify --kafka: usage errors exit 2 and unreadable TLS files are ARC_ERR_TLS_CONFIG', (t) => {
+  const noGeozone = arcnet(['audit', 'verify', '--kafka', '127.0.0.1:1']);
+  t.is(noGeozone.status, 2);
+  t.regex(noGeozone.stderr, /ARC_ERR_USAGE: missing --geozone/);
+  const both = arcnet(['audit', 'verify', '--kafka', '127.0.0.1:1', '--geozone', 'CAISO', '--journal', '/tmp/x']);
+  t.is(both.status, 2);
+  t.regex(both.stderr, /--journal DIR or --kafka BROKERS, not both/);
+  const geozoneWithFolder = arcnet(['audit', 'verify', '--journal', '/tmp/x', '--geozone', 'CAISO']);
+  t.is(geozoneWithFolder.status, 2);
+  t.regex(geozoneWithFolder.stderr, /--geozone goes with --kafka/);
+  const certWithoutCa = arcnet(['audit', 'verify', '--kafka', '127.0.0.1:1', '--geozone', 'CAISO', '--kafka-tls-cert', '/tmp/c.pem']);
+  t.is(certWithoutCa.status, 2);
+  t.regex(certWithoutCa.stderr, /--kafka-tls-cert and --kafka-tls-key need --kafka-tls-ca/);
+  const { dir, cleanup } = tempDir('arcnet-audit-');
+  try {
+    const unreadable = arcnet(['audit', 'verify', '--kafka', '127.0.0.1:1', '--geozone', 'CAISO', '--kafka-tls-ca', join(dir, 'no-such-ca.pem')]);
+    t.is(unreadable.status, 1);
+    t.regex(unreadable.stderr, /ARC_ERR_TLS_CONFIG: .*--kafka-tls-ca/);
   } finally {
     cleanup();
   }
