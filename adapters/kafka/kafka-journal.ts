@@ -278,13 +278,7 @@ export class KafkaJournal implements Journal {
         `journal '${this.shardId}' holds records from offset ${this.base} in memory, not ${fromOffset}: open the store with fullJournal to read from the beginning`,
       );
     }
-    const segments = this.segments;
-    for (let s = this.segmentIndex(fromOffset); s < segments.length; s++) {
-      const segment = segments[s] as Segment;
-      if (segment.first + segment.count <= fromOffset) continue;
-      const lines = segment.bytes.toString('utf8').split('\n');
-      for (let i = Math.max(0, fromOffset - segment.first); i < segment.count; i++) yield decodeRecord(segment.first + i, lines[i + 1] as string);
-    }
+    yield* readSegments(this.segments, fromOffset);
   }
 
   /** The chain head after `offset`, hex, for offsets from firstReadableOffset() - 1 to the last record; undefined otherwise. */
@@ -350,14 +344,7 @@ export class KafkaJournal implements Journal {
 
   /** Index of the segment holding `offset` (segments are in offset order), or 0. */
   private segmentIndex(offset: number): number {
-    let lo = 0;
-    let hi = this.segments.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if ((this.segments[mid] as Segment).first <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return segmentIndexOf(this.segments, offset);
   }
 
   /** The Kafka offset to read the journal from to see every record after `offset`. */
@@ -637,4 +624,26 @@ function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error)
       },
     );
   });
+}
+
+/** The index of the segment holding `offset` (the last one starting at or before it). */
+export function segmentIndexOf(segments: readonly Segment[], offset: number): number {
+  let lo = 0;
+  let hi = segments.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if ((segments[mid] as Segment).first <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The records of journal messages in memory from `fromOffset` on, decoded as read (what a reopened store would return). */
+export function* readSegments(segments: readonly Segment[], fromOffset: number): Generator<JournalRecord> {
+  for (let s = segmentIndexOf(segments, fromOffset); s < segments.length; s++) {
+    const segment = segments[s] as Segment;
+    if (segment.first + segment.count <= fromOffset) continue;
+    const lines = segment.bytes.toString('utf8').split('\n');
+    for (let i = Math.max(0, fromOffset - segment.first); i < segment.count; i++) yield decodeRecord(segment.first + i, lines[i + 1] as string);
+  }
 }

@@ -70,7 +70,7 @@ export interface KafkaStoreOptions {
   readonly fullJournal?: boolean;
 }
 
-interface StoredSnapshot {
+export interface StoredSnapshot {
   readonly snapshot: ShardSnapshot;
   readonly journalKafkaOffset: number;
   /** The journal's chain head after the snapshot's offset, hex. */
@@ -324,7 +324,7 @@ async function ensureTopics(admin: Admin, prefix: string, shardIds: readonly str
 // ------------------------------------------------------------------ preload
 
 /** The latest snapshot of each owned shard (the last message per key). */
-async function latestSnapshots(reader: TopicReader, topic: string, owned: ReadonlySet<string>): Promise<Map<string, StoredSnapshot>> {
+export async function latestSnapshots(reader: TopicReader, topic: string, owned: ReadonlySet<string>): Promise<Map<string, StoredSnapshot>> {
   const latest = new Map<string, StoredSnapshot>();
   const to = await reader.endOffset(topic);
   // Compaction can leave the end of the log with no record at it, so a fetch may never reach
@@ -341,7 +341,7 @@ async function latestSnapshots(reader: TopicReader, topic: string, owned: Readon
  * contiguity and re-hashed from the snapshot's anchor: recovery never starts
  * from records that do not chain.
  */
-async function preloadJournals(reader: TopicReader, shards: readonly { shardId: string; topic: string; snapshot: StoredSnapshot | undefined }[]): Promise<Map<string, Tail>> {
+export async function preloadJournals(reader: TopicReader, shards: readonly { shardId: string; topic: string; snapshot: StoredSnapshot | undefined }[]): Promise<Map<string, Tail>> {
   const tails = new Map<string, Tail>();
   const byTopic = new Map<string, { shardId: string; tail: Tail; after: number }>();
   const plans = [];
