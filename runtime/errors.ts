@@ -43,6 +43,10 @@ export const ErrorCodes = {
   TLS_CONFIG: 'ARC_ERR_TLS_CONFIG',
   /** An internal invariant was broken: a bug, never a user error. */
   INVARIANT: 'ARC_ERR_INVARIANT',
+  /** A message on a shared input topic has no valid producer signature, or its signer is of another geozone (or node) than it claims. */
+  PRODUCER_IDENTITY: 'ARC_ERR_PRODUCER_IDENTITY',
+  /** The Kafka cluster refused an ACL request: it runs no authorizer, or this client may not change ACLs. */
+  KAFKA_ACL: 'ARC_ERR_KAFKA_ACL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
