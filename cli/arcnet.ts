@@ -10,6 +10,7 @@ import { runAuditCommand } from './audit-command.js';
 import { runInspectCommand } from './inspect-command.js';
 import { createProgress } from './progress.js';
 import { kafkaTopicsCommand } from './kafka-topics-command.js';
+import { formatAclsResult, kafkaAclsCommand } from './kafka-acls-command.js';
 import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
@@ -43,6 +44,10 @@ const usage = `arcnet: the ArcNet regional runtime
       (a consumer group decides who owns which) and take over from one that dies.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
+  arcnet kafka:acls --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
+      Grant each geozone's node certificates (principal User:node.<GEOZONE>) their own dispatch topic,
+      the training topic, writes to telemetry and results, and groups arcnet-agent.<GEOZONE>.*; nothing
+      else (idempotent; prints what it granted). Needs a cluster with an authorizer.
   arcnet keys create --role viewer|developer|operator|agent --geozones A,B|'*' --file keys.json [--label T] [--json]
   arcnet keys list --file keys.json [--json]  |  arcnet keys revoke --id ID --file keys.json
       API keys: create prints the key once and stores only its hash (file mode 0600).
@@ -224,6 +229,13 @@ async function main(argv: string[]): Promise<void> {
       const brokers = (values.kafka ?? process.env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
       const result = await kafkaTopicsCommand({ brokers, geozones: geozoneList(values.geozones), ssl: kafkaTls(values) });
       print(result, values.json === true);
+      return;
+    }
+    case 'kafka:acls': {
+      const brokers = (values.kafka ?? process.env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
+      const result = await kafkaAclsCommand({ brokers, geozones: geozoneList(values.geozones), ssl: kafkaTls(values) });
+      if (values.json === true) print(result, true);
+      else process.stdout.write(formatAclsResult(result));
       return;
     }
     default:

@@ -55,6 +55,10 @@ export const ErrorCodes = {
   PROTOCOL: 'ARC_ERR_PROTOCOL',
   /** A message about a node other than the one this connection said hello for. */
   NODE_MISMATCH: 'ARC_ERR_NODE_MISMATCH',
+  /** A message on a shared input topic has no valid producer signature, or its signer is of another geozone (or node) than it claims. */
+  PRODUCER_IDENTITY: 'ARC_ERR_PRODUCER_IDENTITY',
+  /** The Kafka cluster refused an ACL request: it runs no authorizer, or this client may not change ACLs. */
+  KAFKA_ACL: 'ARC_ERR_KAFKA_ACL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -7,6 +7,9 @@
 //   node scripts/kafka/kafka.mjs status   prints "running ..." (exit 0) or "stopped" (exit 1)
 //   node scripts/kafka/kafka.mjs tls-info prints JSON {address, ca, cert, key, listening} for the SSL listener
 //                                         (exit 1 when there are no certificates yet: start makes them)
+//   node scripts/kafka/kafka.mjs node-cert --node-id ID --geozone G --out DIR [--days N]
+//                                         a compute node's certificate from the local CA into DIR (node.pem,
+//                                         node-key.pem, ca.pem); prints JSON {nodeId, geozone, principal, subject, cert, key, ca, notAfter}
 //
 // Listeners, all on 127.0.0.1: PLAINTEXT (KAFKA_PORT, the one tests and the CLI use by default, also
 // inter-broker), CONTROLLER (KRaft), and SSL (KAFKA_TLS_PORT): TLS 1.3 only, client certificate required.
@@ -15,6 +18,11 @@
 // and the broker's own broker.pem/broker-key.pem (SAN 127.0.0.1 and localhost). Without an openssl
 // binary (and no usable certificates from before) the broker starts without the SSL listener.
 //
+// Authorization: KRaft's StandardAuthorizer with ACLs (see writeServerProperties for who is a super
+// user). On the SSL listener a compute node's certificate (subject CN=<node-id>,OU=<GEOZONE>,O=arcnet-node,
+// made by node-cert) is the principal User:node.<GEOZONE>, so ACLs are granted per geozone
+// (`arcnet kafka:acls`), not per node.
+//
 // Everything lives in <repo>/.kafka: libs/ (the classpath), server.properties,
 // log4j2.properties, cluster-id, data/ (log.dirs), tls/, broker.log (+ .1, the previous run's), broker.pid,
 // start.lock (held while a start is in progress).
@@ -22,11 +30,12 @@
 // KAFKA_START_TIMEOUT_MS (120000).
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 Java 17+ or Maven not available here.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const EXIT_FAILURE = 1;
@@ -59,6 +68,21 @@ const TLS_FILES = {
 /** Local certificates are long-lived (nothing rotates them); they are made again when less than a day is left. */
 const TLS_DAYS = 3650;
 const TLS_RENEW_BEFORE_MS = 24 * 3_600_000;
+/** The region's own identity on the SSL listener: the subject of client.pem, a super user (see writeServerProperties). */
+const CLIENT_COMMON_NAME = 'arcnet-local-client';
+const CLIENT_SUBJECT = `CN=${CLIENT_COMMON_NAME}`;
+/**
+ * Compute node certificates: the organisation that marks them, and what their subject fields may hold.
+ * These patterns are the ones adapters/security/node-identity.ts checks and adapters/kafka/acls.ts
+ * names principals by. A node id is at most 64 characters (X.509's limit for a CN); neither field may hold
+ * a character that RFC 2253 escapes (comma, plus, quote, backslash, angle brackets, semicolon), so the
+ * DN Kafka sees is exactly CN=<node-id>,OU=<GEOZONE>,O=arcnet-node.
+ */
+const NODE_ORGANIZATION = 'arcnet-node';
+const NODE_ID_PATTERN = /^[A-Za-z0-9._:@-]{1,64}$/;
+const GEOZONE_PATTERN = /^[A-Z0-9_-]{1,32}$/;
+const NODE_CERT_DAYS = 365;
+const NODE_CERT_MAX_DAYS = TLS_DAYS;
 const READY_LINE = 'Kafka Server started';
 const MIN_JAVA = 17;
 
@@ -222,7 +246,7 @@ function makeTlsMaterial(dir) {
     rmSync(join(dir, `${name}.ext`));
   };
   leaf('broker', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  leaf('client', 'arcnet-local-client', 'extendedKeyUsage=clientAuth\n');
+  leaf('client', CLIENT_COMMON_NAME, 'extendedKeyUsage=clientAuth\n');
   // Kafka's file-based PEM key store is one file: the (PKCS#8, here unencrypted) key, then the chain.
   const keyStore = ['broker-key.pem', 'broker.pem', 'ca.pem'].map((f) => readFileSync(join(dir, f), 'utf8').trimEnd()).join('\n');
   writeFileSync(join(dir, 'broker-keystore.pem'), `${keyStore}\n`, { mode: 0o600 });
@@ -251,6 +275,44 @@ function ensureTlsMaterial() {
   renameSync(staging, TLS_DIR);
   info(`made a CA, a broker and a client certificate in ${TLS_DIR}`);
   return true;
+}
+
+/** The CA's certificate and key, for signing node certificates; a CliError saying what to do when they are not there. */
+function localCa() {
+  const caKey = join(TLS_DIR, 'ca-key.pem');
+  if (!tlsMaterialUsable() || !existsSync(caKey)) {
+    throw new CliError(`no usable local CA in ${TLS_DIR}: \`node scripts/kafka/kafka.mjs start\` makes it (it needs openssl)`);
+  }
+  if (!opensslAvailable()) throw new CliError('openssl is not available here: it is needed to make a node certificate');
+  return { cert: TLS_FILES.ca, key: caKey };
+}
+
+/**
+ * A compute node's certificate signed by the local CA: EC P-256, client authentication only, subject
+ * O=arcnet-node, OU=<geozone>, CN=<node-id> (which Kafka and Java print as CN=..,OU=..,O=arcnet-node).
+ * A random serial instead of -CAcreateserial: two node-cert runs at once must not share ca.srl.
+ */
+function makeNodeCertificate({ nodeId, geozone, outDir, days }) {
+  const ca = localCa();
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  const staging = join(outDir, `.node-cert-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { mode: 0o700 });
+  try {
+    writeFileSync(join(staging, 'node.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+    openssl(staging, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'node-key.pem', '-out', 'node.csr',
+      '-subj', `/O=${NODE_ORGANIZATION}/OU=${geozone}/CN=${nodeId}`]);
+    openssl(staging, ['x509', '-req', '-in', 'node.csr', '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`,
+      '-out', 'node.pem', '-days', String(days), '-extfile', 'node.ext']);
+    const files = { cert: join(outDir, 'node.pem'), key: join(outDir, 'node-key.pem'), ca: join(outDir, 'ca.pem') };
+    writeFileSync(files.key, readFileSync(join(staging, 'node-key.pem')), { mode: 0o600 });
+    chmodSync(files.key, 0o600);
+    writeFileSync(files.cert, readFileSync(join(staging, 'node.pem')));
+    writeFileSync(files.ca, readFileSync(ca.cert));
+    return files;
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }
 
 function tlsInfoLine(cfg) {
@@ -284,6 +346,22 @@ function writeServerProperties({ port, controllerPort, tlsPort }, tls) {
     'share.coordinator.state.topic.replication.factor=1',
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
+    // Authorization: KRaft's StandardAuthorizer (ACLs live in the metadata log, so they survive restarts),
+    // and nothing is allowed without an ACL. Super users, who bypass ACLs:
+    //  - User:ANONYMOUS is every PLAINTEXT connection, which here means the PLAINTEXT listener (tests, CI,
+    //    the CLI and the region on this machine) and the CONTROLLER listener (the broker talking to its own
+    //    controller; inter-broker traffic is PLAINTEXT too). Both are bound to 127.0.0.1: "anonymous" is
+    //    a process on this machine, which could read .kafka/data directly anyway. A deployment where nodes
+    //    can reach the brokers must not offer them a PLAINTEXT listener.
+    //    It is also why ssl.client.auth=required below matters: an SSL client without a certificate
+    //    would be ANONYMOUS, and so a super user.
+    //  - The region's client certificate (client.pem, User:${CLIENT_SUBJECT}): the region creates topics,
+    //    owns every consumer group and transactional id and runs kafka:acls (ALTER on the cluster); its ACL
+    //    set would be "everything", so it is a super user, said plainly rather than spelled out in ACLs.
+    // The authorizer is on even without the SSL listener, so that kafka:acls works the same either way.
+    'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    'allow.everyone.if.no.acl.found=false',
+    `super.users=User:ANONYMOUS;User:${CLIENT_SUBJECT}`,
     ...(tls
       ? [
           // Only the SSL listener uses these. TLS 1.3 only, and a client without a certificate from ca.pem is refused.
@@ -294,6 +372,11 @@ function writeServerProperties({ port, controllerPort, tlsPort }, tls) {
           `ssl.keystore.location=${TLS_FILES.brokerKeyStore}`,
           'ssl.truststore.type=PEM',
           `ssl.truststore.location=${TLS_FILES.ca}`,
+          // A node certificate (CN=<node-id>,OU=<GEOZONE>,O=arcnet-node, as Java prints the DN) is the principal
+          // User:node.<GEOZONE>: ACLs are per geozone, and a new node needs a certificate, not an ACL change.
+          // Anything else keeps its whole DN (DEFAULT), e.g. User:CN=arcnet-local-client. The character classes
+          // are node-cert's; a DN with an escaped character does not match and gets no node ACLs.
+          `ssl.principal.mapping.rules=RULE:^CN=([A-Za-z0-9._:@-]+),OU=([A-Z0-9_-]+),O=${NODE_ORGANIZATION}$/node.$2/,DEFAULT`,
         ]
       : []),
     '',
@@ -542,6 +625,7 @@ async function startLocked(cfg) {
     info(`broker already running (pid ${existing})`);
     if (runningConfigHasTls()) info(tlsInfoLine(cfg));
     else info(`the running broker has no SSL listener (started without one): stop and start it to get one on ${cfg.tlsAddress}`);
+    if (!runningConfigHasAuthorizer()) info('the running broker has no ACL authorizer (started by an older kafka.mjs): stop and start it to get one');
     process.stdout.write(`${cfg.address}\n`);
     return;
   }
@@ -601,6 +685,11 @@ function runningConfigHasTls() {
   return existsSync(SERVER_PROPERTIES) && /^listeners=.*\bSSL:\/\//m.test(readFileSync(SERVER_PROPERTIES, 'utf8'));
 }
 
+/** Whether the running broker's server.properties (the last start's) enables the ACL authorizer. */
+function runningConfigHasAuthorizer() {
+  return existsSync(SERVER_PROPERTIES) && /^authorizer\.class\.name=\S/m.test(readFileSync(SERVER_PROPERTIES, 'utf8'));
+}
+
 /** Where the SSL listener and its client certificates are, as JSON; exit 1 when there are no certificates yet. */
 async function tlsInfo() {
   const cfg = config();
@@ -610,6 +699,41 @@ async function tlsInfo() {
   }
   const listening = runningBrokerPid() !== undefined && runningConfigHasTls() && (await portAnswers(cfg.tlsPort));
   const out = { address: cfg.tlsAddress, ca: TLS_FILES.ca, cert: TLS_FILES.clientCert, key: TLS_FILES.clientKey, listening };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  return 0;
+}
+
+const NODE_CERT_USAGE = 'usage: node scripts/kafka/kafka.mjs node-cert --node-id ID --geozone G --out DIR [--days N]';
+
+/** `node-cert --node-id ID --geozone G --out DIR [--days N]`: see makeNodeCertificate. */
+async function nodeCert() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: process.argv.slice(3),
+      strict: true,
+      options: { 'node-id': { type: 'string' }, geozone: { type: 'string' }, out: { type: 'string' }, days: { type: 'string' } },
+    }));
+  } catch (err) {
+    throw new CliError(`${err.message}\n${NODE_CERT_USAGE}`, EXIT_USAGE);
+  }
+  const nodeId = values['node-id'] ?? '';
+  const geozone = values.geozone ?? '';
+  if (!NODE_ID_PATTERN.test(nodeId)) throw new CliError(`--node-id '${nodeId}': 1 to 64 letters, digits or . _ : @ -\n${NODE_CERT_USAGE}`, EXIT_USAGE);
+  if (!GEOZONE_PATTERN.test(geozone)) throw new CliError(`--geozone '${geozone}': 1 to 32 upper-case letters, digits, _ or -\n${NODE_CERT_USAGE}`, EXIT_USAGE);
+  if (values.out === undefined || values.out === '') throw new CliError(`missing --out DIR\n${NODE_CERT_USAGE}`, EXIT_USAGE);
+  const days = values.days === undefined ? NODE_CERT_DAYS : Number(values.days);
+  if (!Number.isInteger(days) || days < 1 || days > NODE_CERT_MAX_DAYS) throw new CliError(`--days must be a whole number from 1 to ${NODE_CERT_MAX_DAYS}`, EXIT_USAGE);
+  const files = makeNodeCertificate({ nodeId, geozone, outDir: resolve(values.out), days });
+  const cert = new X509Certificate(readFileSync(files.cert));
+  const out = {
+    nodeId,
+    geozone,
+    principal: `User:node.${geozone}`,
+    subject: `CN=${nodeId},OU=${geozone},O=${NODE_ORGANIZATION}`,
+    ...files,
+    notAfter: new Date(cert.validTo).toISOString(),
+  };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   return 0;
 }
@@ -640,13 +764,13 @@ async function status() {
   return 0;
 }
 
-const commands = { start, stop, status, 'tls-info': tlsInfo };
+const commands = { start, stop, status, 'tls-info': tlsInfo, 'node-cert': nodeCert };
 
 async function main() {
   const name = process.argv[2];
   const command = name === undefined ? undefined : commands[name];
   if (!command) {
-    process.stderr.write('usage: node scripts/kafka/kafka.mjs start|stop|status|tls-info\n');
+    process.stderr.write('usage: node scripts/kafka/kafka.mjs start|stop|status|tls-info|node-cert\n');
     return EXIT_USAGE;
   }
   return (await command()) ?? 0;
