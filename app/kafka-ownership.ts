@@ -15,7 +15,7 @@ import {
   type GeozoneMessage,
   type OutboundMessage,
 } from '../adapters/kafka/geozone-assigner.js';
-import { KafkaStore } from '../adapters/kafka/kafka-store.js';
+import { KafkaStore, type JournalWriteStatus } from '../adapters/kafka/kafka-store.js';
 import { OffsetJournal } from '../adapters/kafka/offset-journal.js';
 import { ensureTopicsAt, sortedGeozones, topicNames, topicSpecs } from '../adapters/kafka/topics.js';
 import { monotonicNowMs } from '../runtime/clock.js';
@@ -166,14 +166,17 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     const started = monotonicNowMs();
     const geozone = entry.geozone;
     // Opening fences every older owner of the geozone's journal before reading it.
-    const store = await retryWithBackoff(() => KafkaStore.open({ brokers, ssl: options.ssl, shardIds: [geozone], clientId: `${options.clientId}-${geozone}` }), {
+    const store = await retryWithBackoff(
+      () => KafkaStore.open({ brokers, ssl: options.ssl, shardIds: [geozone], clientId: `${options.clientId}-${geozone}`, onWriteStatus: (shardId, status) => onWriteStatus(shardId, status) }),
+      {
       signal: stopSignal.signal,
       onRetry: (attempt, error, delayMs) => {
         counters.startRetries++;
         host.note('opening the journal failed; retrying', { geozone, attempt, delayMs, error: (error as Error).message });
       },
       stopIf: () => entry.lost || stopping,
-    });
+      },
+    );
     if (entry.lost || stopping) {
       await store.close();
       return;
@@ -190,6 +193,17 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     log.info(takeover, 'geozone taken');
   }
 
+  /** Journal writes that are retrying (the broker went away): the region is not ready until they go through. */
+  const writesRetrying = new Set<string>();
+  function onWriteStatus(geozone: string, status: JournalWriteStatus): void {
+    if (status.retrying && !writesRetrying.has(geozone)) {
+      writesRetrying.add(geozone);
+      host.note('journal writes failing; retrying', { geozone, attempts: status.attempts, error: status.lastError ?? '' });
+    } else if (!status.retrying && writesRetrying.delete(geozone)) {
+      log.info({ geozone, attempts: status.attempts }, 'journal writes go through again');
+    }
+  }
+
   function acquire(geozone: string): void {
     const entry: Owned = { geozone, ready: Promise.resolve(), isReady: false, lost: false, applied: new Map(), sending: Promise.resolve() };
     owned.set(geozone, entry);
@@ -202,6 +216,7 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
   /** Stops feeding a geozone, makes what it holds durable if it still may, and closes its store. */
   async function release(entry: Owned): Promise<void> {
     entry.lost = true;
+    writesRetrying.delete(entry.geozone);
     if (owned.get(entry.geozone) === entry) owned.delete(entry.geozone);
     await entry.ready;
     const { shard, journal, store } = entry;
@@ -315,6 +330,9 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     async start() {
       const retry = {
         signal: stopSignal.signal,
+        // Nothing here is fatal: a broker that is not up yet, topics just created, an address the
+        // operator is still fixing: the status line and /readyz say why, and the process waits.
+        isFatal: () => false,
         onRetry: (attempt: number, error: unknown, delayMs: number) => {
           counters.startRetries++;
           host.note('Kafka not reachable yet; retrying', { attempt, delayMs, error: (error as Error).message });
@@ -350,9 +368,10 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
         }
       }, COMMIT_EVERY_MS);
     },
-    ready: () => consumer !== undefined && !stopping && [...owned.values()].every((e) => e.isReady),
+    ready: () => consumer !== undefined && !stopping && writesRetrying.size === 0 && [...owned.values()].every((e) => e.isReady),
     owned: () => [...owned.values()].map((e) => ({ geozone: e.geozone, ready: e.isReady })).sort((a, b) => (a.geozone < b.geozone ? -1 : 1)),
-    timeTravel: () => ({ unavailable: 'time travel replays an LMDB journal in a worker; this region keeps its journal in Kafka' }),
+    // Replayed in a worker that reads the journals from Kafka itself (read-only: it fences no one).
+    timeTravel: () => ({ kafka: { brokers, ssl: options.ssl } }),
     send,
     publish(input) {
       if (stopping || producer === undefined) return;

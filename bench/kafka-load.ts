@@ -30,7 +30,7 @@ export interface RegionChild {
 export function startRegionChild(brokers: readonly string[], zones: readonly string[], group: string, nodeArgs: readonly string[] = []): RegionChild {
   const child = spawn(
     process.execPath,
-    [...nodeArgs, entry, 'region', '--kafka', brokers.join(','), '--geozones', zones.join(','), '--group', group, '--status-every', '60s'],
+    [...nodeArgs, entry, 'region', '--kafka', brokers.join(','), '--geozones', zones.join(','), '--group', group, '--status-every', '60s', '--port', '0'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

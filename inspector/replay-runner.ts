@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import { Worker } from 'node:worker_threads';
 import { ArcError, ErrorCodes, type ErrorCode } from '../runtime/errors.js';
 import type { PointState, TimePoint } from './point-in-time.js';
@@ -8,10 +9,10 @@ import type { PointState, TimePoint } from './point-in-time.js';
  * one (the older worker is stopped and its caller told so), which is what a
  * dragged slider needs.
  */
-export interface ReplayWorkerData {
-  readonly path: string;
-  readonly dataKeyHex?: string;
-}
+/** Where the worker opens the journals: an LMDB data folder, or Kafka (read-only, beside the live owner). */
+export type ReplayWorkerData =
+  | { readonly path: string; readonly dataKeyHex?: string }
+  | { readonly kafka: { readonly brokers: readonly string[]; readonly ssl?: ConnectionOptions | undefined; readonly topicPrefix?: string | undefined } };
 
 export interface ReplayRequest {
   readonly id: number;

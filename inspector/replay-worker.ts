@@ -1,6 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Region } from '../actors/region.js';
+import { KafkaJournalReader } from '../adapters/kafka/kafka-journal-reader.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
+import type { JournalStore } from '../runtime/journal.js';
+import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { describePoint, rebuildAt, resolvePoint, type PointState, type ResolvedPoint } from './point-in-time.js';
 import type { ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-runner.js';
@@ -12,18 +15,23 @@ import type { ReplayReply, ReplayRequest, ReplayWorkerData } from './replay-runn
  * forward) continues from it record by record; anything else is rebuilt from
  * the nearest snapshot.
  */
-const { path, dataKeyHex } = workerData as ReplayWorkerData;
-const encryptionKey = dataKeyHex === undefined ? undefined : Buffer.from(dataKeyHex, 'hex');
+const data = workerData as ReplayWorkerData;
 
-let store: LmdbStore | undefined;
+type ReadStore = JournalStore & SnapshotStore & { close(): Promise<void> };
+let store: ReadStore | undefined;
 let last: { region: Region; point: ResolvedPoint; recovered: { shardId: string; fromSnapshotOffset: number; replayed: number }[] } | undefined;
 
-async function openStore(ends: Readonly<Record<string, number>>): Promise<LmdbStore> {
+async function openStore(ends: Readonly<Record<string, number>>): Promise<ReadStore> {
   // A journal's end is read when it is opened: reopen when the live region has written past it.
-  const stale = store !== undefined && Object.entries(ends).some(([geozone, end]) => (store as LmdbStore).journal(geozone).nextOffset() < end);
+  const stale = store !== undefined && Object.entries(ends).some(([geozone, end]) => (store as ReadStore).journal(geozone).nextOffset() < end);
   if (store !== undefined && !stale) return store;
   await store?.close();
-  store = new LmdbStore(path, { readOnly: true, ...(encryptionKey === undefined ? {} : { encryptionKey }) });
+  if ('kafka' in data) {
+    store = await KafkaJournalReader.open({ ...data.kafka, shardIds: Object.keys(ends), clientId: `arcnet-time-travel-${process.pid}` });
+  } else {
+    const encryptionKey = data.dataKeyHex === undefined ? undefined : Buffer.from(data.dataKeyHex, 'hex');
+    store = new LmdbStore(data.path, { readOnly: true, ...(encryptionKey === undefined ? {} : { encryptionKey }) });
+  }
   return store;
 }
 

@@ -3,7 +3,7 @@ import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
 import { readSegments, type Tail } from './kafka-journal.js';
-import { journalTopic, latestSnapshots, preloadJournals, quietKafka, snapshotsTopic } from './kafka-store.js';
+import { journalTopic, latestSnapshots, preloadJournals, quietKafka, snapshotsTopic, type StoredSnapshot } from './kafka-store.js';
 import { TopicReader } from './topic-reader.js';
 
 export interface KafkaJournalReaderOptions {
@@ -35,7 +35,7 @@ export class KafkaJournalReader implements JournalStore, SnapshotStore {
     try {
       const existing = new Set(await admin.listTopics());
       const reader = new TopicReader(kafka, admin, options.clientId, options.readTimeoutMs ?? 600_000);
-      const snapshots = existing.has(snapshotsTopic(prefix)) ? await latestSnapshots(reader, snapshotsTopic(prefix), new Set(shardIds)) : new Map();
+      const snapshots = existing.has(snapshotsTopic(prefix)) ? await latestSnapshots(reader, snapshotsTopic(prefix), new Set(shardIds)) : new Map<string, StoredSnapshot>();
       const present = shardIds.filter((id) => existing.has(journalTopic(prefix, id)));
       const tails = await preloadJournals(
         reader,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
-import { KafkaStore } from '../../adapters/kafka/kafka-store.js';
+import { KafkaJournalReader } from '../../adapters/kafka/kafka-journal-reader.js';
 import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
 import type { RegionInput } from '../../actors/region-io.js';
 import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
@@ -54,7 +54,7 @@ function inputs(home: string, away: string, run: string, nowMs: number): RegionI
 
 /** Journal records with run-specific names and wall-clock times taken out. */
 async function normalisedJournal(zone: string, names: Record<string, string>): Promise<unknown[]> {
-  const store = await KafkaStore.open({ brokers, shardIds: [zone], clientId: `topology-reader-${zone}`, fullJournal: true });
+  const store = await KafkaJournalReader.open({ brokers, shardIds: [zone], clientId: `topology-reader-${zone}` });
   try {
     const out: unknown[] = [];
     for (const record of store.journal(zone).read(0)) {

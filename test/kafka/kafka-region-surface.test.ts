@@ -89,6 +89,14 @@ kafkaTest('kafka region: the HTTP API, console, metrics and inspector under the 
     t.is(history.status, 200, 'actor history reads the Kafka journal');
     const entries = ((await history.json()) as { entries: { event: string }[] }).entries;
     t.true(entries.length >= 2, `spawned and reserved at least: ${JSON.stringify(entries)}`);
+    // Time travel replays the Kafka journal in a worker (read-only, beside this live owner).
+    const firstOffset = ((await (await call(`/inspector/api/history?id=${encodeURIComponent(`node/n-${run}`)}&limit=50`, viewerA)).json()) as { entries: { offset: number }[] }).entries[0]?.offset ?? -1;
+    const travelled = await call(`/inspector/api/at?geozone=${zoneA}&offset=${firstOffset}`, viewerA);
+    t.is(travelled.status, 200, await travelled.clone().text());
+    const point = (await travelled.json()) as { shards: { geozone: string; offset: number; stateHash: string; record?: { actorId: string } }[] };
+    t.is(point.shards.length, 1, 'only the geozone in the key scope');
+    t.is(point.shards[0]?.geozone, zoneA);
+    t.is(point.shards[0]?.record?.actorId, `node/n-${run}`, 'the record at the point is the node joining');
     const nodeHistory = await call(`/v1/nodes/n-${run}/history?from-offset=0&to-offset=1000`, viewerA);
     t.is(nodeHistory.status, 200, 'node history reads the Kafka journal');
     await until('the console to carry the telemetry and the inference', 30_000, () => consoleMessages.some((m) => m['type'] === 'inference') && consoleMessages.some((m) => m['type'] === 'telemetry'));

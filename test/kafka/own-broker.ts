@@ -98,6 +98,12 @@ function run(script: string, command: string, env: NodeJS.ProcessEnv, timeoutMs:
 
 /** Makes the broker's folder and starts it. */
 export async function startOwnBroker(): Promise<OwnBroker> {
+  const broker = await ownBroker();
+  return broker;
+}
+
+/** Makes the broker's folder and picks its ports, without starting it (for a client that must wait for it). */
+export async function ownBroker(): Promise<OwnBroker> {
   const home = mkdtempSync(join(tmpdir(), 'arcnet-own-broker-'));
   const scriptDir = join(home, 'scripts', 'kafka');
   mkdirSync(scriptDir, { recursive: true });
