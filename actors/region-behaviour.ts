@@ -55,9 +55,17 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   readonly index = new RoutingIndex();
   private readonly geozone: string;
   private readonly config: RegionConfig;
-  /** Ended request ids → when they ended, oldest first (Map keeps insertion order). */
+  /**
+   * Ended request ids → when they ended, oldest first (Map keeps insertion order;
+   * snapshots save it as a list in that order, so a restore keeps it exactly).
+   */
   private readonly ended = new Map<string, number>();
-  /** Derived from actors (kept by onActorChanged), for summaries. */
+  /*
+   * Derived from actors (kept by onActorChanged). A restore rebuilds them in actor
+   * id order, the live shard in order of arrival, so their iteration order must
+   * never reach a record or an effect: summaries sum in an order-free way, and
+   * forwards are re-sent in request id order.
+   */
   private readonly nodes = new Map<string, { status: NodeStatus; context: NodeContext }>();
   private readonly openReservations = new Set<string>();
   /** Requests handed to another shard and not yet acknowledged by it. */
@@ -271,7 +279,11 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   }
 
   private resendForwards(ctx: Ctx, olderThanMs: number): void {
-    for (const requestId of this.forwarding) {
+    if (this.forwarding.size === 0) return;
+    // In request id order, not the set's: a restored shard fills the set in another order
+    // than the live one did, and the order of forwards is the order the receiver records them.
+    // Sorting is cheap here: only unacknowledged forwards, at ticks and on recovery.
+    for (const requestId of [...this.forwarding].sort()) {
       const snapshot = ctx.snapshot(reservationActorId(requestId));
       if (snapshot === undefined) continue;
       const res = reservationView(snapshot).context;

@@ -308,6 +308,12 @@ export class Shard<I, E> {
   }
 
   private restoreSnapshot(snapshot: ShardSnapshot): void {
+    // Actors come back in the snapshot's canonical id order, not the live shard's order of
+    // arrival. So no iteration order over actors, or over what a behaviour derives from them,
+    // may reach a record or an effect: each such place orders explicitly (the timer wheel by
+    // deadline then id, the region's summaries and forward re-sends in ways of their own), which
+    // costs nothing per input. Keeping the arrival order in snapshots instead would make them
+    // depend on history, and would still not cover sets whose members leave and come back.
     for (const persisted of snapshot.actors) {
       const restored = this.host.restore(persisted);
       this.afterChange(persisted.id, persisted.kind, restored);
