@@ -60,6 +60,12 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
    * snapshots save it as a list in that order, so a restore keeps it exactly).
    */
   private readonly ended = new Map<string, number>();
+  /**
+   * Ends during the step being decided, in order: they reach `ended` only once the
+   * step is kept (a refused step must leave `ended`, and its evictions, untouched).
+   */
+  private readonly endedInStep: [requestId: string, atMs: number][] = [];
+  private inStep = false;
   /*
    * Derived from actors (kept by onActorChanged). A restore rebuilds them in actor
    * id order, the live shard in order of arrival, so their iteration order must
@@ -375,13 +381,25 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       } else {
         this.openReservations.delete(requestId);
         this.forwarding.delete(requestId);
-        this.remember(requestId, atMs);
+        if (this.inStep) this.endedInStep.push([requestId, atMs]);
+        else this.remember(requestId, atMs);
       }
     }
   }
 
+  beginStep(): void {
+    this.inStep = true;
+  }
+
+  endStep(kept: boolean): void {
+    this.inStep = false;
+    if (kept) for (const [requestId, atMs] of this.endedInStep) this.remember(requestId, atMs);
+    this.endedInStep.length = 0;
+  }
+
   /** Whether the id ended here within the retention window (older memories are being forgotten). */
   private endedRecently(requestId: string, nowMs: number): boolean {
+    for (const [endedId] of this.endedInStep) if (endedId === requestId) return true;
     const endedAtMs = this.ended.get(requestId);
     return endedAtMs !== undefined && endedAtMs > nowMs - this.config.requestIdRetentionMs;
   }
