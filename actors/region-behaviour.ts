@@ -55,9 +55,23 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   readonly index = new RoutingIndex();
   private readonly geozone: string;
   private readonly config: RegionConfig;
-  /** Ended request ids → when they ended, oldest first (Map keeps insertion order). */
+  /**
+   * Ended request ids → when they ended, oldest first (Map keeps insertion order;
+   * snapshots save it as a list in that order, so a restore keeps it exactly).
+   */
   private readonly ended = new Map<string, number>();
-  /** Derived from actors (kept by onActorChanged), for summaries. */
+  /**
+   * Ends during the step being decided, in order: they reach `ended` only once the
+   * step is kept (a refused step must leave `ended`, and its evictions, untouched).
+   */
+  private readonly endedInStep: [requestId: string, atMs: number][] = [];
+  private inStep = false;
+  /*
+   * Derived from actors (kept by onActorChanged). A restore rebuilds them in actor
+   * id order, the live shard in order of arrival, so their iteration order must
+   * never reach a record or an effect: summaries sum in an order-free way, and
+   * forwards are re-sent in request id order.
+   */
   private readonly nodes = new Map<string, { status: NodeStatus; context: NodeContext }>();
   private readonly openReservations = new Set<string>();
   /** Requests handed to another shard and not yet acknowledged by it. */
@@ -271,7 +285,11 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   }
 
   private resendForwards(ctx: Ctx, olderThanMs: number): void {
-    for (const requestId of this.forwarding) {
+    if (this.forwarding.size === 0) return;
+    // In request id order, not the set's: a restored shard fills the set in another order
+    // than the live one did, and the order of forwards is the order the receiver records them.
+    // Sorting is cheap here: only unacknowledged forwards, at ticks and on recovery.
+    for (const requestId of [...this.forwarding].sort()) {
       const snapshot = ctx.snapshot(reservationActorId(requestId));
       if (snapshot === undefined) continue;
       const res = reservationView(snapshot).context;
@@ -363,13 +381,25 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       } else {
         this.openReservations.delete(requestId);
         this.forwarding.delete(requestId);
-        this.remember(requestId, atMs);
+        if (this.inStep) this.endedInStep.push([requestId, atMs]);
+        else this.remember(requestId, atMs);
       }
     }
   }
 
+  beginStep(): void {
+    this.inStep = true;
+  }
+
+  endStep(kept: boolean): void {
+    this.inStep = false;
+    if (kept) for (const [requestId, atMs] of this.endedInStep) this.remember(requestId, atMs);
+    this.endedInStep.length = 0;
+  }
+
   /** Whether the id ended here within the retention window (older memories are being forgotten). */
   private endedRecently(requestId: string, nowMs: number): boolean {
+    for (const [endedId] of this.endedInStep) if (endedId === requestId) return true;
     const endedAtMs = this.ended.get(requestId);
     return endedAtMs !== undefined && endedAtMs > nowMs - this.config.requestIdRetentionMs;
   }

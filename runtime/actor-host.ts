@@ -70,6 +70,18 @@ export class ActorHost {
     return hosted.ref.getSnapshot() as AnyMachineSnapshot;
   }
 
+  /**
+   * Puts an actor back to an earlier snapshot of it (undefined: it did not
+   * exist), for a step that is being undone. The actor is re-created from the
+   * snapshot's persisted form, exactly as a restore from a shard snapshot would.
+   */
+  revert(id: string, kindName: string, before: AnyMachineSnapshot | undefined): AnyMachineSnapshot | undefined {
+    this.remove(id);
+    if (before === undefined) return undefined;
+    const kind = this.kind(kindName);
+    return this.restore({ id, kind: kind.name, snapshot: kind.machine.getPersistedSnapshot(before) });
+  }
+
   remove(id: string): void {
     const hosted = this.actors.get(id);
     if (hosted === undefined) return;

@@ -49,6 +49,11 @@ export const ErrorCodes = {
   DATA_KEY: 'ARC_ERR_DATA_KEY',
   /** TLS settings are incomplete or unreadable (certificate, key or CA files). */
   TLS_CONFIG: 'ARC_ERR_TLS_CONFIG',
+  /**
+   * The shard's behaviour failed while deciding this input (a bug): the input was
+   * refused whole, nothing of it was applied or journaled, and the shard goes on.
+   */
+  INPUT_REFUSED: 'ARC_ERR_INPUT_REFUSED',
   /** An internal invariant was broken: a bug, never a user error. */
   INVARIANT: 'ARC_ERR_INVARIANT',
   /** A message out of order on a connection (before the hello, or a second hello): the connection is closed. */
@@ -67,8 +72,8 @@ export class ArcError extends Error {
   readonly code: ErrorCode;
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-    super(message);
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'ArcError';
     this.code = code;
     this.details = details;

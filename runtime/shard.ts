@@ -45,6 +45,19 @@ export interface ShardBehaviour<I, E> {
   onRecovered?(ctx: ShardContext<E>): void;
   /** Applies a shard-level record (live and in replay). */
   applyNote(record: JournalRecord): void;
+  /**
+   * A step begins: an input, a deadline or a tick is about to be decided. Until
+   * endStep the step may still be undone, so state the behaviour keeps outside
+   * actors, and cannot derive again from them, must be changed in a way it can drop.
+   */
+  beginStep?(): void;
+  /**
+   * The step ends. `kept` false: it was undone. The runtime has already put every
+   * actor the step touched back as it was, telling onActorChanged (snapshot
+   * undefined for one the step spawned, which is not an end), and dropped the
+   * step's records and effects; the behaviour drops its own changes since beginStep.
+   */
+  endStep?(kept: boolean): void;
   /** Behaviour state outside actors, for snapshots and the state hash (JSON-safe, canonical). */
   saveState(): unknown;
   loadState(state: unknown): void;
@@ -63,7 +76,13 @@ function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
   return set;
 }
 
-/** Observes every applied record with the snapshot it produced (stats, metrics, checkers). */
+/**
+ * Observes every kept record, in order, with the snapshot it produced (stats,
+ * metrics, checkers). A step's records reach observers together once the step is
+ * kept, never those of a refused one; so an observer reads the state a record
+ * speaks of from the records, not from the live actors, which may have moved on
+ * within the same step.
+ */
 export type RecordObserver = (record: JournalRecord, snapshot: AnyMachineSnapshot | undefined) => void;
 
 export interface ShardLimits {
@@ -92,6 +111,23 @@ export interface ShardOptions<I, E> {
   readonly onEffects: (effects: readonly E[], shardId: string) => void;
   /** Called once if the shard fails (e.g. a journal write error); it accepts nothing more after. */
   readonly onFailure?: (error: Error, shardId: string) => void;
+}
+
+/** What an actor was before the current step first touched it, so the step can be undone. */
+interface Touched {
+  readonly actorId: string;
+  readonly kind: string;
+  /** Undefined: the step spawned it. */
+  readonly before: AnyMachineSnapshot | undefined;
+  readonly deadlineMs: number | undefined;
+}
+
+/** Where the shard stood when a step began: undoing the step truncates back to here. */
+interface StepMark {
+  readonly pendingLength: number;
+  readonly outboxLength: number;
+  readonly nextOffset: number;
+  readonly recordsSinceSnapshot: number;
 }
 
 interface Queued<E> {
@@ -135,6 +171,15 @@ export class Shard<I, E> {
   private snapshotInProgress = false;
   private failure: Error | undefined;
   private readonly ctx: ShardContext<E>;
+  /**
+   * The step being decided (an input, a deadline, a tick) is all or nothing: the
+   * actors it touches are logged here, and observers hear of its records only
+   * once it is kept, so a behaviour that throws halfway leaves no trace.
+   */
+  private inStep = false;
+  private readonly touched: Touched[] = [];
+  /** The snapshot each record of the step produced (its records are the tail of `pending`). */
+  private readonly stepSnapshots: (AnyMachineSnapshot | undefined)[] = [];
 
   constructor(options: ShardOptions<I, E>) {
     this.shardId = options.shardId;
@@ -242,7 +287,8 @@ export class Shard<I, E> {
     this.durableOffset = this.nextOffset - 1;
     this.recordsSinceSnapshot = replayed;
     this.armTick();
-    this.behaviour.onRecovered?.(this.ctx);
+    const onRecovered = this.behaviour.onRecovered?.bind(this.behaviour);
+    if (onRecovered !== undefined) this.step(() => onRecovered(this.ctx));
     this.release(this.durableOffset);
     return { fromSnapshotOffset: snapshot?.offset ?? -1, replayed, skipped };
   }
@@ -308,6 +354,12 @@ export class Shard<I, E> {
   }
 
   private restoreSnapshot(snapshot: ShardSnapshot): void {
+    // Actors come back in the snapshot's canonical id order, not the live shard's order of
+    // arrival. So no iteration order over actors, or over what a behaviour derives from them,
+    // may reach a record or an effect: each such place orders explicitly (the timer wheel by
+    // deadline then id, the region's summaries and forward re-sends in ways of their own), which
+    // costs nothing per input. Keeping the arrival order in snapshots instead would make them
+    // depend on history, and would still not cover sets whose members leave and come back.
     for (const persisted of snapshot.actors) {
       const restored = this.host.restore(persisted);
       this.afterChange(persisted.id, persisted.kind, restored);
@@ -322,18 +374,48 @@ export class Shard<I, E> {
   /**
    * Processes one input at logical time `atMs` (clamped so time never goes back):
    * first every deadline and tick due by then, in order, then the input itself.
+   * The input is decided whole or not at all: if the behaviour throws while
+   * deciding it, everything it did is undone and the input is refused with
+   * ARC_ERR_INPUT_REFUSED; the shard goes on taking input.
    */
   process(input: I, atMs: number): void {
     this.assertAccepting();
     this.advanceTo(atMs);
-    this.behaviour.handle(input, this.ctx);
+    this.throwIfFailed();
+    try {
+      this.step(() => this.behaviour.handle(input, this.ctx));
+    } catch (error) {
+      if (this.failure !== undefined) throw this.failure;
+      const cause = error instanceof Error ? error.message : String(error);
+      throw new ArcError(
+        ErrorCodes.INPUT_REFUSED,
+        `shard '${this.shardId}' failed deciding an input and refused it; nothing of it was applied or journaled and the shard goes on. This is a bug: report it with the input. Cause: ${cause}`,
+        error instanceof ArcError ? { causeCode: error.code } : undefined,
+        { cause: error },
+      );
+    }
     this.afterStep();
   }
 
-  /** Fires everything due at or before `atMs`: deadlines by (deadline, actor id), then the tick. */
+  /**
+   * Fires everything due at or before `atMs`: deadlines by (deadline, actor id), then the tick.
+   * A deadline or tick whose decision throws is undone, and the shard fails: it can
+   * be neither refused nor skipped (the actor would stay past its deadline).
+   */
   advanceTo(atMs: number): void {
     // Deadlines fire even when input is refused for overload: time must go on.
     if (this.failure !== undefined) return;
+    try {
+      this.fireDue(atMs);
+    } catch (error) {
+      this.fail(ErrorCodes.INVARIANT, 'a deadline or tick could not be decided (it was undone)', error);
+      return;
+    }
+    this.setTime(atMs);
+    this.afterStep();
+  }
+
+  private fireDue(atMs: number): void {
     for (;;) {
       const deadline = this.timers.peek();
       const tick = this.nextTickAtMs;
@@ -344,7 +426,7 @@ export class Shard<I, E> {
         this.timers.popDue(deadline.atMs);
         this.setTime(deadline.atMs);
         const kind = this.host.kindOf(deadline.actorId);
-        if (kind !== undefined) this.behaviour.onDeadline(deadline.actorId, kind.name, deadline.atMs, this.ctx);
+        if (kind !== undefined) this.step(() => this.behaviour.onDeadline(deadline.actorId, kind.name, deadline.atMs, this.ctx));
       } else if (tick !== undefined) {
         // After a gap (a fresh shard, an outage) skip to the last period boundary
         // before the next thing due: one summary, not one per missed period.
@@ -352,12 +434,69 @@ export class Shard<I, E> {
         const horizon = deadline !== undefined && deadline.atMs < atMs ? deadline.atMs : atMs;
         const latest = tick + Math.floor((horizon - tick) / every) * every;
         this.setTime(latest);
-        this.behaviour.onTick?.(this.ctx);
+        const onTick = this.behaviour.onTick?.bind(this.behaviour);
+        if (onTick !== undefined) this.step(() => onTick(this.ctx));
         this.armTick();
       }
     }
-    this.setTime(atMs);
-    this.afterStep();
+  }
+
+  /**
+   * Runs one step of decisions as a unit. Kept: observers hear of its records.
+   * Thrown: every actor it touched is put back (with its deadline), its records
+   * and effects are dropped, the behaviour drops its own changes, and the error
+   * goes on to the caller. Costs the live path one log entry per actor touched.
+   */
+  private step(decide: () => void): void {
+    invariant(!this.inStep, `shard '${this.shardId}' was given work while deciding a step`);
+    const mark: StepMark = {
+      pendingLength: this.pending.length,
+      outboxLength: this.outbox.length,
+      nextOffset: this.nextOffset,
+      recordsSinceSnapshot: this.recordsSinceSnapshot,
+    };
+    this.inStep = true;
+    try {
+      this.behaviour.beginStep?.();
+      decide();
+      this.behaviour.endStep?.(true);
+    } catch (error) {
+      this.inStep = false;
+      this.undo(mark);
+      throw error;
+    }
+    this.inStep = false;
+    this.touched.length = 0;
+    const snapshots = this.stepSnapshots;
+    if (snapshots.length === 0) return;
+    if (this.observers.length > 0) {
+      for (let i = 0; i < snapshots.length; i++) this.notify(this.pending[mark.pendingLength + i] as JournalRecord, snapshots[i]);
+    }
+    snapshots.length = 0;
+  }
+
+  private undo(mark: StepMark): void {
+    try {
+      // Each actor back to what it was when the step first touched it, in the reverse of that order.
+      const first = new Map<string, Touched>();
+      for (const touched of this.touched) if (!first.has(touched.actorId)) first.set(touched.actorId, touched);
+      for (const touched of [...first.values()].reverse()) {
+        const restored = this.host.revert(touched.actorId, touched.kind, touched.before);
+        this.timers.set(touched.actorId, touched.deadlineMs);
+        this.behaviour.onActorChanged(touched.actorId, touched.kind, restored, this.timeMs);
+      }
+      this.pending.length = mark.pendingLength;
+      this.outbox.length = mark.outboxLength;
+      this.nextOffset = mark.nextOffset;
+      this.recordsSinceSnapshot = mark.recordsSinceSnapshot;
+      this.behaviour.endStep?.(false);
+    } catch (error) {
+      // The state is no longer the one the journal describes: stop before anything else is written.
+      this.fail(ErrorCodes.INVARIANT, 'a failed step could not be undone', error);
+    } finally {
+      this.touched.length = 0;
+      this.stepSnapshots.length = 0;
+    }
   }
 
   private setTime(atMs: number): void {
@@ -391,6 +530,7 @@ export class Shard<I, E> {
       },
       snapshot: (actorId) => this.host.snapshot(actorId),
       spawn: (kind, actorId, input) => {
+        if (this.inStep && !this.host.has(actorId)) this.touched.push({ actorId, kind, before: undefined, deadlineMs: this.timers.get(actorId) });
         const snapshot = this.host.spawn(kind, actorId, input);
         this.record(actorId, kind, { type: SPAWN_EVENT, input }, snapshot);
         return snapshot;
@@ -398,14 +538,16 @@ export class Shard<I, E> {
       send: (actorId, event) => {
         const before = this.host.snapshot(actorId);
         if (before === undefined) throw new ArcError(ErrorCodes.INVARIANT, `send to missing actor '${actorId}'`);
+        const kind = (this.host.kindOf(actorId) as ActorKind).name;
+        if (this.inStep) this.touched.push({ actorId, kind, before, deadlineMs: this.timers.get(actorId) });
         const after = this.host.send(actorId, event);
-        if (after !== before) this.record(actorId, (this.host.kindOf(actorId) as ActorKind).name, event, after);
+        if (after !== before) this.record(actorId, kind, event, after);
         return after;
       },
       note: (event) => {
         const record = this.append(SHARD_ACTOR_ID, SHARD_ACTOR_ID, event, '');
         this.behaviour.applyNote(record);
-        this.notify(record, undefined);
+        this.observed(record, undefined);
       },
       emit: (effect) => {
         this.outbox.push({ afterOffset: this.nextOffset - 1, effect });
@@ -416,7 +558,13 @@ export class Shard<I, E> {
   private record(actorId: string, kind: string, event: JournalEvent, snapshot: AnyMachineSnapshot): void {
     const record = this.append(actorId, kind, event, stateString(snapshot.value));
     this.afterChange(actorId, kind, snapshot);
-    this.notify(record, snapshot);
+    this.observed(record, snapshot);
+  }
+
+  /** Observers hear of a step's records once the step is kept. */
+  private observed(record: JournalRecord, snapshot: AnyMachineSnapshot | undefined): void {
+    if (this.inStep) this.stepSnapshots.push(snapshot);
+    else this.notify(record, snapshot);
   }
 
   private append(actorId: string, kind: string, event: JournalEvent, state: string): JournalRecord {

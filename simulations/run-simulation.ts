@@ -1,6 +1,6 @@
 import { createRegion, internalInput, type Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
-import type { RegionStats } from '../actors/region-stats.js';
+import { addStats, emptyStats, type RegionStats } from '../actors/region-stats.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { ManualClock, monotonicNowMs, realScheduler } from '../runtime/clock.js';
 import { journalDigest } from '../runtime/journal-digest.js';
@@ -27,6 +27,18 @@ export interface SimulationOptions {
   readonly snapshotEveryRecords?: number;
   /** Take a snapshot of every shard at the end (default true). */
   readonly finalSnapshot?: boolean;
+  /**
+   * Restart the region at these simulated times: once every input stamped at or
+   * before the time is in and everything due by then has fired, every shard
+   * snapshots, the store closes, and a fresh region recovered from the folder
+   * (snapshot, empty tail) goes on with the same fleet and workload. A restart
+   * must not change the run: the journal and state hash stay those of the run
+   * without it. Windows are not moved by restarts, so both runs settle at the
+   * same times; firing what is due by the restart time changes nothing either,
+   * since deadlines and ticks fire at their own times and the loop never lets a
+   * tick be skipped.
+   */
+  readonly restartAtMs?: readonly number[];
   /** Called about once per simulated minute with the fraction done. */
   readonly onProgress?: (fraction: number, stats: RegionStats) => void;
 }
@@ -44,6 +56,17 @@ export interface SimulationResult extends RegionStats {
   readonly stateHash: string;
   readonly journalDigest: string;
   readonly wallMs: number;
+  /** With restartAtMs: each restart, the offsets its snapshots covered, and the state hash before and after it. */
+  readonly restarts?: readonly Restart[];
+}
+
+export interface Restart {
+  readonly atMs: number;
+  /** Per shard: the last journal offset in the snapshot the fresh region recovered from. */
+  readonly offsets: Readonly<Record<string, number>>;
+  /** The region's state hash just before it stopped, and the recovered region's right after. */
+  readonly stateHashBefore: string;
+  readonly stateHashAfter: string;
 }
 
 /** 2026-01-01T00:00:00Z: simulations start here unless told otherwise. */
@@ -62,22 +85,23 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const endMs = startMs + options.durationMs;
   const clock = new ManualClock(startMs);
   const queue = new EventQueue();
-  const store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
+  let store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
   const geozones = [...new Set(options.geozones)].sort();
   await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
 
   const released = new Map<string, RegionEffect[]>(geozones.map((g) => [g, []]));
-  const region: Region = createRegion({
-    geozones,
-    store,
-    clock,
-    scheduler: realScheduler,
-    deliverForwards: false,
-    limits: options.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: options.snapshotEveryRecords },
-    onEffects: (effects, geozone) => released.get(geozone)?.push(...effects),
-  });
-  const supervisor = region.supervisor;
-  const recovered = supervisor.recover();
+  const open = (): Region =>
+    createRegion({
+      geozones,
+      store,
+      clock,
+      scheduler: realScheduler,
+      deliverForwards: false,
+      limits: options.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: options.snapshotEveryRecords },
+      onEffects: (effects, geozone) => released.get(geozone)?.push(...effects),
+    });
+  let region = open();
+  const recovered = region.supervisor.recover();
   if (recovered.some((r) => r.replayed > 0 || r.fromSnapshotOffset >= 0)) {
     await store.close();
     throw new Error(`journal folder ${options.journalDir} is not empty: a simulation writes a fresh journal`);
@@ -85,7 +109,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
 
   const hooks = {
     schedule: (atMs: number, fn: () => void) => queue.schedule(atMs, fn),
-    submit: (input: RegionInput) => supervisor.submit(input, clock.nowMs()),
+    submit: (input: RegionInput) => region.supervisor.submit(input, clock.nowMs()),
   };
   const prng = new Prng(options.seed);
   const fleet = new SimFleet(prng.fork(), { nodes: options.nodes, geozones, faults: options.faults ? defaultFaults : noFaults }, hooks);
@@ -93,37 +117,66 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   fleet.start(startMs);
   workload.start(startMs);
 
+  // Counters of the regions stopped by restarts (each life counts its own records).
+  const earlierStats = emptyStats();
+  const restartTimes = [...new Set(options.restartAtMs ?? [])].filter((at) => at >= startMs && at < endMs).sort((a, b) => a - b);
+  const restarts: Restart[] = [];
+  const restart = async (atMs: number): Promise<void> => {
+    clock.set(Math.max(clock.nowMs(), atMs));
+    region.supervisor.advanceTo(clock.nowMs());
+    await region.supervisor.snapshotAll();
+    const stateHashBefore = region.supervisor.stateHash();
+    addStats(earlierStats, region.stats);
+    await store.close();
+    store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
+    region = open();
+    const lives = region.supervisor.recover();
+    const offsets = Object.fromEntries(lives.map((life) => [life.shardId, life.fromSnapshotOffset]));
+    restarts.push({ atMs, offsets, stateHashBefore, stateHashAfter: region.supervisor.stateHash() });
+  };
+
   const windowMs = MIN_RESULT_LATENCY_MS;
   let nextProgressMs = startMs + 60_000;
   let windowStart = startMs;
   while (windowStart < endMs) {
     const windowEnd = Math.min(windowStart + windowMs, endMs);
     for (let due = queue.peekMs(); due !== undefined && due < windowEnd; due = queue.peekMs()) {
+      const restartAt = restartTimes[0];
+      if (restartAt !== undefined && due > restartAt) {
+        restartTimes.shift();
+        await restart(restartAt);
+        continue;
+      }
       const event = queue.pop();
       if (event === undefined) break;
       clock.set(Math.max(clock.nowMs(), event.atMs));
       event.run();
     }
+    for (let at = restartTimes[0]; at !== undefined && at < windowEnd; at = restartTimes[0]) {
+      restartTimes.shift();
+      await restart(at);
+    }
     clock.set(windowEnd);
-    supervisor.advanceTo(windowEnd);
+    region.supervisor.advanceTo(windowEnd);
     const handled = await settle(region, released, fleet, windowEnd);
     if (windowEnd >= nextProgressMs) {
-      options.onProgress?.((windowEnd - startMs) / options.durationMs, region.stats);
+      options.onProgress?.((windowEnd - startMs) / options.durationMs, restarts.length === 0 ? region.stats : combined(earlierStats, region.stats));
       nextProgressMs += 60_000;
     }
     // Nothing left this window to react to: jump to the next thing that happens.
-    const nextEvent = Math.min(queue.peekMs() ?? endMs, supervisor.nextDueMs() ?? endMs, endMs);
+    const nextEvent = Math.min(queue.peekMs() ?? endMs, region.supervisor.nextDueMs() ?? endMs, endMs);
     windowStart = handled > 0 ? windowEnd : Math.max(windowEnd, nextEvent);
   }
   fleet.stop();
   workload.stop();
   clock.set(endMs);
-  supervisor.advanceTo(endMs);
+  region.supervisor.advanceTo(endMs);
   await settle(region, released, fleet, endMs);
-  if (options.finalSnapshot !== false) await supervisor.snapshotAll();
-  options.onProgress?.(1, region.stats);
+  if (options.finalSnapshot !== false) await region.supervisor.snapshotAll();
+  const stats = combined(earlierStats, region.stats);
+  options.onProgress?.(1, stats);
 
-  const stateHash = supervisor.stateHash();
+  const stateHash = region.supervisor.stateHash();
   const digest = journalDigest(store);
   const report = checkJournal(store, geozones);
   await store.close();
@@ -134,14 +187,21 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     durationMs: options.durationMs,
     rate: options.ratePerSec,
     faults: options.faults,
-    ...region.stats,
+    ...stats,
     inFlight: report.inFlight,
     invariantViolations: report.violations,
     violationsByRule: report.byRule,
     stateHash,
     journalDigest: digest.digest,
     wallMs: Math.round(monotonicNowMs() - wallStart),
+    ...(options.restartAtMs === undefined ? {} : { restarts }),
   };
+}
+
+function combined(...parts: RegionStats[]): RegionStats {
+  const total = emptyStats();
+  for (const part of parts) addStats(total, part);
+  return total;
 }
 
 /**

@@ -57,9 +57,17 @@ test('the router never over-commits a node, only picks eligible nodes, always th
           return rows;
         };
         for (const shard of region.supervisor.all()) {
+          // The nodes as the records say they were when each decision was made (observers hear of a
+          // step's records when it is kept, after the live nodes may have moved on within it).
+          const nodesThen = new Map<string, NodeRow>();
           shard.observe((record: JournalRecord, snapshot) => {
+            if (record.kind === 'node' && snapshot !== undefined) {
+              const id = record.actorId.slice(5);
+              nodesThen.set(id, { id, status: snapshot.value as NodeStatus, context: snapshot.context as NodeContext });
+              return;
+            }
             if (record.kind !== 'reservation' || snapshot === undefined && record.event.type !== 'route.rejected') return;
-            const eligible = nodesOf(shard.shardId).filter((n) => n.context.modelsLoaded.includes(modelOf(record, shard.shardId)) && ineligibility(n.status, n.context) === undefined);
+            const eligible = [...nodesThen.values()].filter((n) => n.context.modelsLoaded.includes(modelOf(record, shard.shardId)) && ineligibility(n.status, n.context) === undefined);
             if (record.event.type === 'route.reserved') {
               const res = snapshot?.context as ReservationContext;
               const pool = eligible.filter((n) => !res.lostNodes.includes(n.id));
