@@ -26,6 +26,8 @@ export const regionStatusOf: StatusOfCode = {
   [ErrorCodes.METHOD_NOT_ALLOWED]: 405,
   [ErrorCodes.UPGRADE_REQUIRED]: 426,
   [ErrorCodes.REPLAY_DIVERGED]: 500,
+  // A behaviour threw while deciding: nothing was applied; a fault of the region, not of the request.
+  [ErrorCodes.INPUT_REFUSED]: 500,
 };
 
 /** The codes a table answers with a status (for the document); 500 also carries any code the table does not map. */
