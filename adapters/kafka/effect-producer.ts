@@ -1,7 +1,7 @@
 import type { Kafka, Producer } from 'kafkajs';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { KafkaEdgeStatus } from './edge-status.js';
-import { retry, type BackoffPolicy } from './retry.js';
+import { describeKafkaError, isRetriableKafkaError, retry, type BackoffPolicy } from './retry.js';
 import { geozonePartitioner } from './topics.js';
 
 /**
@@ -9,8 +9,8 @@ import { geozonePartitioner } from './topics.js';
  * (acks=all, idempotent, key = geozone, so each geozone's messages land on its
  * partition). Connecting waits out a broker that is not there yet, and a send
  * that fails with a retriable error (broker restarting, leader moving) is tried
- * again with backoff until it is acknowledged, the producer is closed, or the
- * error turns out fatal.
+ * again with backoff until it is acknowledged, the producer is closed, the
+ * error turns out fatal, or maxSendWaitMs has passed since the send.
  *
  * Order: a batch is not sent before every earlier batch that shares a key with
  * it has settled, so while one geozone's batch waits out an outage, the later
@@ -51,14 +51,23 @@ export interface EffectProducerOptions {
   readonly random?: () => number;
   /** Sends accepted at once (sending, retrying or waiting for an earlier batch of their key); more are refused. Default 10,000. */
   readonly maxPendingSends?: number;
+  /**
+   * How long after its send() a batch may still be retried (default 120 s): effects are
+   * real-time (a dispatch for a reservation that has expired helps nobody), and a region
+   * stopping during an outage must not wait for ever. A batch past it fails
+   * (ARC_ERR_EFFECT_DELIVERY) at its next failed attempt.
+   */
+  readonly maxSendWaitMs?: number;
 }
 
 const DEFAULT_MAX_PENDING_SENDS = 10_000;
+const DEFAULT_MAX_SEND_WAIT_MS = 120_000;
 
 export async function startEffectProducer(kafka: Kafka, geozones: readonly string[], options: EffectProducerOptions = {}): Promise<EffectProducer> {
   const status = options.status ?? new KafkaEdgeStatus();
   const part = status.part('effects');
   const maxPending = options.maxPendingSends ?? DEFAULT_MAX_PENDING_SENDS;
+  const maxWaitMs = options.maxSendWaitMs ?? DEFAULT_MAX_SEND_WAIT_MS;
   const closer = new AbortController();
   const signal = options.signal === undefined ? closer.signal : AbortSignal.any([options.signal, closer.signal]);
   const retryOptions = {
@@ -98,7 +107,7 @@ export async function startEffectProducer(kafka: Kafka, geozones: readonly strin
   const tails = new Map<string, Promise<void>>();
   let pending = 0;
 
-  const sendNow = async (messages: readonly OutboundMessage[]): Promise<void> => {
+  const sendNow = async (messages: readonly OutboundMessage[], sentAtMs: number): Promise<void> => {
     const byTopic = new Map<string, { key: string; value: string; headers?: Record<string, string> }[]>();
     for (const m of messages) {
       let list = byTopic.get(m.topic);
@@ -106,15 +115,24 @@ export async function startEffectProducer(kafka: Kafka, geozones: readonly strin
       list.push({ key: m.key, value: m.value, ...(m.headers === undefined ? {} : { headers: m.headers }) });
     }
     const topicMessages = [...byTopic].map(([topic, list]) => ({ topic, messages: list }));
-    await retry(() => {
-      const attempt = producer.sendBatch({ acks: -1, topicMessages });
-      attempts.add(attempt);
-      void attempt.then(
-        () => attempts.delete(attempt),
-        () => attempts.delete(attempt),
+    const inTime = () => performance.now() - sentAtMs < maxWaitMs;
+    try {
+      await retry(
+        () => {
+          const attempt = producer.sendBatch({ acks: -1, topicMessages });
+          attempts.add(attempt);
+          void attempt.then(
+            () => attempts.delete(attempt),
+            () => attempts.delete(attempt),
+          );
+          return attempt;
+        },
+        { ...retryOptions, isRetriable: (error) => isRetriableKafkaError(error) && inTime() },
       );
-      return attempt;
-    }, retryOptions);
+    } catch (error) {
+      if (signal.aborted || inTime() || !isRetriableKafkaError(error)) throw error;
+      throw new ArcError(ErrorCodes.EFFECT_DELIVERY, `effect batch not acknowledged within ${maxWaitMs} ms of its send: ${describeKafkaError(error)}`, { maxSendWaitMs: maxWaitMs });
+    }
     part.connected();
   };
 
@@ -128,7 +146,8 @@ export async function startEffectProducer(kafka: Kafka, geozones: readonly strin
       pending++;
       const keys = [...new Set(messages.map((m) => m.key))];
       const before = keys.map((k) => tails.get(k)).filter((p): p is Promise<void> => p !== undefined);
-      const sent = Promise.all(before).then(() => sendNow(messages));
+      const sentAtMs = performance.now();
+      const sent = Promise.all(before).then(() => sendNow(messages, sentAtMs));
       const settled = sent.then(
         () => undefined,
         () => undefined,

@@ -88,3 +88,28 @@ kafkaTest('effect producer: beyond maxPendingSends a send is refused at once (AR
   const afterClose = await t.throwsAsync(producer.send([{ topic: missing, key: 'CAISO', value: '4' }]), { instanceOf: ArcError });
   t.is(afterClose.code, 'ARC_ERR_EFFECT_DELIVERY');
 });
+
+kafkaTest('effect producer: a batch still failing maxSendWaitMs after its send is given up (ARC_ERR_EFFECT_DELIVERY); the next batch of its geozone goes out', async (t) => {
+  t.timeout(120_000);
+  const run = randomUUID().slice(0, 8);
+  const prefix = `t${run}.`;
+  const names = topicNames({ prefix });
+  const specs = topicSpecs(GEOZONES, { prefix }).filter((s) => s.name === names.summary);
+  const admin = testKafka(`effect-producer-deadline-${run}`).admin();
+  let producer: EffectProducer | undefined;
+  try {
+    await admin.connect();
+    await ensureTopics(admin, specs);
+    producer = await startEffectProducer(kafkaClient(brokers, `effect-producer-deadline-${run}`), GEOZONES, { backoff: BACKOFF, maxSendWaitMs: 1_000 });
+    const lost = producer.send([{ topic: `${prefix}never-made`, key: 'CAISO', value: 'lost' }]);
+    const next = producer.send([{ topic: names.summary, key: 'CAISO', value: 'next' }]);
+    const error = await t.throwsAsync(lost, { instanceOf: ArcError });
+    t.is(error.code, 'ARC_ERR_EFFECT_DELIVERY');
+    t.regex(error.message, /not acknowledged within 1000 ms.*does not host this topic-partition/);
+    await t.notThrowsAsync(next, 'the batch behind it is sent (a gap, not a reordering)');
+  } finally {
+    await producer?.close();
+    await admin.deleteTopics({ topics: specs.map((s) => s.name), timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+  }
+});
