@@ -9,6 +9,8 @@ export const ErrorCodes = {
   PAYLOAD_TOO_LARGE: 'ARC_ERR_PAYLOAD_TOO_LARGE',
   /** Input is not valid JSON. */
   MALFORMED_JSON: 'ARC_ERR_MALFORMED_JSON',
+  /** Input declares a schema or version this runtime does not read (its x-schema header): send the supported one. */
+  UNSUPPORTED_VERSION: 'ARC_ERR_UNSUPPORTED_VERSION',
   /** A shard's bounded input queue is full: retry later. */
   OVERLOADED: 'ARC_ERR_OVERLOADED',
   /** The input names a shard (geozone) this process does not own. */

@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions } from 'node:tls';
 import kafkajs, { Kafka, logLevel, type Admin, type ICustomPartitioner, type PartitionerArgs } from 'kafkajs';
 import { topics } from '../bus/topics.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+import { describeKafkaError, isRetriableKafkaError, retry, TOPICS_NOT_READY, type RetryOptions } from './retry.js';
 
 // kafkajs is CommonJS and Node's named-export detection misses some of its enums: take them off the default export.
 const { ConfigResourceTypes } = kafkajs;
@@ -184,8 +186,10 @@ export function geozonePartitioner(geozones: readonly string[]): ICustomPartitio
 export interface EnsureTopicsOptions {
   /** Default: the broker's default.replication.factor. */
   readonly replicationFactor?: number;
-  /** How long the broker may take to create a topic and elect its leader, in ms (default 60 s). */
+  /** How long the broker may take to create the topics and serve every partition, in ms (default 60 s). */
   readonly timeoutMs?: number;
+  /** Stops waiting for the partitions to be served. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface EnsureTopicsResult {
@@ -194,20 +198,23 @@ export interface EnsureTopicsResult {
 }
 
 /**
- * Creates the topics that do not exist yet (and waits for their leaders); leaves
- * existing ones as they are, without checking their settings. Safe to run
- * concurrently: a topic another process created first counts as existing.
+ * Creates the topics that do not exist yet and waits until every partition of
+ * every topic in `specs` is served (waitForTopicsReady: also the ones another
+ * process has just created); leaves existing ones as they are, without checking
+ * their settings. Safe to run concurrently: a topic another process created
+ * first counts as existing.
  */
 export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], options: EnsureTopicsOptions = {}): Promise<EnsureTopicsResult> {
   const timeout = options.timeoutMs ?? 60_000;
   const present = new Set(await admin.listTopics());
   const missing = specs.filter((s) => !present.has(s.name));
   // One request per topic, so that a concurrent creator is told apart per topic (kafkajs answers
-  // false, without waiting for leaders, when any topic of a request already existed).
+  // false when any topic of a request already existed). Not kafkajs's waitForLeaders: it gives up
+  // on the first "does not host this topic-partition" its metadata poll gets; waitForTopicsReady waits that out.
   const outcomes = await Promise.all(
     missing.map((s) =>
       admin.createTopics({
-        waitForLeaders: true,
+        waitForLeaders: false,
         timeout,
         topics: [
           {
@@ -223,6 +230,11 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], op
   const created = missing.filter((_, i) => outcomes[i] === true).map((s) => s.name);
   const createdSet = new Set(created);
   const existing = specs.filter((s) => !createdSet.has(s.name)).map((s) => s.name);
+  await waitForTopicsReady(
+    admin,
+    specs.map((s) => s.name),
+    { timeoutMs: timeout, signal: options.signal },
+  );
   return { created, existing };
 }
 
@@ -249,15 +261,86 @@ export async function describeRetention(admin: Admin, names: readonly string[]):
   return out;
 }
 
+export interface TopicsReadyOptions {
+  /** How long to wait for every partition to be served, in ms (default 60 s). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Partitions are polled this often while they are not all served yet. */
+const READY_POLL_MS = 100;
+
 /**
- * Connects an admin client to `brokers`, ensures the topics and disconnects
- * (what `arcnet kafka:topics` does, for callers that do not hold a client).
+ * Waits until every partition of the topics has a leader (by a fresh metadata
+ * request) and answers for itself (its leader lists its offsets). A topic's
+ * creation is acknowledged once the controller has it; a broker may still say
+ * "This server does not host this topic-partition" for a moment after it
+ * advertises itself as the leader, and a client that produces or consumes right
+ * then fails (kafkajs's consumer crashes on it). Throws a TopicsNotReadyError
+ * (retriable) when time runs out.
  */
-export async function ensureTopicsAt(
-  brokers: readonly string[],
-  specs: readonly TopicSpec[],
-  options: EnsureTopicsOptions & { readonly clientId?: string; readonly ssl?: ConnectionOptions | undefined } = {},
-): Promise<EnsureTopicsResult> {
+export async function waitForTopicsReady(admin: Admin, names: readonly string[], options: TopicsReadyOptions = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const deadline = performance.now() + timeoutMs;
+  let problem = 'not checked yet';
+  for (;;) {
+    options.signal?.throwIfAborted();
+    try {
+      problem = await topicsProblem(admin, names);
+      if (problem === '') return;
+    } catch (error) {
+      if (!isRetriableKafkaError(error)) throw error;
+      problem = describeKafkaError(error);
+    }
+    if (performance.now() >= deadline) throw new TopicsNotReadyError(`topics not served within ${timeoutMs} ms: ${problem}`);
+    await sleep(READY_POLL_MS, undefined, options.signal === undefined ? {} : { signal: options.signal });
+  }
+}
+
+/** What is still missing ('' when nothing is). */
+async function topicsProblem(admin: Admin, names: readonly string[]): Promise<string> {
+  if (names.length === 0) return '';
+  const { topics: described } = await admin.fetchTopicMetadata({ topics: [...names] });
+  for (const name of names) {
+    const topic = described.find((t) => t.name === name);
+    if (topic === undefined || topic.partitions.length === 0) return `${name} has no partitions yet`;
+    const leaderless = topic.partitions.filter((p) => p.partitionErrorCode !== 0 || p.leader < 0);
+    if (leaderless.length > 0) return `${name} partitions ${leaderless.map((p) => p.partitionId).join(',')} have no leader yet`;
+  }
+  // Metadata can run ahead of the leaders themselves: ask each leader for its offsets.
+  await Promise.all(names.map((name) => admin.fetchTopicOffsets(name)));
+  return '';
+}
+
+/** Created topics whose partitions are not all served yet: waiting longer may help. */
+export class TopicsNotReadyError extends Error {
+  readonly retriable = true;
+
+  constructor(message: string) {
+    super(message);
+    this.name = TOPICS_NOT_READY;
+  }
+}
+
+export interface EnsureTopicsAtOptions extends EnsureTopicsOptions {
+  readonly clientId?: string;
+  readonly ssl?: ConnectionOptions | undefined;
+  /**
+   * Waiting for a broker that is down or not ready. Default: one attempt (kafkajs
+   * retries for a few seconds), then ARC_ERR_USAGE, as `arcnet kafka:topics`
+   * wants. A region passes its stop signal and an onRetry, and no maxAttempts:
+   * it waits until Kafka is there or it is stopped.
+   */
+  readonly retry?: RetryOptions;
+}
+
+/**
+ * Connects an admin client to `brokers`, ensures the topics (and waits until
+ * every partition of them is served) and disconnects (what `arcnet kafka:topics`
+ * does, for callers that do not hold a client). A region may start its consumer
+ * and producers on the topics as soon as this returns.
+ */
+export async function ensureTopicsAt(brokers: readonly string[], specs: readonly TopicSpec[], options: EnsureTopicsAtOptions = {}): Promise<EnsureTopicsResult> {
   const kafka = new Kafka({
     clientId: options.clientId ?? 'arcnet-topics',
     brokers: [...brokers],
@@ -265,21 +348,35 @@ export async function ensureTopicsAt(
     logLevel: logLevel.NOTHING,
     connectionTimeout: 10_000,
     requestTimeout: 60_000,
-    retry: { retries: 5, initialRetryTime: 300, maxRetryTime: 10_000 },
+    // With a retry of our own, kafkajs gives up sooner so that each wait is reported (onRetry).
+    retry: { retries: options.retry === undefined ? 5 : 2, initialRetryTime: 300, maxRetryTime: 10_000 },
   });
   const admin = kafka.admin();
+  const created = new Set<string>();
   try {
-    try {
-      await admin.connect();
-    } catch (error) {
-      throw new ArcError(
-        ErrorCodes.USAGE,
-        `no Kafka broker answers at ${brokers.join(',')}: ${(error as Error).message} (npm run kafka:start starts a local one)`,
-        { brokers: [...brokers] },
-      );
-    }
-    return await ensureTopics(admin, specs, options);
+    await retry(
+      async () => {
+        try {
+          await admin.connect();
+          // A retry after a failed wait finds the topics of the failed attempt existing: remember who created them.
+          const result = await ensureTopics(admin, specs, { ...options, signal: options.retry?.signal });
+          for (const name of result.created) created.add(name);
+        } catch (error) {
+          await admin.disconnect().catch(() => undefined);
+          throw error;
+        }
+      },
+      options.retry ?? { maxAttempts: 1 },
+    );
+  } catch (error) {
+    if (options.retry?.signal?.aborted === true || !isRetriableKafkaError(error)) throw error;
+    throw new ArcError(
+      ErrorCodes.USAGE,
+      `Kafka at ${brokers.join(',')} is not there or not ready: ${describeKafkaError(error)} (npm run kafka:start starts a local one)`,
+      { brokers: [...brokers] },
+    );
   } finally {
     await admin.disconnect();
   }
+  return { created: specs.filter((s) => created.has(s.name)).map((s) => s.name), existing: specs.filter((s) => !created.has(s.name)).map((s) => s.name) };
 }

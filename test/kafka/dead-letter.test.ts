@@ -1,16 +1,25 @@
 import type { ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Kafka, Producer } from 'kafkajs';
-import type { RegionInput } from '../../actors/region-io.js';
+import type { IHeaders, Kafka, Producer } from 'kafkajs';
 import { parseWire, type WireKind } from '../../actors/wire.js';
 import { systemEventSchema } from '../../actors/wire-out.js';
-import { ensureTopics, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
-import { deadLetterHeaders, startValidatingConsumer, type MessageSource, type ValidatingConsumer } from '../../adapters/kafka/validating-consumer.js';
+import { deadLetterHeaders } from '../../adapters/kafka/dead-letter.js';
+import { startGeozoneConsumer, type GeozoneConsumer, type GeozoneMessage } from '../../adapters/kafka/geozone-consumer.js';
+import { inputSchemas, SCHEMA_HEADER, TRIED_HEADER } from '../../adapters/kafka/input-decoder.js';
+import { ensureTopics, geozonePartition, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
 import { kafkaTest, testKafka } from '../helpers/kafka-broker.js';
+
+/**
+ * The dead-letter path of the consumer the Kafka region runs (startGeozoneConsumer),
+ * on the real broker: every kind of poison message on every input topic goes to
+ * arc.deadletter with its code and a system event, reaches onMessage as an offset
+ * without input, and never stops the messages behind it.
+ */
 
 const GEOZONES = ['CAISO', 'ERCOT', 'PJM'];
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
+const KINDS: readonly WireKind[] = ['telemetry', 'inference', 'result'];
 
 const telemetry = (nodeId: string, geozone: string) => ({
   'node-id': nodeId,
@@ -24,6 +33,7 @@ const telemetry = (nodeId: string, geozone: string) => ({
 });
 const request = (requestId: string, geozone: string) => ({ 'request-id': requestId, 'model-id': 'llama-3-70b', 'context-window': 2048, priority: 'normal', 'requester-geozone': geozone });
 const result = (requestId: string) => ({ 'request-id': requestId, 'node-id': 'n-1', 'latency-ms': 42, status: 'completed' });
+const valid = (kind: WireKind, id: string, geozone: string): object => (kind === 'telemetry' ? telemetry(id, geozone) : kind === 'inference' ? request(id, geozone) : result(id));
 
 interface Sent {
   readonly name: string;
@@ -31,6 +41,7 @@ interface Sent {
   readonly topic: string;
   readonly key: string;
   readonly value: string | null;
+  readonly headers: Record<string, string>;
   readonly partition: number;
   readonly offset: string;
   /** For a poison message: the error code its dead letter must carry. */
@@ -43,10 +54,6 @@ interface Collected {
   readonly key: string | null;
   readonly value: Buffer | null;
   readonly headers: Record<string, string>;
-}
-
-function makeKafka(run: string, clientLog: string[]): Kafka {
-  return testKafka(`dead-letter-${run}`, clientLog);
 }
 
 async function waitFor(what: string, condition: () => boolean, timeoutMs: number): Promise<void> {
@@ -79,17 +86,30 @@ async function collect(kafka: Kafka, groupId: string, topics: string[], count: n
   }
 }
 
-async function send(producer: Producer, sent: Sent[], m: Omit<Sent, 'partition' | 'offset'>): Promise<void> {
-  const [meta] = await producer.send({ topic: m.topic, acks: -1, messages: [{ key: m.key, value: m.value }] });
+interface Outgoing {
+  readonly name: string;
+  readonly kind: WireKind;
+  readonly key: string;
+  readonly value: string | null;
+  readonly headers?: Record<string, string>;
+  /** Sent to this partition explicitly, whatever the key. */
+  readonly partition?: number;
+  readonly code?: string;
+}
+
+async function send(producer: Producer, names: ReturnType<typeof topicNames>, sent: Sent[], m: Outgoing): Promise<void> {
+  const topic = names[m.kind];
+  const headers: IHeaders = { ...m.headers };
+  const [meta] = await producer.send({ topic, acks: -1, messages: [{ key: m.key, value: m.value, headers, ...(m.partition === undefined ? {} : { partition: m.partition }) }] });
   if (meta === undefined || meta.baseOffset === undefined) throw new Error(`no offset for ${m.name}`);
-  sent.push({ ...m, partition: meta.partition, offset: meta.baseOffset });
+  sent.push({ ...m, topic, headers: m.headers ?? {}, partition: meta.partition, offset: meta.baseOffset });
 }
 
 async function withTopics(t: ExecutionContext, fn: (ctx: { kafka: Kafka; run: string; names: ReturnType<typeof topicNames> }) => Promise<void>): Promise<void> {
   const run = randomUUID().slice(0, 8);
   const prefix = `t${run}.`;
   const clientLog: string[] = [];
-  const kafka = makeKafka(run, clientLog);
+  const kafka = testKafka(`dead-letter-${run}`, clientLog);
   const admin = kafka.admin();
   const specs = topicSpecs(GEOZONES, { prefix });
   try {
@@ -109,84 +129,92 @@ async function withTopics(t: ExecutionContext, fn: (ctx: { kafka: Kafka; run: st
   }
 }
 
-kafkaTest('poison messages go to the dead-letter topic with their reason and a system event; good ones keep flowing in order', async (t) => {
+const key = (m: { topic: string; partition: number }) => `${m.topic}/${m.partition}`;
+
+kafkaTest('startGeozoneConsumer: poison messages of every kind on every input topic go to the dead-letter topic with their code and a system event; their offsets reach onMessage; later messages keep flowing', async (t) => {
   t.timeout(240_000);
   await withTopics(t, async ({ kafka, run, names }) => {
-    const received: { input: RegionInput; source: MessageSource }[] = [];
+    const received: GeozoneMessage[] = [];
+    const assigned: string[][] = [];
     const producer = kafka.producer({ createPartitioner: geozonePartitioner(GEOZONES), idempotent: true, retry: { retries: 5 } });
-    let consumer: ValidatingConsumer | undefined;
+    let consumer: GeozoneConsumer | undefined;
     try {
-      consumer = await startValidatingConsumer({
+      consumer = await startGeozoneConsumer({
         kafka,
         groupId: `dead-letter-${run}`,
+        geozones: GEOZONES,
         topics: { telemetry: names.telemetry, inference: names.inference, result: names.result },
         deadLetterTopic: names.deadLetter,
         systemTopic: names.system,
-        fromBeginning: true,
         nowMs: () => T0,
-        onInput: (input, source) => {
-          received.push({ input, source });
+        onAssigned: (geozones) => assigned.push([...geozones]),
+        onMessage: (message) => {
+          received.push(message);
+          return Promise.resolve();
         },
       });
+      t.deepEqual(assigned.at(-1), GEOZONES, 'the only member owns every geozone');
+      t.true(consumer.status.current.connected, 'connected once joined');
       await producer.connect();
 
       const sent: Sent[] = [];
-      const good = (name: string, kind: WireKind, topic: string, key: string, message: object) =>
-        send(producer, sent, { name, kind, topic, key, value: JSON.stringify(message) });
-      const poison = (name: string, kind: WireKind, topic: string, key: string, value: string | null, code: string) =>
-        send(producer, sent, { name, kind, topic, key, value, code });
-
-      // A mix, interleaved on the same partitions.
-      await good('telemetry c1', 'telemetry', names.telemetry, 'CAISO', telemetry('c1', 'CAISO'));
-      await good('telemetry e1', 'telemetry', names.telemetry, 'ERCOT', telemetry('e1', 'ERCOT'));
-      await poison('bad JSON', 'inference', names.inference, 'PJM', '{"request-id": "r-x", ', 'ARC_ERR_MALFORMED_JSON');
-      await good('request p1', 'inference', names.inference, 'PJM', request('p1', 'PJM'));
-      await poison('wrong types', 'telemetry', names.telemetry, 'CAISO', JSON.stringify({ ...telemetry('c9', 'CAISO'), 'battery-level': 'full', 'models-loaded': 'llama' }), 'ARC_ERR_VALIDATION');
-      await good('telemetry c2', 'telemetry', names.telemetry, 'CAISO', telemetry('c2', 'CAISO'));
-      await poison('unknown enum', 'result', names.result, 'ERCOT', JSON.stringify({ ...result('e-r1'), status: 'timeout' }), 'ARC_ERR_VALIDATION');
-      await good('result e1', 'result', names.result, 'ERCOT', result('e-r2'));
-      await poison('oversized', 'inference', names.inference, 'CAISO', JSON.stringify({ ...request('c-big', 'CAISO'), 'model-id': 'x'.repeat(17 * 1024) }), 'ARC_ERR_PAYLOAD_TOO_LARGE');
-      await poison('null value', 'telemetry', names.telemetry, 'PJM', null, 'ARC_ERR_VALIDATION');
-      await poison('extra key', 'inference', names.inference, 'ERCOT', JSON.stringify({ ...request('e9', 'ERCOT'), 'node-id': 'pick-me' }), 'ARC_ERR_VALIDATION');
-      await poison('not an object', 'result', names.result, 'PJM', '42', 'ARC_ERR_VALIDATION');
-      await good('request c1', 'inference', names.inference, 'CAISO', request('c1', 'CAISO'));
-      await good('telemetry p1', 'telemetry', names.telemetry, 'PJM', telemetry('p1', 'PJM'));
+      const out = (m: Outgoing) => send(producer, names, sent, m);
+      // On each input topic, each geozone's partition: good ones around each kind of poison.
+      for (const [k, kind] of KINDS.entries()) {
+        const g = GEOZONES[k] as string;
+        const other = GEOZONES[(k + 1) % GEOZONES.length] as string;
+        await out({ name: `${kind} good 1`, kind, key: g, value: JSON.stringify(valid(kind, `${kind}-g1`, g)) });
+        await out({ name: `${kind} malformed JSON`, kind, key: g, value: '{"request-id": "r-x", ', code: 'ARC_ERR_MALFORMED_JSON' });
+        await out({ name: `${kind} good 2`, kind, key: other, value: JSON.stringify(valid(kind, `${kind}-g2`, other)) });
+        await out({ name: `${kind} oversized`, kind, key: g, value: JSON.stringify({ ...valid(kind, `${kind}-big`, g), pad: 'x'.repeat(17 * 1024) }), code: 'ARC_ERR_PAYLOAD_TOO_LARGE' });
+        await out({ name: `${kind} schema-invalid`, kind, key: other, value: JSON.stringify({ ...valid(kind, `${kind}-bad`, other), 'node-id': 42, extra: true }), code: 'ARC_ERR_VALIDATION' });
+        await out({
+          name: `${kind} unknown version`,
+          kind,
+          key: g,
+          value: JSON.stringify(valid(kind, `${kind}-v9`, g)),
+          headers: { [SCHEMA_HEADER]: inputSchemas[kind].replace(/v\d+$/, 'v9') },
+          code: 'ARC_ERR_UNSUPPORTED_VERSION',
+        });
+        await out({ name: `${kind} good 3 (declares its version)`, kind, key: g, value: JSON.stringify(valid(kind, `${kind}-g3`, g)), headers: { [SCHEMA_HEADER]: inputSchemas[kind] } });
+      }
+      await out({ name: 'tombstone', kind: 'telemetry', key: 'PJM', value: null, code: 'ARC_ERR_VALIDATION' });
+      await out({ name: 'not an object', kind: 'result', key: 'PJM', value: '42', code: 'ARC_ERR_VALIDATION' });
+      await out({ name: 'bad tried header', kind: 'inference', key: 'ERCOT', value: JSON.stringify(request('fw-bad', 'CAISO')), headers: { [TRIED_HEADER]: '["CAISO"' }, code: 'ARC_ERR_MALFORMED_JSON' });
+      await out({ name: 'forward', kind: 'inference', key: 'ERCOT', value: JSON.stringify(request('fw-1', 'CAISO')), headers: { [TRIED_HEADER]: '["CAISO"]' } });
+      await out({ name: 'odd key, explicit partition', kind: 'telemetry', key: 'not-a-geozone', partition: 1, value: 'nope', code: 'ARC_ERR_MALFORMED_JSON' });
 
       const c = consumer.counters;
       const poisons = sent.filter((m) => m.code !== undefined);
-      const goodsBefore = sent.filter((m) => m.code === undefined).length;
-      await waitFor('the first batch to be consumed', () => c.accepted >= goodsBefore && c.deadLettered >= poisons.length, 90_000);
+      await waitFor('the first batch to be consumed', () => received.length >= sent.length, 90_000);
 
-      // Still consuming after the poison: good messages published now arrive too, on every topic.
-      await good('telemetry c3 (after)', 'telemetry', names.telemetry, 'CAISO', telemetry('c3', 'CAISO'));
-      await good('request e2 (after)', 'inference', names.inference, 'ERCOT', request('e2', 'ERCOT'));
-      await good('result p2 (after)', 'result', names.result, 'PJM', result('p-r2'));
-      await good('request p3 (after)', 'inference', names.inference, 'PJM', request('p3', 'PJM'));
+      // Still consuming after the poison: good messages published now arrive too, on every topic and geozone.
+      for (const kind of KINDS) for (const g of GEOZONES) await out({ name: `${kind} ${g} after`, kind, key: g, value: JSON.stringify(valid(kind, `${kind}-after-${g}`, g)) });
       const goods = sent.filter((m) => m.code === undefined);
-      await waitFor('the good messages published after the poison ones', () => c.accepted >= goods.length, 90_000);
+      await waitFor('the good messages published after the poison ones', () => received.length >= sent.length, 90_000);
+      await sleep(500); // anything doubled has time to show
       t.is(c.accepted, goods.length, 'every good message accepted once');
       t.is(c.deadLettered, poisons.length, 'every poison message dead-lettered once');
+      t.is(received.length, sent.length, 'every message reached onMessage once');
 
-      // Every good one reached onInput, as sent, in order per partition.
-      const key = (m: { topic: string; partition: number }) => `${m.topic}/${m.partition}`;
-      const partitions = new Set(goods.map(key));
-      for (const p of partitions) {
+      // Every offset of every partition reached onMessage, in order: poison ones too (without input), so they are committed with the rest.
+      for (const p of new Set(sent.map(key))) {
         t.deepEqual(
-          received.filter((r) => key(r.source) === p).map((r) => r.source.offset),
-          goods.filter((g) => key(g) === p).map((g) => g.offset),
+          received.filter((r) => key(r) === p).map((r) => r.offset),
+          sent.filter((s) => key(s) === p).map((s) => s.offset),
           `offsets in order on ${p}`,
         );
       }
+      const at = (m: Sent) => received.find((r) => r.topic === m.topic && r.partition === m.partition && r.offset === m.offset);
       for (const g of goods) {
-        const r = received.find((x) => x.source.topic === g.topic && x.source.partition === g.partition && x.source.offset === g.offset);
-        t.deepEqual(r?.input, parseWire(g.kind, g.value), `${g.name} reached onInput`);
+        const expected = parseWire(g.kind, g.value);
+        const input = g.name === 'forward' && expected.type === 'inference' ? { ...expected, triedGeozones: ['CAISO'], targetGeozone: 'ERCOT' } : expected;
+        t.deepEqual(at(g)?.input, input, `${g.name} reached onMessage as its input`);
+        t.is(at(g)?.geozone, GEOZONES[g.partition], `${g.name}: its partition's geozone`);
       }
-      t.false(
-        received.some((r) => poisons.some((p) => p.topic === r.source.topic && p.partition === r.source.partition && p.offset === r.source.offset)),
-        'no poison message reached onInput',
-      );
+      for (const p of poisons) t.is(at(p)?.input, undefined, `${p.name}: offset handed on without input`);
 
-      // Every poison one is on the dead-letter topic: original key and value, reason and origin in headers, its source partition.
+      // Every poison one is on the dead-letter topic: original key, value and headers, reason and origin in headers, on its source partition.
       const dead = await collect(kafka, `dead-letter-check-${run}`, [names.deadLetter], poisons.length, 60_000);
       t.is(dead.length, poisons.length, 'one dead letter per poison message');
       for (const p of poisons) {
@@ -197,23 +225,34 @@ kafkaTest('poison messages go to the dead-letter topic with their reason and a s
         }
         t.is(d.headers[deadLetterHeaders.code], p.code, `${p.name}: x-error-code`);
         t.true((d.headers[deadLetterHeaders.message] ?? '').length > 0, `${p.name}: x-error-message`);
+        t.is(d.headers[deadLetterHeaders.wireKind], p.kind, `${p.name}: x-wire-kind`);
+        for (const [name, value] of Object.entries(p.headers)) t.is(d.headers[name], value, `${p.name}: its own header ${name} kept`);
         t.is(d.key, p.key, `${p.name}: key kept`);
         t.is(d.value === null ? null : d.value.toString('utf8'), p.value, `${p.name}: value kept byte for byte`);
         t.is(d.partition, p.partition, `${p.name}: on its source partition (its geozone's)`);
       }
-      t.log(poisons.map((p) => `${p.name}: ${dead.find((d) => d.headers[deadLetterHeaders.sourceOffset] === p.offset && d.headers[deadLetterHeaders.sourceTopic] === p.topic && d.partition === p.partition)?.headers[deadLetterHeaders.message] ?? '?'}`).join('\n'));
+      t.is(dead.find((d) => d.key === 'not-a-geozone')?.partition, geozonePartition('ERCOT', GEOZONES), 'routed by where it came from, not by its key');
+      t.log(dead.map((d) => `${d.headers[deadLetterHeaders.sourceTopic]}@${d.headers[deadLetterHeaders.sourceOffset]} ${d.headers[deadLetterHeaders.code]}: ${d.headers[deadLetterHeaders.message]}`).join('\n'));
 
-      // A SystemEvent v1 per poison message.
+      // A SystemEvent v1 per poison message, keyed and partitioned by its geozone.
       const events = await collect(kafka, `system-check-${run}`, [names.system], poisons.length, 60_000);
       t.is(events.length, poisons.length, 'one system event per poison message');
-      const parsed = events.map((e) => systemEventSchema.parse(JSON.parse(e.value?.toString('utf8') ?? 'null')));
       for (const p of poisons) {
-        const e = parsed.find((x) => x.details['topic'] === p.topic && x.details['offset'] === p.offset && x.details['partition'] === p.partition);
+        const e = events.find((x) => {
+          const details = systemEventSchema.parse(JSON.parse(x.value?.toString('utf8') ?? 'null')).details;
+          return details['topic'] === p.topic && details['offset'] === p.offset && details['partition'] === p.partition;
+        });
+        if (e === undefined) {
+          t.fail(`${p.name}: no system event`);
+          continue;
+        }
+        const geozone = GEOZONES[p.partition] ?? '';
         t.deepEqual(
-          e,
-          { severity: 'warn', message: 'poison message', details: { code: p.code ?? '', topic: p.topic, partition: p.partition, offset: p.offset }, timestamp: new Date(T0).toISOString() },
+          JSON.parse(e.value?.toString('utf8') ?? 'null'),
+          { severity: 'warn', message: 'poison message', details: { code: p.code ?? '', topic: p.topic, partition: p.partition, offset: p.offset, geozone }, timestamp: new Date(T0).toISOString() },
           `${p.name}: system event`,
         );
+        t.like(e, { key: geozone, partition: p.partition, headers: { 'x-schema': 'SystemEvent/v1', 'x-wire-kind': p.kind } }, `${p.name}: system event key, partition and headers`);
       }
     } finally {
       await Promise.allSettled([consumer?.stop(), producer.disconnect()]);
@@ -221,36 +260,38 @@ kafkaTest('poison messages go to the dead-letter topic with their reason and a s
   });
 });
 
-kafkaTest('an onInput failure is not a poison message: the message is retried, not dead-lettered, and order is kept', async (t) => {
+kafkaTest('startGeozoneConsumer: an onMessage failure is not a poison message: the message is delivered again, not dead-lettered, and order is kept', async (t) => {
   t.timeout(240_000);
   await withTopics(t, async ({ kafka, run, names }) => {
     const received: string[] = [];
     let failuresLeft = 1;
     const producer = kafka.producer({ createPartitioner: geozonePartitioner(GEOZONES), idempotent: true, retry: { retries: 5 } });
-    let consumer: ValidatingConsumer | undefined;
+    let consumer: GeozoneConsumer | undefined;
     try {
-      consumer = await startValidatingConsumer({
+      consumer = await startGeozoneConsumer({
         kafka,
         groupId: `dead-letter-retry-${run}`,
+        geozones: GEOZONES,
         topics: { telemetry: names.telemetry, inference: names.inference, result: names.result },
         deadLetterTopic: names.deadLetter,
         systemTopic: names.system,
-        fromBeginning: true,
-        onInput: (input) => {
-          if (input.type !== 'inference') return;
-          if (input.request.requestId === 'r2' && failuresLeft-- > 0) throw new Error('shard overloaded (test)');
+        onAssigned: () => undefined,
+        onMessage: ({ input }) => {
+          if (input?.type !== 'inference') return Promise.resolve();
+          if (input.request.requestId === 'r2' && failuresLeft-- > 0) return Promise.reject(new Error('shard overloaded (test)'));
           received.push(input.request.requestId);
+          return Promise.resolve();
         },
       });
       await producer.connect();
       for (const id of ['r1', 'r2', 'r3']) {
         await producer.send({ topic: names.inference, acks: -1, messages: [{ key: 'CAISO', value: JSON.stringify(request(id, 'CAISO')) }] });
       }
-      const c = consumer.counters;
       await waitFor('r1, r2 and r3', () => received.length >= 3, 120_000);
       t.deepEqual(received, ['r1', 'r2', 'r3'], 'r2 delivered after its failure, before r3');
-      t.is(c.deadLettered, 0);
-      t.is(c.accepted, 3);
+      t.is(consumer.counters.deadLettered, 0);
+      t.is(consumer.counters.accepted, 3);
+      t.is(consumer.counters.crashes, 0, 'one failure is retried in place, without a crash');
     } finally {
       await Promise.allSettled([consumer?.stop(), producer.disconnect()]);
     }

@@ -1,8 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Admin, type Consumer, type Kafka } from 'kafkajs';
-import { describeRetention, ensureTopics, geozonePartition, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
+import { Kafka, logLevel, Partitioners, type Admin, type Consumer } from 'kafkajs';
+import { describeKafkaError } from '../../adapters/kafka/retry.js';
+import { describeRetention, ensureTopics, ensureTopicsAt, geozonePartition, geozonePartitioner, topicNames, topicSpecs, type TopicSpec } from '../../adapters/kafka/topics.js';
 import { kafkaTopicsCommand } from '../../cli/kafka-topics-command.js';
 import { ArcError } from '../../runtime/errors.js';
 import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
@@ -45,6 +47,16 @@ async function deleteTopics(t: ExecutionContext, admin: Admin, names: string[]):
   } catch (err) {
     t.log(`could not delete the test topics: ${String(err)}`);
   }
+}
+
+/** A port nothing listens on (bound, then released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
 }
 
 // ------------------------------------------------------------------ without a broker
@@ -212,4 +224,93 @@ kafkaTest('the geozone partitioner puts CAISO, ERCOT and PJM messages on partiti
     await deleteTopics(t, admin, specs.map((s) => s.name));
     await admin.disconnect();
   }
+});
+
+// ------------------------------------------------------------------ ready when ensured
+
+/** Every partition of every topic, one message each (keyed: the snapshots topic is compacted). */
+function onePerPartition(specs: readonly TopicSpec[], run: string) {
+  return specs.map((s) => ({ topic: s.name, messages: Array.from({ length: s.numPartitions }, (_, partition) => ({ partition, key: `k-${partition}`, value: `${run}-${s.name}-${partition}` })) }));
+}
+
+kafkaTest('ensureTopicsAt returns only once every partition is served: producing and consuming right after never meets "does not host this topic-partition" (5 runs)', async (t) => {
+  t.timeout(240_000);
+  const base = randomUUID().slice(0, 8);
+  const clientLog: string[] = [];
+  // No retries anywhere: a partition that is not served yet fails the send or crashes the consumer, instead of being waited out.
+  const kafka = new Kafka({ clientId: `topics-ready-${base}`, brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 } });
+  const cleanup = testKafka(`topics-ready-cleanup-${base}`, clientLog).admin();
+  const made: string[] = [];
+  try {
+    for (let run = 0; run < 5; run++) {
+      const prefix = `t${base}r${run}.`;
+      const specs = topicSpecs(GEOZONES, { prefix });
+      made.push(...specs.map((s) => s.name));
+      const ensured = await ensureTopicsAt(brokers, specs, { clientId: `topics-ready-${base}` });
+      t.is(ensured.created.length, specs.length, `run ${run}: all created`);
+
+      const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 }, createPartitioner: Partitioners.DefaultPartitioner });
+      const consumer = kafka.consumer({ groupId: `topics-ready-${base}-${run}`, allowAutoTopicCreation: false, maxWaitTimeInMs: 200, retry: { retries: 0 } });
+      const crashes: string[] = [];
+      consumer.on(consumer.events.CRASH, (event) => crashes.push(describeKafkaError(event.payload.error)));
+      try {
+        await producer.connect();
+        const sent = await producer.sendBatch({ acks: -1, topicMessages: onePerPartition(specs, `${run}`) });
+        t.is(sent.length, specs.reduce((n, s) => n + s.numPartitions, 0), `run ${run}: every partition took its message`);
+
+        const inputs = [topicNames({ prefix }).telemetry, topicNames({ prefix }).inference, topicNames({ prefix }).result];
+        const got: string[] = [];
+        await consumer.connect();
+        await consumer.subscribe({ topics: inputs, fromBeginning: true });
+        await consumer.run({
+          eachMessage: ({ message }) => {
+            got.push(message.value?.toString() ?? '');
+            return Promise.resolve();
+          },
+        });
+        for (let waited = 0; got.length < inputs.length * GEOZONES.length && waited < 60_000; waited += 100) await sleep(100);
+        t.is(got.length, inputs.length * GEOZONES.length, `run ${run}: every input partition read back`);
+        t.deepEqual(crashes, [], `run ${run}: the consumer never crashed`);
+      } finally {
+        await Promise.allSettled([consumer.disconnect(), producer.disconnect()]);
+      }
+    }
+  } finally {
+    await deleteTopics(t, cleanup, made);
+    await cleanup.disconnect();
+  }
+});
+
+test('ensureTopicsAt where no broker listens: by default a coded error soon; with retry options it waits, reports each retry, and stops when aborted', async (t) => {
+  const port = await closedPort();
+  const specs = topicSpecs(['CAISO'], { prefix: 'never.' });
+  const failing = t.throwsAsync(ensureTopicsAt([`127.0.0.1:${port}`], specs), { instanceOf: ArcError });
+
+  const stop = new AbortController();
+  const retries: { attempt: number; delayMs: number; error: string }[] = [];
+  const waiting = ensureTopicsAt([`127.0.0.1:${port}`], specs, {
+    retry: {
+      signal: stop.signal,
+      backoff: { initialDelayMs: 10, maxDelayMs: 40 },
+      onRetry: (attempt, error, delayMs) => {
+        retries.push({ attempt, delayMs, error: describeKafkaError(error) });
+        if (attempt === 3) stop.abort(new Error('region stopping'));
+      },
+    },
+  });
+  const stopped = await t.throwsAsync(waiting);
+  t.is(stopped.message, 'region stopping', 'stopped by the abort, not by giving up');
+  t.deepEqual(
+    retries.map((r) => [r.attempt, r.delayMs]),
+    [
+      [1, 10],
+      [2, 20],
+      [3, 40],
+    ],
+  );
+  for (const r of retries) t.regex(r.error, /ECONNREFUSED/);
+
+  const fails = await failing;
+  t.is(fails.code, 'ARC_ERR_USAGE');
+  t.regex(fails.message, /ECONNREFUSED/);
 });

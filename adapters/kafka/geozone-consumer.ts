@@ -1,0 +1,278 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Consumer, EachMessagePayload, Kafka, Producer } from 'kafkajs';
+import type { RegionInput } from '../../actors/region-io.js';
+import type { WireKind } from '../../actors/wire.js';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+import { writeDeadLetter } from './dead-letter.js';
+import { KafkaEdgeStatus } from './edge-status.js';
+import { geozoneAssigner } from './geozone-assigner.js';
+import { decodeInput } from './input-decoder.js';
+import { isRetriableKafkaError, retry, type BackoffPolicy } from './retry.js';
+import { geozonePartitioner, sortedGeozones } from './topics.js';
+
+/**
+ * The ownership-aware consumer the Kafka region runs on: a member of the
+ * region's consumer group with the geozone assigner, auto-commit off (offsets
+ * are committed by the journal transactions), a group without committed offsets
+ * reading from the beginning. Every message is decoded at the edge
+ * (input-decoder); a poison one goes to the dead-letter topic (dead-letter.ts)
+ * and reaches `onMessage` with no input, so that its offset counts as consumed.
+ *
+ * It waits out a Kafka that is not there: connecting and subscribing are retried
+ * with backoff on retriable errors (broker down, topics just created and not yet
+ * served everywhere), forever unless `signal` aborts or `joinTimeoutMs` is given.
+ * Once running, a failing fetch, heartbeat or commit is retried by kafkajs
+ * `consumerRetries` times; then the consumer crashes and restarts itself (kafkajs
+ * does, for the errors it deems retriable; this module does for the others that
+ * isRetriableKafkaError deems retriable). A fatal crash stops it for good. Every
+ * crash is reported to `onCrash` and in `status`.
+ */
+
+export interface GeozoneMessage {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** The geozone whose partition the message came from. */
+  readonly geozone: string;
+  /** The validated input; undefined for a poison message (already dead-lettered). */
+  readonly input: RegionInput | undefined;
+  /** Let the group know this member is alive (call while waiting long). */
+  readonly heartbeat: () => Promise<void>;
+}
+
+export interface GeozoneConsumerOptions {
+  readonly kafka: Kafka;
+  readonly groupId: string;
+  readonly geozones: readonly string[];
+  readonly topics: { readonly telemetry: string; readonly inference: string; readonly result: string };
+  readonly deadLetterTopic: string;
+  readonly systemTopic: string;
+  /** The full set of geozones this member owns now (after every group join). */
+  readonly onAssigned: (geozones: readonly string[]) => void;
+  /** Called once per message, in partition order; a throw makes kafkajs deliver the message again. */
+  readonly onMessage: (message: GeozoneMessage) => Promise<void>;
+  readonly sessionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** Give up (ARC_ERR_USAGE) if the group is not joined by then; default: wait until joined, stopped or aborted. */
+  readonly joinTimeoutMs?: number;
+  /** Where the consumer reports, as part 'consumer' (its dead-letter writes included); a private one if absent. */
+  readonly status?: KafkaEdgeStatus;
+  /** Aborts a start still waiting for Kafka (the start rejects) and stops a running consumer. */
+  readonly signal?: AbortSignal;
+  /** Before each wait of a retried start or self-restart. */
+  readonly onRetry?: (attempt: number, error: unknown, delayMs: number) => void;
+  /** The running consumer crashed; `restarting` false means it stopped for good (the region should stop). */
+  readonly onCrash?: (error: unknown, restarting: boolean) => void;
+  readonly backoff?: Partial<BackoffPolicy>;
+  /** Jitter for the backoff (none without it). */
+  readonly random?: () => number;
+  /**
+   * How often kafkajs retries a failing fetch, heartbeat or commit before the
+   * consumer crashes and restarts (default 6, about 6 s with kafkaClient's
+   * retry times): how long an outage stays out of `status`.
+   */
+  readonly consumerRetries?: number;
+  /** Timestamps of the poison-message system events (default: the wall clock). */
+  readonly nowMs?: () => number;
+}
+
+export interface GeozoneConsumer {
+  pause(): void;
+  stop(): Promise<void>;
+  readonly status: KafkaEdgeStatus;
+  readonly counters: Readonly<{ accepted: number; deadLettered: number; rebalances: number; crashes: number; restarts: number }>;
+}
+
+const DEFAULT_CONSUMER_RETRIES = 6;
+
+export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Promise<GeozoneConsumer> {
+  const zones = sortedGeozones(options.geozones);
+  const kindByTopic = new Map<string, WireKind>([
+    [options.topics.telemetry, 'telemetry'],
+    [options.topics.inference, 'inference'],
+    [options.topics.result, 'result'],
+  ]);
+  if (kindByTopic.size !== 3) throw new ArcError(ErrorCodes.USAGE, 'the telemetry, inference and result topics must be three different topics');
+  const topics = [...kindByTopic.keys()];
+  const nowMs = options.nowMs ?? (() => Date.now());
+  const counters = { accepted: 0, deadLettered: 0, rebalances: 0, crashes: 0, restarts: 0 };
+  const status = options.status ?? new KafkaEdgeStatus();
+  const part = status.part('consumer');
+  // Said again after each message handled: a failed dead-letter write that succeeds on redelivery clears itself.
+  let healthy = false;
+  const connected = (): void => {
+    if (healthy) return;
+    healthy = true;
+    part.connected();
+  };
+  const retrying = (error: unknown): void => {
+    healthy = false;
+    part.retrying(error);
+  };
+
+  // One signal for everything this consumer waits on: the caller's, or our own stop.
+  const stopper = new AbortController();
+  const signal = options.signal === undefined ? stopper.signal : AbortSignal.any([options.signal, stopper.signal]);
+  const onRetry = (attempt: number, error: unknown, delayMs: number): void => {
+    retrying(error);
+    options.onRetry?.(attempt, error, delayMs);
+  };
+  const retryOptions = {
+    signal,
+    ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
+    ...(options.random === undefined ? {} : { random: options.random }),
+  };
+
+  const consumer: Consumer = options.kafka.consumer({
+    groupId: options.groupId,
+    partitionAssigners: [geozoneAssigner(zones.length)],
+    sessionTimeout: options.sessionTimeoutMs ?? 6_000,
+    heartbeatInterval: options.heartbeatIntervalMs ?? 1_000,
+    rebalanceTimeout: 20_000,
+    allowAutoTopicCreation: false,
+    retry: {
+      retries: options.consumerRetries ?? DEFAULT_CONSUMER_RETRIES,
+      // kafkajs asks only about errors it deems retriable; an ArcError or a bug in onMessage is not worth a restart loop.
+      restartOnFailure: (error) => Promise.resolve(isRetriableKafkaError(error)),
+    },
+  });
+  const producer: Producer = options.kafka.producer({ idempotent: true, allowAutoTopicCreation: false, createPartitioner: geozonePartitioner(zones) });
+
+  let settleJoin: { resolve: () => void; reject: (error: unknown) => void } | undefined;
+  const joined = new Promise<void>((resolve, reject) => {
+    settleJoin = { resolve, reject };
+  });
+  joined.catch(() => undefined); // also rejected when nobody waits any more (a fatal crash after the start)
+
+  let stopping: Promise<void> | undefined;
+  let restarting: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      stopper.abort(new ArcError(ErrorCodes.USAGE, `consumer of group ${options.groupId} stopped`));
+      await restarting;
+      // The consumer first: it waits for the message in hand, whose dead letter may be on its way out.
+      await consumer.disconnect().catch(() => undefined);
+      await producer.disconnect().catch(() => undefined);
+      healthy = false;
+      part.stopped();
+    })();
+    return stopping;
+  };
+  options.signal?.addEventListener('abort', () => void stop(), { once: true });
+
+  const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
+    const { topic, partition, message } = payload;
+    const kind = kindByTopic.get(topic);
+    const geozone = zones[partition];
+    if (kind === undefined || geozone === undefined) return; // not ours (the assigner does not hand these out)
+    let input: RegionInput | undefined;
+    try {
+      input = decodeInput(kind, message, geozone);
+    } catch (error) {
+      try {
+        await writeDeadLetter(producer, { kind, topic, partition, geozone, message, error }, { deadLetter: options.deadLetterTopic, system: options.systemTopic }, nowMs());
+      } catch (writeError) {
+        // Not handed on: kafkajs delivers the message again (and restarts the consumer if that keeps failing).
+        retrying(writeError);
+        throw writeError;
+      }
+      counters.deadLettered++;
+      input = undefined;
+    }
+    await options.onMessage({ topic, partition, offset: message.offset, geozone, input, heartbeat: () => payload.heartbeat() });
+    if (input !== undefined) counters.accepted++;
+    connected();
+  };
+
+  /** Connect, subscribe, run: each retried while Kafka is not there (run itself reports through CRASH). */
+  const startRunning = async (): Promise<void> => {
+    await retry(async () => {
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics, fromBeginning: true });
+      } catch (error) {
+        await consumer.disconnect().catch(() => undefined);
+        throw error;
+      }
+    }, { ...retryOptions, onRetry });
+    await consumer.run({ autoCommit: false, eachMessage });
+  };
+
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    counters.rebalances++;
+    const owned = new Set<string>();
+    for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) if (p < zones.length) owned.add(zones[p] as string);
+    connected();
+    options.onAssigned([...owned].sort());
+    settleJoin?.resolve();
+  });
+
+  consumer.on(consumer.events.CRASH, (event) => {
+    if (stopping !== undefined) return;
+    const { error, restart } = event.payload;
+    counters.crashes++;
+    if (restart) {
+      // kafkajs restarts it after its own retry time.
+      counters.restarts++;
+      retrying(error);
+      options.onCrash?.(error, true);
+      return;
+    }
+    if (!isRetriableKafkaError(error)) {
+      healthy = false;
+      part.failed(error);
+      options.onCrash?.(error, false);
+      settleJoin?.reject(error);
+      return;
+    }
+    // kafkajs gave up on an error that waiting does fix (it has disconnected the consumer already): start it again.
+    counters.restarts++;
+    retrying(error);
+    options.onCrash?.(error, true);
+    restarting = startRunning().catch((restartError: unknown) => {
+      if (signal.aborted) return;
+      healthy = false;
+      part.failed(restartError);
+      options.onCrash?.(restartError, false);
+      settleJoin?.reject(restartError);
+    });
+  });
+
+  try {
+    await retry(() => producer.connect(), { ...retryOptions, onRetry });
+    await startRunning();
+    await waitForJoin(joined, signal, options.joinTimeoutMs, options.groupId);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    pause: () => consumer.pause(topics.map((topic) => ({ topic }))),
+    stop,
+    status,
+    counters,
+  };
+}
+
+async function waitForJoin(joined: Promise<void>, signal: AbortSignal, timeoutMs: number | undefined, groupId: string): Promise<void> {
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const waits: Promise<unknown>[] = [joined, aborted];
+  const timer = new AbortController();
+  if (timeoutMs !== undefined) {
+    waits.push(
+      sleep(timeoutMs, undefined, { signal: timer.signal }).then(() => {
+        throw new ArcError(ErrorCodes.USAGE, `consumer group ${groupId} not joined within ${timeoutMs} ms: is the broker up and are the input topics there?`);
+      }),
+    );
+  }
+  try {
+    await Promise.race(waits);
+  } finally {
+    timer.abort();
+  }
+}
