@@ -4,17 +4,13 @@ import { internalInput } from '../actors/region.js';
 import type { InferenceRequest, RegionEffect, RegionInput } from '../actors/region-io.js';
 import { inputToWire } from '../adapters/bus/input-wire.js';
 import { effectToWire } from '../adapters/bus/topics.js';
-import {
-  FORWARD_ACK_HEADER,
-  kafkaClient,
-  startEffectProducer,
-  startGeozoneConsumer,
-  TRIED_HEADER,
-  type EffectProducer,
-  type GeozoneConsumer,
-  type GeozoneMessage,
-  type OutboundMessage,
-} from '../adapters/kafka/geozone-assigner.js';
+import { startEffectProducer, type EffectProducer, type OutboundMessage } from '../adapters/kafka/effect-producer.js';
+import { KafkaEdgeStatus } from '../adapters/kafka/edge-status.js';
+import { startGeozoneConsumer, type GeozoneConsumer, type GeozoneMessage } from '../adapters/kafka/geozone-consumer.js';
+import { FORWARD_ACK_HEADER, TRIED_HEADER } from '../adapters/kafka/input-decoder.js';
+import { kafkaClient } from '../adapters/kafka/kafka-client.js';
+import { describeKafkaError, retry } from '../adapters/kafka/retry.js';
+import { createInputIdentityVerifier } from '../adapters/security/node-identity.js';
 import { KafkaStore, type JournalWriteStatus } from '../adapters/kafka/kafka-store.js';
 import { OffsetJournal } from '../adapters/kafka/offset-journal.js';
 import { ensureTopicsAt, sortedGeozones, topicNames, topicSpecs } from '../adapters/kafka/topics.js';
@@ -22,7 +18,6 @@ import { monotonicNowMs } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { Shard } from '../runtime/shard.js';
 import type { Ownership, OwnershipHost, RegionStore, Takeover } from './ownership.js';
-import { retryWithBackoff } from './retry.js';
 
 export interface KafkaOwnershipOptions {
   /** Bootstrap brokers, host:port. */
@@ -33,6 +28,11 @@ export interface KafkaOwnershipOptions {
   readonly groupId: string;
   /** kafkajs client id prefix. */
   readonly clientId: string;
+  /**
+   * The node CA (PEM): telemetry and results on the shared input topics must then carry a node's
+   * signature (adapters/security/node-identity.ts) from a certificate of the geozone they claim.
+   */
+  readonly nodeCaPem?: string | undefined;
 }
 
 /** One geozone this process owns (or is taking over). */
@@ -54,6 +54,8 @@ interface Owned {
 
 const COMMIT_EVERY_MS = 500;
 const RELEASE_IDLE_TIMEOUT_MS = 5_000;
+/** At shutdown, effects still waiting for a broker get this long before the producer is closed under them. */
+const EFFECTS_GRACE_MS = 10_000;
 
 /**
  * Ownership by a Kafka consumer group: each geozone's journal and snapshots in
@@ -92,6 +94,7 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
   let inFlight: Promise<void> = Promise.resolve();
   let commitTimer: NodeJS.Timeout | undefined;
   const kafka = kafkaClient(brokers, options.clientId, options.ssl);
+  const edge = new KafkaEdgeStatus();
 
   // ------------------------------------------------------------ stores of the owned geozones
 
@@ -166,15 +169,19 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     const started = monotonicNowMs();
     const geozone = entry.geozone;
     // Opening fences every older owner of the geozone's journal before reading it.
-    const store = await retryWithBackoff(
-      () => KafkaStore.open({ brokers, ssl: options.ssl, shardIds: [geozone], clientId: `${options.clientId}-${geozone}`, onWriteStatus: (shardId, status) => onWriteStatus(shardId, status) }),
-      {
-      signal: stopSignal.signal,
-      onRetry: (attempt, error, delayMs) => {
-        counters.startRetries++;
-        host.note('opening the journal failed; retrying', { geozone, attempt, delayMs, error: (error as Error).message });
+    const store = await retry(
+      () => {
+        if (entry.lost || stopping) throw new ArcError(ErrorCodes.SHARD_STOPPED, `geozone ${geozone} was given up while opening its journal`);
+        return KafkaStore.open({ brokers, ssl: options.ssl, shardIds: [geozone], clientId: `${options.clientId}-${geozone}`, onWriteStatus: (shardId, status) => onWriteStatus(shardId, status) });
       },
-      stopIf: () => entry.lost || stopping,
+      {
+        signal: stopSignal.signal,
+        // A tampered journal or a stopped takeover is final; a broker away while taking over is waited out.
+        isRetriable: (error) => !(error instanceof ArcError),
+        onRetry: (attempt, error, delayMs) => {
+          counters.startRetries++;
+          host.note('opening the journal failed; retrying', { geozone, attempt, delayMs, error: describeKafkaError(error) });
+        },
       },
     );
     if (entry.lost || stopping) {
@@ -328,37 +335,48 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     mode: 'kafka',
     stores,
     async start() {
-      const retry = {
-        signal: stopSignal.signal,
-        // Nothing here is fatal: a broker that is not up yet, topics just created, an address the
-        // operator is still fixing: the status line and /readyz say why, and the process waits.
-        isFatal: () => false,
-        onRetry: (attempt: number, error: unknown, delayMs: number) => {
-          counters.startRetries++;
-          host.note('Kafka not reachable yet; retrying', { attempt, delayMs, error: (error as Error).message });
-        },
+      const onRetry = (what: string) => (attempt: number, error: unknown, delayMs: number) => {
+        counters.startRetries++;
+        host.note(`Kafka not reachable yet (${what}); retrying`, { attempt, delayMs, error: describeKafkaError(error) });
       };
-      const ensured = await retryWithBackoff(() => ensureTopicsAt(brokers, topicSpecs(zones), { ssl: options.ssl }), retry);
+      const retrying = { signal: stopSignal.signal, onRetry: onRetry('topics') };
+      const ensured = await ensureTopicsAt(brokers, topicSpecs(zones), { ssl: options.ssl, retry: retrying });
       if (ensured.created.length > 0) log.info({ created: ensured.created }, 'topics created');
-      producer = await retryWithBackoff(() => startEffectProducer(kafka, zones), retry);
-      consumer = await retryWithBackoff(
-        () =>
-          startGeozoneConsumer({
-            kafka,
-            groupId: options.groupId,
-            geozones: zones,
-            topics: { telemetry: names.telemetry, inference: names.inference, result: names.result },
-            deadLetterTopic: names.deadLetter,
-            systemTopic: names.system,
-            onAssigned,
-            onMessage: (message) => {
-              const run = onMessage(message);
-              inFlight = run.catch(() => undefined);
-              return run;
-            },
-          }),
-        retry,
-      );
+      producer = await startEffectProducer(kafka, zones, { status: edge, signal: stopSignal.signal, onRetry: onRetry('effects') });
+      const verify = options.nodeCaPem === undefined ? undefined : createInputIdentityVerifier({ caPem: options.nodeCaPem });
+      consumer = await startGeozoneConsumer({
+        kafka,
+        groupId: options.groupId,
+        geozones: zones,
+        topics: { telemetry: names.telemetry, inference: names.inference, result: names.result },
+        deadLetterTopic: names.deadLetter,
+        systemTopic: names.system,
+        status: edge,
+        signal: stopSignal.signal,
+        onRetry: onRetry('consumer'),
+        onCrash: (error, restarting) => {
+          if (restarting) host.note('the Kafka consumer crashed; restarting', { error: describeKafkaError(error) });
+          else host.fatal(error instanceof Error ? error : new Error(describeKafkaError(error)), '*');
+        },
+        ...(verify === undefined
+          ? {}
+          : {
+              // Telemetry and results must come from a node of the geozone they claim; requests come from clients
+              // and forwards from regions, which Kafka's ACLs already tell apart from nodes.
+              verifyInput: (input: RegionInput, raw: { topic: string; key: Buffer | null; value: Buffer | null; headers: Parameters<typeof verify>[0] }, partitionGeozone: string) => {
+                if (input.type !== 'telemetry' && input.type !== 'result') return;
+                const claimed = input.type === 'telemetry' ? input.report.geozone : partitionGeozone;
+                const verdict = verify(raw.headers, raw.topic, raw.key, raw.value, claimed, input.nodeId);
+                if (!verdict.ok) throw new ArcError(ErrorCodes.PRODUCER_IDENTITY, verdict.message, { reason: verdict.reason });
+              },
+            }),
+        onAssigned,
+        onMessage: (message) => {
+          const run = onMessage(message);
+          inFlight = run.catch(() => undefined);
+          return run;
+        },
+      });
       // Inputs that produced no record are committed with offsets alone once the shard is durable.
       commitTimer = setInterval(() => {
         for (const entry of live()) {
@@ -368,7 +386,7 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
         }
       }, COMMIT_EVERY_MS);
     },
-    ready: () => consumer !== undefined && !stopping && writesRetrying.size === 0 && [...owned.values()].every((e) => e.isReady),
+    ready: () => consumer !== undefined && !stopping && edge.current.connected && writesRetrying.size === 0 && [...owned.values()].every((e) => e.isReady),
     owned: () => [...owned.values()].map((e) => ({ geozone: e.geozone, ready: e.isReady })).sort((a, b) => (a.geozone < b.geozone ? -1 : 1)),
     // Replayed in a worker that reads the journals from Kafka itself (read-only: it fences no one).
     timeTravel: () => ({ kafka: { brokers, ssl: options.ssl } }),
@@ -398,7 +416,8 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
       for (const entry of entries) await entry.shard?.whenIdle();
       for (const entry of entries) await entry.journal?.commitDurable(entry.shard?.lastDurableOffset ?? -1);
       for (const entry of entries) await entry.shard?.snapshotNow();
-      await Promise.all(entries.map((e) => e.sending));
+      // Effects wait for a broker a bounded time (they are in the journal either way).
+      await Promise.race([Promise.all(entries.map((e) => e.sending)), sleep(EFFECTS_GRACE_MS)]);
     },
     async close() {
       stopping = true;

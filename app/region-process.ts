@@ -38,6 +38,8 @@ export type JournalOptions =
       readonly groupId: string;
       /** kafkajs client id prefix (default arcnet-region-<pid>). */
       readonly clientId?: string | undefined;
+      /** Node CA (PEM): telemetry and results on the input topics must be signed by a node of the geozone they claim. */
+      readonly nodeCaPem?: string | undefined;
     };
 
 export interface RegionProcessOptions {
@@ -169,6 +171,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       ssl: options.journal.ssl,
       groupId: options.journal.groupId,
       clientId: options.journal.clientId ?? `arcnet-region-${process.pid}`,
+      nodeCaPem: options.journal.nodeCaPem,
     });
   }
   const owner: Ownership = ownership;

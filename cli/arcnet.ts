@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -34,14 +35,16 @@ const usage = `arcnet: the ArcNet regional runtime
                 [--tls-client-auth required|optional|off]] [--otlp http://collector:4318/v1/traces]
                 [--data-key-file F]
       Run the live region on the wall clock (recovers from DIR; SIGTERM stops it cleanly).
-      --port (default 8080) serves the HTTP API (/docs), /metrics, the console WebSocket (/telemetry)
-      and the inspector (/inspector) on 127.0.0.1.
+      --port (default 8080) serves the HTTP API (/docs), /metrics, the console WebSocket (/telemetry),
+      the node-agent channel (/v1/agent) and the inspector (/inspector) on 127.0.0.1.
       Without --api-keys (or ARCNET_API_KEYS) they are open; --rate-limit is requests/s per key.
       TLS is 1.3 only; --tls-client-auth required asks every client for a certificate from --tls-ca.
-  arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--status-every 10s] [--run-for 5m]
-                [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--otlp URL]
-      The same shards with journal and snapshots in Kafka; processes of one group share the geozones
-      (a consumer group decides who owns which) and take over from one that dies.
+  arcnet region --kafka BROKERS --geozones A,B,C [--group arcnet-region] [--node-ca F]
+                [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] and every option above but --data, --data-key-file
+      The same region with journal and snapshots in Kafka, serving the same API, console, agents and
+      inspector; processes of one group share the geozones (a consumer group decides who owns which) and
+      take over from one that dies. It waits for a broker that is not up yet. --node-ca: telemetry and
+      results on the input topics must be signed by a node certificate of the geozone they claim.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
   arcnet kafka:acls --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
@@ -163,6 +166,7 @@ async function main(argv: string[]): Promise<void> {
       'kafka-tls-ca': { type: 'string' },
       'kafka-tls-cert': { type: 'string' },
       'kafka-tls-key': { type: 'string' },
+      'node-ca': { type: 'string' },
     },
   });
   switch (command) {
@@ -255,6 +259,7 @@ function regionJournal(values: {
   'kafka-tls-ca'?: string | undefined;
   'kafka-tls-cert'?: string | undefined;
   'kafka-tls-key'?: string | undefined;
+  'node-ca'?: string | undefined;
 }): JournalOptions {
   if (values.kafka !== undefined) {
     if (values.data !== undefined) throw new ArcError(ErrorCodes.USAGE, 'give --data DIR (the embedded LMDB journal) or --kafka BROKERS, not both');
@@ -263,12 +268,21 @@ function regionJournal(values: {
     }
     const brokers = values.kafka.split(',').map((b) => b.trim()).filter((b) => b !== '');
     if (brokers.length === 0) throw new ArcError(ErrorCodes.USAGE, '--kafka needs at least one broker (host:port)');
-    return { kind: 'kafka', brokers, ssl: kafkaTls(values), groupId: values.group ?? 'arcnet-region' };
+    const nodeCa = values['node-ca'];
+    return { kind: 'kafka', brokers, ssl: kafkaTls(values), groupId: values.group ?? 'arcnet-region', nodeCaPem: nodeCa === undefined ? undefined : readText(nodeCa, 'node-ca') };
   }
-  for (const flag of ['group', 'kafka-tls-ca', 'kafka-tls-cert', 'kafka-tls-key'] as const) {
+  for (const flag of ['group', 'kafka-tls-ca', 'kafka-tls-cert', 'kafka-tls-key', 'node-ca'] as const) {
     if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to a --kafka region only`);
   }
   return { kind: 'lmdb', dataDir: required(values.data, 'data'), encryptionKey: dataKey(values['data-key-file']) };
+}
+
+function readText(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ArcError(ErrorCodes.USAGE, `--${flag} ${file}: ${(error as Error).message}`);
+  }
 }
 
 /** `--until TIME` or `--until-offset N --geozone G` as a replay point (none when neither is given). */

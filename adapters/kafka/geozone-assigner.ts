@@ -13,12 +13,6 @@ const { AssignerProtocol } = kafkajs;
  */
 export const GEOZONE_ASSIGNER = 'ArcnetGeozoneAssigner';
 
-// The region's Kafka edge used to live in this file; its assembly still imports it from here.
-export { FORWARD_ACK_HEADER, TRIED_HEADER } from './input-decoder.js';
-export { startGeozoneConsumer, type GeozoneConsumer, type GeozoneConsumerOptions, type GeozoneMessage } from './geozone-consumer.js';
-export { startEffectProducer, type EffectProducer, type EffectProducerOptions, type OutboundMessage } from './effect-producer.js';
-export { kafkaClient } from './kafka-client.js';
-
 /** Partition index → member, for `geozoneCount` partitions and the given members. */
 export function assignByIndex(memberIds: readonly string[], geozoneCount: number): Map<number, string> {
   const members = [...memberIds].sort();

@@ -6,7 +6,7 @@ import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { writeDeadLetter } from './dead-letter.js';
 import { KafkaEdgeStatus } from './edge-status.js';
 import { geozoneAssigner } from './geozone-assigner.js';
-import { decodeInput } from './input-decoder.js';
+import { decodeInput, type RawInputMessage } from './input-decoder.js';
 import { isRetriableKafkaError, retry, type BackoffPolicy } from './retry.js';
 import { geozonePartitioner, sortedGeozones } from './topics.js';
 
@@ -49,6 +49,11 @@ export interface GeozoneConsumerOptions {
   readonly systemTopic: string;
   /** The full set of geozones this member owns now (after every group join). */
   readonly onAssigned: (geozones: readonly string[]) => void;
+  /**
+   * Checks a decoded input against its raw message before it is handed on (a producer's signed
+   * identity, say); a throw sends the message to the dead-letter topic with the error's code.
+   */
+  readonly verifyInput?: (input: RegionInput, raw: { topic: string; key: Buffer | null; value: Buffer | null; headers: RawInputMessage['headers'] }, partitionGeozone: string) => void;
   /** Called once per message, in partition order; a throw makes kafkajs deliver the message again. */
   readonly onMessage: (message: GeozoneMessage) => Promise<void>;
   readonly sessionTimeoutMs?: number;
@@ -168,6 +173,7 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
     let input: RegionInput | undefined;
     try {
       input = decodeInput(kind, message, geozone);
+      options.verifyInput?.(input, { topic, key: message.key, value: message.value, headers: message.headers }, geozone);
     } catch (error) {
       try {
         await writeDeadLetter(producer, { kind, topic, partition, geozone, message, error }, { deadLetter: options.deadLetterTopic, system: options.systemTopic }, nowMs());

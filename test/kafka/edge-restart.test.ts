@@ -7,7 +7,7 @@ import { startGeozoneConsumer, type GeozoneConsumer } from '../../adapters/kafka
 import { kafkaClient } from '../../adapters/kafka/kafka-client.js';
 import { describeKafkaError } from '../../adapters/kafka/retry.js';
 import { ensureTopicsAt, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
-import { privateBroker, privateBrokerUnavailable, type PrivateBroker } from './private-broker.js';
+import { ownBroker, ownBrokerUnavailable, type OwnBroker } from './own-broker.js';
 
 /**
  * The region's Kafka edge against a broker of the test's own: started before
@@ -47,19 +47,19 @@ async function until(what: string, timeoutMs: number, condition: () => boolean):
 const ENABLE = 'ARCNET_BROKER_RESTART_TEST';
 
 function register(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
-  const unavailable = privateBrokerUnavailable();
+  const unavailable = ownBrokerUnavailable();
   if (process.env[ENABLE] !== '1') {
     test.skip(`${title} (SKIPPED: starts and restarts a broker of its own; set ${ENABLE}=1 to run it)`, () => undefined);
   } else if (unavailable === undefined) {
     test(title, fn);
   } else {
-    test(title, (t) => t.fail(`${ENABLE}=1 asks for a private broker, but one cannot be started: ${unavailable}`));
+    test(title, (t) => t.fail(`${ENABLE}=1 asks for a broker of its own, but one cannot be started: ${unavailable}`));
   }
 }
 
 register('the Kafka edge started before its broker waits for it, and survives the broker restarting under it', async (t) => {
   t.timeout(180_000);
-  const broker: PrivateBroker = await privateBroker();
+  const broker: OwnBroker = await ownBroker();
   const names = topicNames();
   const stop = new AbortController();
   const status = new KafkaEdgeStatus();
@@ -149,17 +149,15 @@ register('the Kafka edge started before its broker waits for it, and survives th
     t.regex(crashes[crashesBefore]?.error ?? '', /Connection|ECONNREFUSED|Closed|No broker available/, 'the outage crash names the lost broker');
     t.true(history.some((s) => s.retrying) && history.some((s) => s.connected), 'status went through retrying and connected');
     t.log(phases.join('\n'));
-    t.log(broker.log.join('\n'));
     t.log(`crashes: ${crashes.length}, first: ${crashes[0]?.error ?? '-'}`);
     t.log(`retries: ${Object.entries(retries).map(([part, r]) => `${part} ${r.length}`).join(', ')}; last consumer retry: ${retries['consumer']?.at(-1) ?? '-'}`);
   } catch (error) {
     t.log(phases.join('\n'));
-    t.log(broker.log.join('\n'));
     t.log(JSON.stringify(status.current, null, 2));
     throw error;
   } finally {
     stop.abort(new Error('test over'));
     await Promise.allSettled([consumer?.stop(), producer?.close()]);
-    await broker.dispose();
+    await broker.destroy();
   }
 });

@@ -56,6 +56,11 @@ function unavailableReason(): string | undefined {
 
 const unavailable = unavailableReason();
 
+/** Why a broker of a test's own cannot run here (undefined when it can). */
+export function ownBrokerUnavailable(): string | undefined {
+  return unavailable;
+}
+
 /** A test that needs a broker of its own: skipped with a notice without Java (a failure under CI=true). */
 export function ownBrokerTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
   if (unavailable === undefined) test.serial(title, fn);
