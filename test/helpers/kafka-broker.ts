@@ -12,7 +12,8 @@ export const brokers = (process.env['KAFKA_BROKERS'] ?? `127.0.0.1:${process.env
   .map((b) => b.trim())
   .filter((b) => b.length > 0);
 
-function probe(address: string, timeoutMs: number): Promise<boolean> {
+/** Whether something accepts TCP connections at host:port within the time. */
+export function probe(address: string, timeoutMs: number): Promise<boolean> {
   const colon = address.lastIndexOf(':');
   const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(address.slice(colon + 1));

@@ -8,11 +8,9 @@ import test, { type ExecutionContext } from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import kafkajs, { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
 import { agentGroupId, deleteAcls, ensureGeozoneAclsAt, geozoneAcls, nodePrincipal, type GeozoneAcl } from '../../adapters/kafka/acls.js';
 import { ensureTopicsAt, geozonePartitioner, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
@@ -20,20 +18,11 @@ import { createInputIdentityVerifier, loadNodeIdentity, signNodeMessage, type Id
 import { kafkaTlsOptions } from '../../adapters/security/tls-options.js';
 import { formatAclsResult, kafkaAclsCommand } from '../../cli/kafka-acls-command.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { brokerReachable, brokers, deleteTopicsWithPrefix, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
+import { brokerReachable, brokers, deleteTopicsWithPrefix, kafkaTest, probe, testKafka } from '../helpers/kafka-broker.js';
+import { repoRoot } from '../helpers/repo.js';
 
 const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = kafkajs;
 
-/** The repository root: the nearest folder up from this (compiled) file that holds scripts/kafka/kafka.mjs. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'scripts', 'kafka', 'kafka.mjs'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('acls test: no scripts/kafka/kafka.mjs above the test file');
-    dir = parent;
-  }
-  return dir;
-}
 
 const root = repoRoot();
 const kafkaScript = join(root, 'scripts', 'kafka', 'kafka.mjs');
@@ -46,18 +35,6 @@ const haveCertificates = Object.values(regionFiles).every((file) => existsSync(f
 const userBroker = (process.env['KAFKA_BROKERS'] ?? '') !== '';
 const onCi = process.env['CI'] === 'true';
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2_000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 /** 'on' when the broker answers ACL requests, 'off' when it runs without an authorizer (SECURITY_DISABLED). */
 async function probeAuthorizer(): Promise<string> {
@@ -79,7 +56,7 @@ async function probeAuthorizer(): Promise<string> {
   }
 }
 
-const listening = haveCertificates && (await portAnswers(tlsPort));
+const listening = haveCertificates && (await probe(`127.0.0.1:${tlsPort}`, 2_000));
 const authorizer = brokerReachable ? await probeAuthorizer() : 'unknown';
 
 /**

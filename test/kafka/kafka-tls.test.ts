@@ -5,29 +5,18 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Consumer, type Producer } from 'kafkajs';
 import { pino } from 'pino';
 import { geozonePartitioner, topicNames } from '../../adapters/kafka/topics.js';
 import { kafkaTlsOptions } from '../../adapters/security/tls-options.js';
 import { createRegionProcess } from '../../app/region-process.js';
 import { makeCertificates } from '../helpers/certificates.js';
-import { kafkaTest } from '../helpers/kafka-broker.js';
+import { kafkaTest, probe } from '../helpers/kafka-broker.js';
+import { repoRoot } from '../helpers/repo.js';
 
-/** The repository root: the nearest folder up from this (compiled) file that holds scripts/kafka/kafka.mjs. */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'scripts', 'kafka', 'kafka.mjs'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('kafka-tls test: no scripts/kafka/kafka.mjs above the test file');
-    dir = parent;
-  }
-  return dir;
-}
 
 const tlsDir = join(repoRoot(), '.kafka', 'tls');
 const files = { caFile: join(tlsDir, 'ca.pem'), certFile: join(tlsDir, 'client.pem'), keyFile: join(tlsDir, 'client-key.pem') };
@@ -36,20 +25,8 @@ const tlsBrokers = [`127.0.0.1:${tlsPort}`];
 const haveCertificates = Object.values(files).every((file) => existsSync(file));
 const userBroker = (process.env['KAFKA_BROKERS'] ?? '') !== '';
 
-function portAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = netConnect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2_000, () => done(false));
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
-const listening = haveCertificates && (await portAnswers(tlsPort));
+const listening = haveCertificates && (await probe(`127.0.0.1:${tlsPort}`, 2_000));
 
 /**
  * A test against the SSL listener. Skipped (with a notice) only when the broker is one the user

@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { repoRoot } from '../helpers/repo.js';
 
 /**
  * A Kafka broker of a test's own, to stop and start at will (the shared one
@@ -31,15 +31,6 @@ export interface OwnBroker {
   destroy(): Promise<void>;
 }
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'scripts', 'kafka', 'kafka.mjs'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('own-broker: no scripts/kafka/kafka.mjs above the test file');
-    dir = parent;
-  }
-  return dir;
-}
 
 const root = repoRoot();
 const checkoutLibs = join(root, '.kafka', 'libs');
@@ -104,6 +95,12 @@ function run(script: string, command: string, env: NodeJS.ProcessEnv, timeoutMs:
 /** Makes the broker's folder and starts it. */
 export async function startOwnBroker(): Promise<OwnBroker> {
   const broker = await ownBroker();
+  try {
+    await broker.start();
+  } catch (error) {
+    await broker.destroy();
+    throw error;
+  }
   return broker;
 }
 
@@ -138,11 +135,5 @@ export async function ownBroker(): Promise<OwnBroker> {
       rmSync(home, { recursive: true, force: true });
     },
   };
-  try {
-    await broker.start();
-  } catch (error) {
-    await broker.destroy();
-    throw error;
-  }
   return broker;
 }
