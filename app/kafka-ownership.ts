@@ -342,6 +342,7 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
       const retrying = { signal: stopSignal.signal, onRetry: onRetry('topics') };
       const ensured = await ensureTopicsAt(brokers, topicSpecs(zones), { ssl: options.ssl, retry: retrying });
       if (ensured.created.length > 0) log.info({ created: ensured.created }, 'topics created');
+      if (ensured.grown.length > 0) log.warn({ grown: ensured.grown, geozones: zones.length }, 'topics keyed by geozone had fewer partitions than geozones: partitions added');
       producer = await startEffectProducer(kafka, zones, { status: edge, signal: stopSignal.signal, onRetry: onRetry('effects') });
       const verify = options.nodeCaPem === undefined ? undefined : createInputIdentityVerifier({ caPem: options.nodeCaPem });
       consumer = await startGeozoneConsumer({

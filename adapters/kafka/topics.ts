@@ -195,6 +195,8 @@ export interface EnsureTopicsOptions {
 export interface EnsureTopicsResult {
   readonly created: string[];
   readonly existing: string[];
+  /** Existing topics keyed by geozone that had fewer partitions than geozones, and were given more. */
+  readonly grown: string[];
 }
 
 /**
@@ -230,12 +232,37 @@ export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], op
   const created = missing.filter((_, i) => outcomes[i] === true).map((s) => s.name);
   const createdSet = new Set(created);
   const existing = specs.filter((s) => !createdSet.has(s.name)).map((s) => s.name);
+  const grown = await growGeozonePartitions(admin, specs.filter((s) => present.has(s.name) && s.keying === 'geozone'), timeout);
   await waitForTopicsReady(
     admin,
     specs.map((s) => s.name),
     { timeoutMs: timeout, signal: options.signal },
   );
-  return { created, existing };
+  return { created, existing, grown };
+}
+
+/**
+ * A topic keyed by geozone needs a partition per geozone (partition i is the
+ * i-th geozone in sorted order): one made for fewer geozones (an earlier, smaller
+ * federation on the same cluster) gets the partitions it lacks. Partitions are
+ * only ever added, never removed; the geozones already there keep theirs only if
+ * the new ones sort after them, so grow a live federation by adding geozones
+ * whose names sort last (or start it with all of them).
+ */
+async function growGeozonePartitions(admin: Admin, specs: readonly TopicSpec[], timeoutMs: number): Promise<string[]> {
+  if (specs.length === 0) return [];
+  const metadata = await admin.fetchTopicMetadata({ topics: specs.map((s) => s.name) });
+  const counts = new Map(metadata.topics.map((t) => [t.name, t.partitions.length]));
+  const short = specs.filter((s) => (counts.get(s.name) ?? s.numPartitions) < s.numPartitions);
+  if (short.length === 0) return [];
+  try {
+    await admin.createPartitions({ timeout: timeoutMs, topicPartitions: short.map((s) => ({ topic: s.name, count: s.numPartitions })) });
+  } catch (error) {
+    // Another process grew them first (INVALID_PARTITIONS: the count is already there): re-check below.
+    const after = await admin.fetchTopicMetadata({ topics: short.map((s) => s.name) });
+    if (after.topics.some((t) => t.partitions.length < (short.find((s) => s.name === t.name)?.numPartitions ?? 0))) throw error;
+  }
+  return short.map((s) => s.name);
 }
 
 export interface TopicRetention {
@@ -353,6 +380,7 @@ export async function ensureTopicsAt(brokers: readonly string[], specs: readonly
   });
   const admin = kafka.admin();
   const created = new Set<string>();
+  const grown = new Set<string>();
   try {
     await retry(
       async () => {
@@ -361,6 +389,7 @@ export async function ensureTopicsAt(brokers: readonly string[], specs: readonly
           // A retry after a failed wait finds the topics of the failed attempt existing: remember who created them.
           const result = await ensureTopics(admin, specs, { ...options, signal: options.retry?.signal });
           for (const name of result.created) created.add(name);
+          for (const name of result.grown) grown.add(name);
         } catch (error) {
           await admin.disconnect().catch(() => undefined);
           throw error;
@@ -378,5 +407,9 @@ export async function ensureTopicsAt(brokers: readonly string[], specs: readonly
   } finally {
     await admin.disconnect();
   }
-  return { created: specs.filter((s) => created.has(s.name)).map((s) => s.name), existing: specs.filter((s) => !created.has(s.name)).map((s) => s.name) };
+  return {
+    created: specs.filter((s) => created.has(s.name)).map((s) => s.name),
+    existing: specs.filter((s) => !created.has(s.name)).map((s) => s.name),
+    grown: [...grown],
+  };
 }

@@ -92,18 +92,27 @@ kafkaTest('kafka region: a request forwarded over Kafka between two processes gi
   const one = { home: `FA${tag}1`, away: `FB${tag}1`, run: `x${tag}` };
   const two = { home: `FA${tag}2`, away: `FB${tag}2`, run: `x${tag}` };
 
-  const single = await regionOn([one.home, one.away], `topology-one-${tag}`, `topology-one-${tag}`);
-  await single.start();
-  await drive([single], one.home, one.away, one.run);
+  const regions: RegionProcess[] = [];
+  const made = async (zones: readonly string[], group: string, name: string): Promise<RegionProcess> => {
+    const region = await regionOn(zones, group, name);
+    regions.push(region);
+    await region.start();
+    return region;
+  };
+  try {
+    const single = await made([one.home, one.away], `topology-one-${tag}`, `topology-one-${tag}`);
+    await drive([single], one.home, one.away, one.run);
 
-  const group = `topology-two-${tag}`;
-  const left = await regionOn([two.home, two.away], group, `topology-left-${tag}`);
-  await left.start();
-  const right = await regionOn([two.home, two.away], group, `topology-right-${tag}`);
-  await right.start();
-  // The group splits the two geozones between the two processes: the forward crosses Kafka.
-  await until('one geozone each', 120_000, () => left.owned().length === 1 && right.owned().length === 1);
-  await drive([left, right], two.home, two.away, two.run);
+    const group = `topology-two-${tag}`;
+    const left = await made([two.home, two.away], group, `topology-left-${tag}`);
+    const right = await made([two.home, two.away], group, `topology-right-${tag}`);
+    // The group splits the two geozones between the two processes: the forward crosses Kafka.
+    await until('one geozone each', 120_000, () => left.owned().length === 1 && right.owned().length === 1);
+    await drive([left, right], two.home, two.away, two.run);
+  } finally {
+    // Stopping twice answers the first stop's line: a failed run must not leave clients keeping the test alive.
+    await Promise.allSettled(regions.map((region) => region.stop('topology test over')));
+  }
 
   for (const [zoneOne, zoneTwo] of [
     [one.home, two.home],

@@ -314,3 +314,27 @@ test('ensureTopicsAt where no broker listens: by default a coded error soon; wit
   t.is(fails.code, 'ARC_ERR_USAGE');
   t.regex(fails.message, /ECONNREFUSED/);
 });
+
+kafkaTest('ensureTopics gives a topic keyed by geozone made for fewer geozones the partitions it lacks, and never takes any away', async (t) => {
+  t.timeout(180_000);
+  const run = randomUUID().slice(0, 8);
+  const prefix = `g${run}.`;
+  const admin = client(run, []).admin();
+  const partitions = async (name: string): Promise<number> => (await admin.fetchTopicMetadata({ topics: [name] })).topics[0]?.partitions.length ?? 0;
+  const telemetry = topicNames({ prefix }).telemetry;
+  try {
+    await admin.connect();
+    await ensureTopics(admin, topicSpecs(['A1'], { prefix }));
+    t.is(await partitions(telemetry), 1);
+    const wider = await ensureTopics(admin, topicSpecs(['A1', 'B2', 'C3'], { prefix }));
+    t.true(wider.grown.includes(telemetry), JSON.stringify(wider.grown));
+    t.false(wider.grown.some((name) => name.includes('arc.journal.') || name.endsWith('arc.snapshots')), 'single-partition topics stay as they are');
+    t.is(await partitions(telemetry), 3);
+    const narrower = await ensureTopics(admin, topicSpecs(['A1'], { prefix }));
+    t.deepEqual(narrower.grown, []);
+    t.is(await partitions(telemetry), 3, 'a smaller federation leaves the extra partitions unassigned, not removed');
+  } finally {
+    await admin.deleteTopics({ topics: (await admin.listTopics()).filter((name) => name.startsWith(prefix)) }).catch(() => undefined);
+    await admin.disconnect();
+  }
+});
