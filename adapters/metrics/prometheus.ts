@@ -92,21 +92,11 @@ export class RegionMetrics {
         this.set(consoleStats().clients);
       },
     });
-    for (const [name, help, field] of [
+    this.countersOf(consoleStats, [
       ['arcnet_console_messages_sent_total', 'Console messages handed to client sockets (one per client per message)', 'sent'],
       ['arcnet_console_messages_dropped_total', 'Console messages not sent to a client that had fallen behind', 'dropped'],
       ['arcnet_console_slow_disconnects_total', 'Console clients disconnected for falling behind', 'disconnectedSlow'],
-    ] as const) {
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          this.inc(consoleStats()[field]);
-        },
-      });
-    }
+    ]);
     new Gauge({
       name: 'arcnet_geozone_owned',
       help: 'Geozones of the federation by ownership here: 1 owned and recovered, 0.5 owned and recovering, 0 owned elsewhere',
@@ -147,20 +137,10 @@ export class RegionMetrics {
         },
       });
     }
-    for (const [name, help, field] of [
+    this.countersOf(agentStats, [
       ['arcnet_agent_dispatches_delivered_total', 'Dispatches handed to agent sockets (first deliveries)', 'deliveries'],
       ['arcnet_agent_dispatches_redelivered_total', 'Dispatches sent again to an agent after a reconnect', 'redeliveries'],
-    ] as const) {
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          this.inc(agentStats()[field]);
-        },
-      });
-    }
+    ]);
     this.journalAppendSeconds = new Histogram({
       name: 'arcnet_journal_append_seconds',
       help: 'Time for a journal append to become durable',
@@ -174,6 +154,21 @@ export class RegionMetrics {
       buckets: [0.00001, 0.00002, 0.00005, 0.0001, 0.0002, 0.0005, 0.001, 0.005, 0.01],
       registers: [this.registry],
     });
+  }
+
+  /** Counters whose totals are kept elsewhere (the console hub, the agent channel): read as they are when scraped. */
+  private countersOf<T extends Record<string, number>>(read: () => T, rows: readonly (readonly [name: string, help: string, field: keyof T])[]): void {
+    for (const [name, help, field] of rows) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read()[field]);
+        },
+      });
+    }
   }
 
   /** Where scrapes read the region's figures from (once the region exists). */
