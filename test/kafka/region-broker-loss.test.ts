@@ -42,6 +42,8 @@ ownBrokerTest('kafka region: started 20 s before its broker it waits, not ready,
   t.timeout(600_000, 'broker late and restarted');
   const broker = await ownBroker();
   let region: LiveRegion | undefined;
+  // Set in finally too: a failed wait must not leave the traffic loop keeping the test file alive.
+  let stopTraffic = false;
   try {
     region = await startLiveRegion(['--kafka', broker.address, '--geozones', ZONE, '--group', 'broker-loss', '--sim-nodes', '0']);
     const live = region;
@@ -59,20 +61,33 @@ ownBrokerTest('kafka region: started 20 s before its broker it waits, not ready,
     for (let n = 0; n < 4; n++) t.is((await post('/v1/telemetry', telemetry(`bl-node-${n}`))).status, 202);
 
     const acknowledged: string[] = [];
+    /** The last answers that were not 202 (status and code), for the failure message. */
+    const refusals: string[] = [];
     let sent = 0;
-    let stopTraffic = false;
+    let telemetryAtMs = Date.now();
     // Requests go on, one at a time, all through the outage: some are refused or time out (never acknowledged).
     const traffic = (async () => {
       while (!stopTraffic) {
+        // The nodes keep reporting, as real ones do: a node silent for 30 s is offline, and an
+        // outage plus a slow broker restart can last longer than that.
+        if (Date.now() - telemetryAtMs >= 5_000) {
+          telemetryAtMs = Date.now();
+          await Promise.all([0, 1, 2, 3].map((n) => post('/v1/telemetry', telemetry(`bl-node-${n}`)).catch(() => undefined)));
+        }
         const requestId = `bl-req-${sent++}`;
         const body = JSON.stringify({ 'request-id': requestId, 'model-id': 'llama-3-70b', 'context-window': 1024, priority: 'normal', 'requester-geozone': ZONE });
         try {
           const response = await post('/v1/inference', body);
           if (response.status === 202) acknowledged.push(requestId);
-          else await sleep(100);
-        } catch {
+          else {
+            refusals.push(`${response.status} ${((await response.json().catch(() => ({}))) as { code?: string }).code ?? ''}`);
+            await sleep(100);
+          }
+        } catch (error) {
+          refusals.push(String(error));
           await sleep(100);
         }
+        refusals.splice(0, refusals.length - 5);
         // A node's reservations end on expiry; keep well under its capacity (64 GPUs x 2 per node, 4 nodes).
         await sleep(20);
       }
@@ -85,7 +100,12 @@ ownBrokerTest('kafka region: started 20 s before its broker it waits, not ready,
     await broker.start();
     await until('ready again after the broker restart', 240_000, async () => (await readyz(live)).status === 200, () => live.stderr());
     const afterRestart = acknowledged.length;
-    await until('acknowledged traffic after the restart', 120_000, () => Promise.resolve(acknowledged.length >= afterRestart + 20));
+    await until(
+      'acknowledged traffic after the restart',
+      120_000,
+      () => Promise.resolve(acknowledged.length >= afterRestart + 20),
+      () => `last refusals: ${refusals.join('; ')}\n${live.stderr()}`,
+    );
     stopTraffic = true;
     await traffic;
     t.is(during.status, 503, 'not ready while journal writes cannot go through');
@@ -104,6 +124,7 @@ ownBrokerTest('kafka region: started 20 s before its broker it waits, not ready,
     const lost = acknowledged.filter((id) => !reserved.has(id));
     t.deepEqual(lost, [], 'every acknowledged request is in the journal');
   } finally {
+    stopTraffic = true;
     region?.child.kill('SIGKILL');
     await broker.destroy();
   }
