@@ -279,53 +279,71 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
     }
   }
 
-  async function onMessage(message: GeozoneMessage): Promise<void> {
+  /**
+   * One input message of a geozone owned here. Handled at once (no promise) in the common
+   * case: the shard ready, the message keyed right, the shard taking input. It waits (a
+   * promise) for a shard still recovering, a wrong key to re-send, or an overloaded shard.
+   */
+  function onMessage(message: GeozoneMessage): Promise<void> | undefined {
     const entry = owned.get(message.geozone);
-    if (entry === undefined || entry.lost || stopping) return;
-    await waitReady(entry, message.heartbeat);
+    if (entry === undefined || entry.lost || stopping) return undefined;
+    if (!entry.isReady) return waitReady(entry, message.heartbeat).then(() => (entry.isReady ? onMessage(message) : undefined));
     const { shard, journal } = entry;
-    if (!entry.isReady || entry.lost || stopping || shard === undefined || journal === undefined) return;
+    if (shard === undefined || journal === undefined) return undefined;
     const key = `${message.topic}:${message.partition}`;
     const offset = BigInt(message.offset);
     const applied = entry.applied.get(key);
     if (applied !== undefined && offset < applied) {
       counters.skippedRedeliveries++;
-      return;
+      return undefined;
     }
+    const consumed = (): void => {
+      entry.applied.set(key, offset + 1n);
+      journal.consumed(message.topic, message.partition, message.offset, shard.lastOffset);
+    };
     const input = message.input;
-    if (input !== undefined) {
-      const target = routeOf(input, message.geozone);
-      if (target === undefined) {
-        counters.foreign++;
-      } else if (target !== message.geozone) {
-        // Keyed to the wrong geozone: send it where its payload says (at least once; the shards de-duplicate requests).
-        const wire = inputToWire(input);
-        if (wire !== undefined && producer !== undefined) await producer.send([{ topic: message.topic, key: target, value: JSON.stringify(wire.message) }]);
-        counters.rerouted++;
-      } else {
-        host.ingress(input, 'kafka');
-        if (!(await submit(entry, shard, input))) return; // not applied: its offset is not committed
-      }
+    if (input === undefined) {
+      consumed();
+      return undefined;
     }
-    entry.applied.set(key, offset + 1n);
-    journal.consumed(message.topic, message.partition, message.offset, shard.lastOffset);
+    const target = routeOf(input, message.geozone);
+    if (target === undefined) {
+      counters.foreign++;
+      consumed();
+      return undefined;
+    }
+    if (target !== message.geozone) {
+      // Keyed to the wrong geozone: send it where its payload says (at least once; the shards de-duplicate requests).
+      counters.rerouted++;
+      const wire = inputToWire(input);
+      if (wire === undefined || producer === undefined) {
+        consumed();
+        return undefined;
+      }
+      return producer.send([{ topic: message.topic, key: target, value: JSON.stringify(wire.message) }]).then(consumed);
+    }
+    host.ingress(input, 'kafka');
+    const applies = submit(entry, shard, input);
+    if (applies === true) consumed();
+    else if (applies !== false) return applies.then((ok) => (ok ? consumed() : undefined)); // not applied: its offset is not committed
+    return undefined;
   }
 
-  /** Applies an input to its shard; waits while the shard is overloaded. False if it was not applied. */
-  async function submit(entry: Owned, shard: Shard<RegionInput, RegionEffect>, input: RegionInput): Promise<boolean> {
-    for (;;) {
-      if (entry.lost || stopping) return false;
-      try {
-        shard.process(input, clock.nowMs());
-        return true;
-      } catch (error) {
-        if (error instanceof ArcError && error.code === ErrorCodes.OVERLOADED) {
-          await shard.whenIdle().catch(() => undefined);
-          continue;
-        }
-        if (shard.failed === undefined) log.warn({ err: error, geozone: entry.geozone }, 'input refused');
-        return false;
+  /** Applies an input to its shard: true or false at once, or a promise while the shard is overloaded. False if it was not applied. */
+  function submit(entry: Owned, shard: Shard<RegionInput, RegionEffect>, input: RegionInput): boolean | Promise<boolean> {
+    if (entry.lost || stopping) return false;
+    try {
+      shard.process(input, clock.nowMs());
+      return true;
+    } catch (error) {
+      if (error instanceof ArcError && error.code === ErrorCodes.OVERLOADED) {
+        return shard.whenIdle().then(
+          () => submit(entry, shard, input),
+          () => submit(entry, shard, input),
+        );
       }
+      if (shard.failed === undefined) log.warn({ err: error, geozone: entry.geozone }, 'input refused');
+      return false;
     }
   }
 
@@ -374,7 +392,7 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
         onAssigned,
         onMessage: (message) => {
           const run = onMessage(message);
-          inFlight = run.catch(() => undefined);
+          if (run !== undefined) inFlight = run.catch(() => undefined);
           return run;
         },
       });

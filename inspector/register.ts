@@ -129,9 +129,10 @@ function elkBundle(): Buffer {
 export function registerInspector(app: FastifyInstance, options: InspectorOptions): void {
   const { source, routes } = options;
   const assets = loadAssets(options.pageDir ?? defaultPageDir());
-  const diagrams = machineDiagrams(options.machines ?? inspectedMachines);
-  // Layout errors surface on the route that needs them, not as an unhandled rejection at start.
-  diagrams.catch(() => undefined);
+  // Laid out on first use, not at start: the layout costs about a second of CPU that a region
+  // nobody inspects should not pay. Layout errors surface on the route that needs them.
+  let diagrams: Promise<Awaited<ReturnType<typeof machineDiagrams>>> | undefined;
+  const laidOut = (): Promise<Awaited<ReturnType<typeof machineDiagrams>>> => (diagrams ??= machineDiagrams(options.machines ?? inspectedMachines));
   const read = { permission: 'read' } as const;
   const docs = describeInspectorRoutes(httpStatusOf, { actors: actorsQuery, actor: actorQuery, history: historyQuery, at: pointQueryParameters });
   // The schemas only document: validation is zod's, in the handlers, and bodies are plain JSON, whatever server mounts these.
@@ -188,7 +189,7 @@ export function registerInspector(app: FastifyInstance, options: InspectorOption
       key: { id: principal.keyId, role: principal.role },
     };
   });
-  api('machines', async () => ({ machines: await diagrams }));
+  api('machines', async () => ({ machines: await laidOut() }));
   api('counts', (request) => ({ geozones: source.counts(routes.scopeOf(request)) }));
   api('actors', (request) => source.actors(parseQuery(actorsQuery, request.query), routes.scopeOf(request)));
   api('actor', (request) => source.actor(parseQuery(actorQuery, request.query).id, routes.scopeOf(request)));
