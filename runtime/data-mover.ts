@@ -10,7 +10,9 @@
 export interface TransferRequest {
   /** Caller-chosen, stable across restarts: one live copy per key. [A-Za-z0-9._-], at most 128 characters. */
   readonly key: string;
+  /** A folder (local path, file:// URI, or a mover-specific remote such as rclone's `remote:path`). */
   readonly sourceUri: string;
+  /** The staging folder: the copy lands in `transferDestination(request)`, a sub-folder named after the key. */
   readonly destinationUri: string;
 }
 
@@ -20,6 +22,11 @@ export interface TransferStatus {
   readonly transferId: string;
   readonly key: string;
   readonly state: TransferState;
+  /**
+   * Bytes of the copy in progress. A copy started again for a key counts only what it still has to
+   * move (files already at the destination are skipped), so a caller showing progress across a
+   * restart keeps its own maximum. bytesDone <= bytesTotal whenever bytesTotal is known.
+   */
   readonly bytesDone: number;
   /** Null until the mover knows the size of what it copies. */
   readonly bytesTotal: number | null;
@@ -43,4 +50,13 @@ export const TRANSFER_KEY_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;
 
 export function isTerminalTransferState(state: TransferState): boolean {
   return state !== 'running';
+}
+
+/**
+ * Where a transfer's files land: the destination folder's sub-folder named after the key. One
+ * folder per key means a copy started again after a crash writes over its own partial files (and
+ * skips the complete ones) and never mixes with another job's data.
+ */
+export function transferDestination(request: Pick<TransferRequest, 'key' | 'destinationUri'>): string {
+  return `${request.destinationUri.replace(/\/+$/, '')}/${request.key}`;
 }

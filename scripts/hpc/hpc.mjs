@@ -66,8 +66,12 @@ const CLUSTER = 'arcnet-local';
 const RC_USER = 'arcnet';
 /** Finished jobs stay visible to scontrol this long (no accounting database here, so sacct does not work). */
 const MIN_JOB_AGE_S = 600;
-/** rclone forgets finished transfers after this; a caller restarted within it finds its transfer by key. */
-const RC_JOB_EXPIRE = '72h';
+/**
+ * rclone (1.60) forgets finished rc jobs after this. Every rc call is a job there, status polls
+ * included, so a long expiry makes job/list (which find-by-key scans) grow with the polling; a
+ * forgotten finished transfer is started again by its caller and skips every file already there.
+ */
+const RC_JOB_EXPIRE = '10m';
 /** The node registers at most this much memory, so a job's default request always fits. */
 const NODE_MEMORY_MB_MAX = 2000;
 /** Binaries each package provides; one missing means the package is installed (again). */
