@@ -43,6 +43,8 @@ export function mapSlurmState(rawState: string): BatchJobState | undefined {
  * One job record from `scontrol -o show job` (a single line of Key=Value pairs separated by
  * spaces). Values may hold spaces (Command, Reason, WorkDir), so a pair starts only where a
  * space is followed by a key and '=': keys are letters, digits and a few punctuation marks.
+ * A value that itself holds " Word=" (a Command's arguments) is cut there; the fields read here
+ * (JobId, JobName, JobState, Reason, ExitCode) come before Command and WorkDir in scontrol's output.
  */
 export function parseScontrolLine(line: string): Map<string, string> {
   const fields = new Map<string, string>();
