@@ -405,6 +405,7 @@ async function start() {
 }
 
 async function startLocked(cfg) {
+  const before = runningDaemons();
   ensurePackages();
   const credentials = ensureRcCredentials();
   await startMunged();
@@ -445,6 +446,9 @@ async function startLocked(cfg) {
     if (ourPid(FILES.rcdPid, FILES.rcloneConf) === undefined) throw new CliError(`rclone rcd exited during startup:\n${logTail(FILES.rcdLog)}\n${logTail(`${FILES.rcdLog}.out`)}`);
     return rcAnswers(cfg, credentials);
   }, () => logTail(FILES.rcdLog));
+  const after = runningDaemons();
+  const kept = Object.keys(after).filter((name) => after[name] !== undefined && after[name] === before[name]);
+  if (kept.length === Object.keys(after).length) info(`already running (pids ${JSON.stringify(after)})`);
   info(`ready after ${((performance.now() - t0) / 1000).toFixed(1)} s: Slurm node ${cfg.node} (partition ${PARTITION}), rclone rc at ${cfg.rcUrl}`);
 
   const facts = connectionFacts(cfg);
