@@ -66,6 +66,12 @@ export const ErrorCodes = {
   PRODUCER_IDENTITY: 'ARC_ERR_PRODUCER_IDENTITY',
   /** The Kafka cluster refused an ACL request: it runs no authorizer, or this client may not change ACLs. */
   KAFKA_ACL: 'ARC_ERR_KAFKA_ACL',
+  /** The data mover (rclone's rcd, Globus) is unreachable or refused a transfer; the message says how to start or fix it. */
+  DATA_MOVER: 'ARC_ERR_DATA_MOVER',
+  /** The batch queue (Slurm) is unreachable or refused a job; the message says how to start or fix it. */
+  BATCH_QUEUE: 'ARC_ERR_BATCH_QUEUE',
+  /** A transfer or batch job id the data mover or the queue does not know (HTTP 404 where it surfaces). */
+  UNKNOWN_QUEUE_ITEM: 'ARC_ERR_UNKNOWN_QUEUE_ITEM',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
