@@ -66,6 +66,12 @@ export const ErrorCodes = {
   PRODUCER_IDENTITY: 'ARC_ERR_PRODUCER_IDENTITY',
   /** The Kafka cluster refused an ACL request: it runs no authorizer, or this client may not change ACLs. */
   KAFKA_ACL: 'ARC_ERR_KAFKA_ACL',
+  /** A training data set could not be found, read or parsed: fix the dataset-uri or the file. */
+  DATASET: 'ARC_ERR_DATASET',
+  /** A content-addressed blob (training weights) is not in the store: send the weights inline, or store them first. */
+  BLOB_MISSING: 'ARC_ERR_BLOB_MISSING',
+  /** A training job id that was already used in this geozone (HTTP 409): use a new job id. */
+  DUPLICATE_JOB: 'ARC_ERR_DUPLICATE_JOB',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
