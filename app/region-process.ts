@@ -12,7 +12,11 @@ import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
+import { LmdbBlobStore } from '../adapters/lmdb/lmdb-blob-store.js';
+import { MemoryBlobStore } from '../runtime/blob-store.js';
 import { createAgentWiring } from './agent-wiring.js';
+import { createTrainingWiring, type TrainEffect } from './training-wiring.js';
+import type { TrainTaskV1 } from '../actors/training-wire.js';
 import { createConsoleWiring } from './console-wiring.js';
 import { EffectsLog } from './effects-log.js';
 import { embeddedOwnership } from './embedded-ownership.js';
@@ -85,6 +89,10 @@ export interface RegionProcess {
   publish(input: RegionInput): void;
   /** Every dispatch the region releases (a simulated fleet acts on them). */
   onDispatch(listener: (dispatch: DispatchEffect) => void): void;
+  /** Every train message the region sends, weights inline (a simulated fleet trains on them). */
+  onTrain(listener: (task: TrainTaskV1, effect: TrainEffect) => void): void;
+  /** A TrainingUpdate v1 through the same edge as HTTP and the agent channel; resolves once durable. */
+  trainingUpdate(body: string): Promise<void>;
 }
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
@@ -175,10 +183,23 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     });
   }
   const owner: Ownership = ownership;
+  // Training weights by SHA-256: beside the journal in the data folder. A Kafka region has no data folder;
+  // until its blobs live in Kafka they are kept in memory, so a takeover finds only the journal's hashes.
+  const blobs = options.journal.kind === 'lmdb' ? new LmdbBlobStore(options.journal.dataDir, { encryptionKey: options.journal.encryptionKey }) : new MemoryBlobStore();
+  const training = createTrainingWiring({ region, blobs, log, delivery: () => agents.channel });
+  const trainingApi = {
+    submit: async (body: string, scope: (geozone: string) => boolean) => {
+      const view = await training.submit(body, scope);
+      return training.job(view.jobId, scope) ?? {};
+    },
+    update: (body: string, scope: (geozone: string) => boolean) => training.update(body, scope),
+    job: (jobId: string, scope: (geozone: string) => boolean) => training.job(jobId, scope),
+  };
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
     http.onEffects(effects);
     agents.onEffects(effects);
+    training.onEffects(effects);
     tracer?.onEffects(effects);
     consoleFeed.onEffects(effects, geozone);
     effectsLog?.write(effects);
@@ -203,8 +224,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     ownership: () => ({ journal: owner.mode, geozones: owner.owned() }),
     metrics,
     store: owner.stores,
+    training: trainingApi,
   });
-  const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused });
+  const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused, trainingUpdate: trainingApi.update });
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),
     console: () => consoleFeed.hub.stats(),
@@ -262,6 +284,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     await agents.channel.close();
     await server?.close();
     await inspectorSource.close();
+    training.close();
     timer.stop();
     let error: string | undefined;
     try {
@@ -289,6 +312,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       // The last requests' spans end with their effects above; flush them before the store goes.
       await tracer?.shutdown();
       await owner.close();
+      if (blobs instanceof LmdbBlobStore) await blobs.close();
     } finally {
       effectsLog?.close();
     }
@@ -325,6 +349,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     onDispatch: (listener) => {
       dispatchListeners.push(listener);
     },
+    onTrain: (listener) => training.onTrain(listener),
+    trainingUpdate: (body) => training.update(body, () => true),
   };
 }
 
