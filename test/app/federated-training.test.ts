@@ -7,7 +7,7 @@ import { createRegionProcess, type RegionProcess } from '../../app/region-proces
 import { sha256Hex } from '../../runtime/blob-store.js';
 import { fedAvg, weightsToBytes } from '../../training/index.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { arcnetSync } from '../helpers/live-region.js';
+import { arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
 import { startTrainingAgent, type TrainingAgent } from '../helpers/training-agent.js';
 
 /**
@@ -189,4 +189,44 @@ test('bad federated tasks and updates are refused with coded errors before reach
     t.is(both.body['code'], 'ARC_ERR_VALIDATION');
     t.is((await fetch(`${origin}/v1/training/nope`)).status, 404);
   });
+});
+
+test('the region killed -9 mid-round resumes the round after a restart, and its journal replays to the live hash', async (t) => {
+  t.timeout(240_000);
+  const { dir, cleanup } = tempDir('arcnet-fed-kill-');
+  const data = join(dir, 'data');
+  const args = ['--data', data, '--geozones', 'CAISO', '--sim-nodes', '0'];
+  let region: LiveRegion | undefined = await startLiveRegion(args);
+  let fleet: TrainingAgent[] = [];
+  try {
+    // Round 2 is held back until the region has been killed in the middle of it.
+    let holdRound2 = true;
+    fleet = await agents(region.origin, 4, (_nodeId, _jobId, round) => round !== 2 || !holdRound2);
+    const accepted = await post(region.origin, '/v1/training', task('fed-kill', 'CAISO', join(dir, 'ck'), { rounds: 3, participants: 4, 'min-participants': 3, 'round-deadline-ms': 60_000 }));
+    t.is(accepted.status, 202);
+    await untilJob(region.origin, 'fed-kill', (j) => j['round-history'].length === 2);
+    region.child.kill('SIGKILL');
+    await new Promise((resolve) => region?.child.once('exit', resolve));
+    await Promise.all(fleet.map((a) => a.close()));
+
+    region = await startLiveRegion(args);
+    holdRound2 = false;
+    // New agent connections get the round-2 train messages again, from the recovered journal.
+    fleet = await agents(region.origin, 4, () => true);
+    const job = await untilJob(region.origin, 'fed-kill', (j) => j.state !== 'training');
+    t.is(job.state, 'done', JSON.stringify(job));
+    t.deepEqual(job['round-history'].map((r) => r.updates.length), [4, 4, 4]);
+    t.true(fleet.every((a) => a.trains.some((m) => m['round'] === 2)), 'every participant was asked for round 2 again');
+    await Promise.all(fleet.map((a) => a.close()));
+    fleet = [];
+    const line = await region.stop();
+    region = undefined;
+    const replay = arcnetSync('replay', '--journal', data, '--json');
+    t.is(replay.status, 0, replay.stderr);
+    t.is((JSON.parse(replay.stdout) as { stateHash: string }).stateHash, line['stateHash'] as string);
+  } finally {
+    await Promise.all(fleet.map((a) => a.close()));
+    region?.child.kill('SIGKILL');
+    cleanup();
+  }
 });
