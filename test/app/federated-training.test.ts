@@ -4,7 +4,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
 import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
+import { LmdbBlobStore } from '../../adapters/lmdb/lmdb-blob-store.js';
+import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
 import { sha256Hex } from '../../runtime/blob-store.js';
+import { InvariantChecker, type InvariantReport } from '../../simulations/invariants.js';
 import { fedAvg, weightsToBytes } from '../../training/index.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
@@ -75,12 +78,34 @@ async function withRegion(t: ExecutionContext, run: (region: RegionProcess, orig
   } finally {
     line = await region.stop('test done');
   }
+  // The training invariants hold over the whole journal, each aggregate recomputed from the stored weights.
+  const report = await checkTrainingJournal(join(dir, 'data'));
+  t.is(report.violations, 0, JSON.stringify(report.first));
   // The journal alone rebuilds the same state, federated rounds and job views included.
   const replay = arcnetSync('replay', '--journal', join(dir, 'data'), '--json');
   t.is(replay.status, 0, replay.stderr);
   t.is((JSON.parse(replay.stdout) as { stateHash: string }).stateHash, line['stateHash'] as string);
   cleanup();
   return line['stateHash'] as string;
+}
+
+async function checkTrainingJournal(dataDir: string): Promise<InvariantReport> {
+  const store = new LmdbStore(dataDir, { readOnly: true });
+  const blobStore = new LmdbBlobStore(dataDir);
+  try {
+    const records = [...store.journal('CAISO').read(0)];
+    const blobs = new Map<string, Uint8Array>();
+    for (const record of records) {
+      const sha = record.event['weightsSha256'];
+      if (typeof sha === 'string') blobs.set(sha, (await blobStore.get(sha)) as Uint8Array);
+    }
+    const checker = new InvariantChecker({ blobs: (sha) => blobs.get(sha) });
+    checker.checkShard('CAISO', records);
+    return checker.finish();
+  } finally {
+    await blobStore.close();
+    await store.close();
+  }
 }
 
 async function agents(origin: string, count: number, answers?: (nodeId: string, jobId: string, round: number) => boolean): Promise<TrainingAgent[]> {
