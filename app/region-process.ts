@@ -12,9 +12,8 @@ import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
-import { LmdbBlobStore } from '../adapters/lmdb/lmdb-blob-store.js';
-import { MemoryBlobStore } from '../runtime/blob-store.js';
 import { createAgentWiring } from './agent-wiring.js';
+import { trainingBlobStore } from './training-blobs.js';
 import { createTrainingWiring, type TrainEffect } from './training-wiring.js';
 import type { TrainTaskV1 } from '../actors/training-wire.js';
 import { createConsoleWiring } from './console-wiring.js';
@@ -183,10 +182,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     });
   }
   const owner: Ownership = ownership;
-  // Training weights by SHA-256: beside the journal in the data folder. A Kafka region has no data folder;
-  // until its blobs live in Kafka they are kept in memory, so a takeover finds only the journal's hashes.
-  const blobs = options.journal.kind === 'lmdb' ? new LmdbBlobStore(options.journal.dataDir, { encryptionKey: options.journal.encryptionKey }) : new MemoryBlobStore();
-  const training = createTrainingWiring({ region, blobs, log, delivery: () => agents.channel });
+  // Training weights by SHA-256: beside the journal in the data folder, or in the compacted blob topic on Kafka.
+  const blobStore = trainingBlobStore(options.journal, log);
+  const training = createTrainingWiring({ region, blobs: blobStore.blobs, log, delivery: () => agents.channel });
   const trainingApi = {
     submit: async (body: string, scope: (geozone: string) => boolean) => {
       const view = await training.submit(body, scope);
@@ -270,6 +268,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       if (consoleFeed.hub.stats().clients > 0) consoleFeed.publish(liveCounts.tick(Date.now()));
     }, 1_000);
     const recoverStart = monotonicNowMs();
+    blobStore.start();
     await owner.start();
     if (stopping) return;
     timer.start();
@@ -312,7 +311,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       // The last requests' spans end with their effects above; flush them before the store goes.
       await tracer?.shutdown();
       await owner.close();
-      if (blobs instanceof LmdbBlobStore) await blobs.close();
+      await blobStore.close();
     } finally {
       effectsLog?.close();
     }
