@@ -73,8 +73,13 @@ export class TrainingCoordinator {
   /** Live federated-round actors (derived from actors). */
   private readonly active = new Set<string>();
   /** Views as they were before the current step first changed them (undefined: did not exist). */
-  private readonly undo = new Map<string, TrainingJobView | undefined>();
-  /** The order of `jobs` before the step first changed it (an undo must restore it: it is in the state hash). */
+  /**
+   * How to take back each change the current step made to the views, newest last
+   * (a step that throws is undone whole). Inverse operations rather than copies:
+   * copying a job's view on every update would cost a round's length per update.
+   */
+  private readonly undo: (() => void)[] = [];
+  /** The order of `jobs` before the step added or forgot one (an undo must restore it: it is in the state hash). */
   private orderBefore: string[] | undefined;
   private inStep = false;
 
@@ -318,7 +323,9 @@ export class TrainingCoordinator {
     if (!e.type.startsWith('training.')) return false;
     if (e.type === 'training.job') {
       const spec = e['spec'] as TrainingJobSpec;
-      this.touch(spec.jobId);
+      this.changeMembership();
+      const previous = this.jobs.get(spec.jobId);
+      this.onUndo(() => (previous === undefined ? this.jobs.delete(spec.jobId) : this.jobs.set(spec.jobId, previous)));
       this.jobs.set(spec.jobId, {
         jobId: spec.jobId,
         geozone: this.geozone,
@@ -338,10 +345,10 @@ export class TrainingCoordinator {
     const jobId = e['jobId'] as string;
     const job = this.jobs.get(jobId);
     if (job === undefined) return true;
-    this.touch(jobId);
     const round = job.rounds[job.rounds.length - 1];
     switch (e.type) {
       case 'training.round':
+        this.onUndo(() => job.rounds.pop());
         job.rounds.push({
           round: e['round'] as number,
           startedAtMs: record.atMs,
@@ -359,6 +366,7 @@ export class TrainingCoordinator {
         });
         break;
       case 'training.update':
+        if (round !== undefined) this.onUndo(() => round.updates.pop());
         round?.updates.push({
           nodeId: e['nodeId'] as string,
           sampleCount: e['sampleCount'] as number,
@@ -369,16 +377,19 @@ export class TrainingCoordinator {
         });
         break;
       case 'training.dropped':
+        if (round !== undefined) this.onUndo(() => round.dropped.pop());
         round?.dropped.push(e['nodeId'] as string);
         break;
       case 'training.closed':
         if (round !== undefined) {
+          this.keepFields(round, ['closedAtMs', 'stragglers']);
           round.closedAtMs = record.atMs;
           round.stragglers = [...(e['stragglers'] as string[])];
         }
         break;
       case 'training.aggregated':
         if (round !== undefined) {
+          this.keepFields(round, ['aggregateSha256', 'accuracy', 'loss']);
           round.aggregateSha256 = e['weightsSha256'] as string;
           round.accuracy = e['accuracy'] as number;
           round.loss = e['loss'] as number;
@@ -386,11 +397,13 @@ export class TrainingCoordinator {
         break;
       case 'training.checkpoint':
         if (round !== undefined) {
+          this.keepFields(round, ['checkpointUri', 'checkpointSha256']);
           round.checkpointUri = e['checkpointUri'] as string;
           round.checkpointSha256 = e['sha256'] as string;
         }
         break;
       case 'training.ended':
+        this.keepFields(job, ['state', 'failureReason', 'failureDetail', 'endedAtMs']);
         job.state = e['state'] as TrainingJobView['state'];
         job.failureReason = (e['reason'] as string | null) ?? null;
         job.failureDetail = (e['detail'] as string | null) ?? null;
@@ -406,16 +419,28 @@ export class TrainingCoordinator {
     for (const [jobId, job] of this.jobs) {
       if (this.jobs.size <= this.config.maxTrainingJobsKept) break;
       if (job.state === 'training') continue;
-      this.touch(jobId);
+      this.changeMembership();
+      this.onUndo(() => this.jobs.set(jobId, job));
       this.jobs.delete(jobId);
     }
   }
 
-  private touch(jobId: string): void {
-    if (!this.inStep || this.undo.has(jobId)) return;
-    this.orderBefore ??= [...this.jobs.keys()];
-    const job = this.jobs.get(jobId);
-    this.undo.set(jobId, job === undefined ? undefined : structuredClone(job));
+  private onUndo(inverse: () => void): void {
+    if (this.inStep) this.undo.push(inverse);
+  }
+
+  /** Remembers fields of `target` as they are now, to be put back if the step is undone. */
+  private keepFields<T extends object, K extends keyof T>(target: T, keys: readonly K[]): void {
+    if (!this.inStep) return;
+    const saved = keys.map((key) => [key, target[key]] as const);
+    this.undo.push(() => {
+      for (const [key, value] of saved) target[key] = value;
+    });
+  }
+
+  /** A job is about to be added or forgotten: the map's order before it is kept for an undo. */
+  private changeMembership(): void {
+    if (this.inStep) this.orderBefore ??= [...this.jobs.keys()];
   }
 
   onActorChanged(actorId: string, kind: string, snapshot: AnyMachineSnapshot | undefined): void {
@@ -430,15 +455,18 @@ export class TrainingCoordinator {
 
   endStep(kept: boolean): void {
     this.inStep = false;
-    if (!kept && this.orderBefore !== undefined) {
-      const current = new Map(this.jobs);
-      this.jobs.clear();
-      for (const jobId of this.orderBefore) {
-        const job = this.undo.has(jobId) ? this.undo.get(jobId) : current.get(jobId);
-        if (job !== undefined) this.jobs.set(jobId, job);
+    if (!kept) {
+      for (let i = this.undo.length - 1; i >= 0; i--) (this.undo[i] as () => void)();
+      if (this.orderBefore !== undefined) {
+        const current = new Map(this.jobs);
+        this.jobs.clear();
+        for (const jobId of this.orderBefore) {
+          const job = current.get(jobId);
+          if (job !== undefined) this.jobs.set(jobId, job);
+        }
       }
     }
-    this.undo.clear();
+    this.undo.length = 0;
     this.orderBefore = undefined;
   }
 

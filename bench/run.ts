@@ -6,6 +6,7 @@ import { consoleFanoutBench } from './console-fanout.js';
 import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
 import { federatedBench } from './federated.js';
+import { federatedRoundsBench } from './federated-rounds.js';
 import { httpInferenceBench } from './http-inference.js';
 import { inspectorBench } from './inspector.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
@@ -83,6 +84,8 @@ try {
   if (only === undefined || only === 'federated') {
     note('federated: FedAvg accuracy vs centralized training on the digits; aggregation cost vs a bare weighted average');
     emit(federatedBench());
+    note('federated: round latency with 8, 32 and 128 participants through an embedded region vs the same work without it');
+    emit(await federatedRoundsBench(join(dir, 'federated')));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();
