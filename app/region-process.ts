@@ -161,6 +161,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       log.fatal({ err: error, geozone }, 'geozone could not be run');
       for (const listener of fatalListeners) listener(error, geozone);
     },
+    training: (kind, raw) => (kind === 'task' ? trainingApi.submit(raw, () => true).then(() => undefined) : trainingApi.update(raw, () => true)),
     note: (message, details) => {
       lastNote = `${message} (${Object.entries(details)
         .map(([k, v]) => `${k}=${String(v)}`)
