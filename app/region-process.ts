@@ -13,6 +13,7 @@ import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { createAgentWiring } from './agent-wiring.js';
+import { startKafkaTrainingEdge } from './kafka-training-edge.js';
 import { trainingBlobStore } from './training-blobs.js';
 import { createTrainingWiring, type TrainEffect } from './training-wiring.js';
 import type { TrainTaskV1 } from '../actors/training-wire.js';
@@ -226,6 +227,25 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     training: trainingApi,
   });
   const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused, trainingUpdate: trainingApi.update });
+  // On Kafka, FederatedTask and TrainingUpdate also arrive on their topics (the embedded region reads them from its bus).
+  const kafkaTraining =
+    options.journal.kind === 'kafka'
+      ? startKafkaTrainingEdge({
+          brokers: options.journal.brokers,
+          ssl: options.journal.ssl,
+          clientId: options.journal.clientId ?? `arcnet-region-${process.pid}`,
+          deadLetterTopic: 'arc.deadletter',
+          federation: options.geozones,
+          owned: () => owner.owned().map((o) => o.geozone),
+          // Scoped to the geozones owned here: a task for another geozone is passed over, not judged here.
+          handle: (kind, raw) => {
+            const ownedHere = (geozone: string): boolean => owner.owned().some((o) => o.geozone === geozone);
+            return kind === 'task' ? trainingApi.submit(raw, ownedHere).then(() => undefined) : trainingApi.update(raw, ownedHere);
+          },
+          log,
+        })
+      : undefined;
+  region.onShardAdded(() => kafkaTraining?.restart());
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),
     console: () => consoleFeed.hub.stats(),
@@ -285,6 +305,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     await server?.close();
     await inspectorSource.close();
     training.close();
+    await kafkaTraining?.stop();
     timer.stop();
     let error: string | undefined;
     try {

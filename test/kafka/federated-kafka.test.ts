@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
+import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 import { startTrainingAgent, type TrainingAgent } from '../helpers/training-agent.js';
 
 /**
@@ -22,7 +22,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-kafkaTest('kafka region: agents train the digits over rounds, weights kept in the blob topic', async (t) => {
+kafkaTest('kafka region: agents train the digits over rounds, weights kept in the blob topic; a job published on arc.scheduler.training runs too', async (t) => {
   t.timeout(240_000);
   const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
   const zone = `FED${run}`;
@@ -67,6 +67,23 @@ kafkaTest('kafka region: agents train the digits over rounds, weights kept in th
     t.log('held-out accuracy per round', accuracies);
     t.deepEqual(job['round-history'].map((r) => r.updates.length), [4, 4, 4]);
     t.true((accuracies[2] as number) > (accuracies[0] as number));
+
+    // The same kind of job published on arc.scheduler.training, as the central orchestrator does.
+    const producer = testKafka(`fed-${run}-central`).producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      await producer.send({ topic: 'arc.scheduler.training', acks: -1, messages: [{ key: zone, value: JSON.stringify({ ...body, 'job-id': `kf-job2-${run}`, rounds: 2, reason: 'published on Kafka' }) }] });
+    } finally {
+      await producer.disconnect();
+    }
+    const published = await until('the published job to end', 120_000, async () => {
+      const response = await fetch(`${origin}/v1/training/kf-job2-${run}`);
+      if (response.status !== 200) return undefined;
+      const doc = (await response.json()) as { state: string; 'round-history': unknown[] };
+      return doc.state === 'training' ? undefined : doc;
+    });
+    t.is(published.state, 'done');
+    t.is(published['round-history'].length, 2);
   } finally {
     await Promise.all(fleet.map((a) => a.close()));
     await region?.stop('test done');
