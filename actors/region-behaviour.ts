@@ -8,9 +8,11 @@ import type { InferenceRequest, RegionEffect, RegionInput, RequestOutcome } from
 import { RESERVATION_KIND, reservationActorId, reservationKind, reservationView } from './reservation-actor.js';
 import { RoutingIndex } from './routing-index.js';
 import { summarize } from './summary.js';
+import { TRAINING_KIND, trainingKind } from './training-actor.js';
+import { defaultTrainingConfig, TrainingCoordinator, type TrainingConfig } from './training-coordinator.js';
 
 /** The region's timing and limits. The seed fixes the two 30 s figures. */
-export interface RegionConfig {
+export interface RegionConfig extends TrainingConfig {
   /** Every geozone of the federation, so a shard knows where it may forward. */
   readonly geozones: readonly string[];
   readonly reservationTtlMs: number;
@@ -39,6 +41,7 @@ export const defaultRegionConfig: Omit<RegionConfig, 'geozones'> = {
   forwardRetryMs: 10_000,
   requestIdRetentionMs: 10 * 60_000,
   maxRememberedRequestIds: 1_000_000,
+  ...defaultTrainingConfig,
 };
 
 type Ctx = ShardContext<RegionEffect>;
@@ -50,7 +53,7 @@ type Ctx = ShardContext<RegionEffect>;
  * are emitted as data and leave only after the journal is durable.
  */
 export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect> {
-  readonly kinds = [nodeKind, reservationKind];
+  readonly kinds = [nodeKind, reservationKind, trainingKind];
   readonly tickEveryMs: number;
   readonly index = new RoutingIndex();
   private readonly geozone: string;
@@ -76,11 +79,14 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   private readonly openReservations = new Set<string>();
   /** Requests handed to another shard and not yet acknowledged by it. */
   private readonly forwarding = new Set<string>();
+  /** Federated rounds (their actors, and the job views kept from their notes). */
+  readonly training: TrainingCoordinator;
 
   constructor(geozone: string, config: RegionConfig) {
     this.geozone = geozone;
     this.config = config;
     this.tickEveryMs = config.summaryEveryMs;
+    this.training = new TrainingCoordinator(geozone, config, () => this.nodes.values());
   }
 
   handle(input: RegionInput, ctx: Ctx): void {
@@ -102,6 +108,8 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       case 'resume':
         if (ctx.snapshot(nodeActorId(input.nodeId)) !== undefined) ctx.send(nodeActorId(input.nodeId), { type: input.type, atMs: ctx.nowMs });
         return;
+      default:
+        return this.training.handle(input, ctx);
     }
   }
 
@@ -129,6 +137,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   onDeadline(actorId: string, kind: string, atMs: number, ctx: Ctx): void {
     if (kind === NODE_KIND) this.onNodeSilent(actorId, atMs, ctx);
     else if (kind === RESERVATION_KIND) this.onReservationDue(actorId, atMs, ctx);
+    else if (kind === TRAINING_KIND) this.training.onDeadline(actorId, atMs, ctx);
   }
 
   private onNodeSilent(actorId: string, atMs: number, ctx: Ctx): void {
@@ -145,6 +154,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
         reservationsLost: held.length,
       }),
     );
+    this.training.onNodeOffline(context.nodeId, ctx);
     // Its reservations die with it: each goes back to routing (or fails when out of attempts).
     for (const requestId of held) {
       const resId = reservationActorId(requestId);
@@ -282,6 +292,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
    */
   onRecovered(ctx: Ctx): void {
     this.resendForwards(ctx, 0);
+    this.training.onRecovered(ctx);
   }
 
   private resendForwards(ctx: Ctx, olderThanMs: number): void {
@@ -360,6 +371,7 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
   }
 
   onActorChanged(actorId: string, kind: string, snapshot: AnyMachineSnapshot | undefined, atMs: number): void {
+    if (kind === TRAINING_KIND) return this.training.onActorChanged(actorId, kind, snapshot);
     if (kind === NODE_KIND) {
       const nodeId = actorId.slice('node/'.length);
       if (snapshot === undefined) {
@@ -389,10 +401,12 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
 
   beginStep(): void {
     this.inStep = true;
+    this.training.beginStep();
   }
 
   endStep(kept: boolean): void {
     this.inStep = false;
+    this.training.endStep(kept);
     if (kept) for (const [requestId, atMs] of this.endedInStep) this.remember(requestId, atMs);
     this.endedInStep.length = 0;
   }
@@ -420,18 +434,22 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
     }
   }
 
-  applyNote(_record: JournalRecord): void {
-    // Summaries change no behaviour state; they are journaled for the record.
+  applyNote(record: JournalRecord): void {
+    // Summaries change no behaviour state; they are journaled for the record. Training notes feed the job views.
+    this.training.applyNote(record);
   }
 
   saveState(): unknown {
-    return { ended: [...this.ended] };
+    const training = this.training.saveState();
+    // Only when there is any, so regions without federated jobs keep the state (and hash) they had.
+    return training.length === 0 ? { ended: [...this.ended] } : { ended: [...this.ended], training };
   }
 
   loadState(state: unknown): void {
     this.ended.clear();
-    const saved = state as { ended?: [string, number][] } | undefined;
+    const saved = state as { ended?: [string, number][]; training?: unknown } | undefined;
     for (const [requestId, atMs] of saved?.ended ?? []) this.ended.set(requestId, atMs);
+    this.training.loadState(saved?.training);
   }
 
   private system(ctx: Ctx, severity: 'info' | 'warn' | 'error' | 'success', message: string, details: Record<string, unknown>): RegionEffect {

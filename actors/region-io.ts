@@ -36,7 +36,67 @@ export type RegionInput =
   | { readonly type: 'cancel'; readonly requestId: string }
   /** Internal: the shard a request was forwarded to has taken it (sent back to the forwarding shard). */
   | { readonly type: 'forward.ack'; readonly requestId: string; readonly geozone: string }
-  | { readonly type: 'drain' | 'resume'; readonly nodeId: string };
+  | { readonly type: 'drain' | 'resume'; readonly nodeId: string }
+  | TrainingInput;
+
+/** A participant's local-training settings, as the region hands them out with each task. */
+export interface LocalHyper {
+  readonly learningRate: number;
+  readonly localEpochs: number;
+  readonly batchSize: number;
+  readonly l2: number;
+  readonly seed: number;
+}
+
+/** A federated job for this region (FederatedTask v1, validated). */
+export interface TrainingJobSpec {
+  readonly jobId: string;
+  readonly geozone: string;
+  readonly modelId: string;
+  readonly datasetUri: string;
+  readonly rounds: number;
+  readonly minParticipants: number;
+  /** Nodes invited (at most this many of the eligible ones). */
+  readonly participants: number;
+  readonly roundDeadlineMs: number;
+  /** A file:/// folder URI: each round's aggregate is written there. */
+  readonly checkpointUri: string;
+  readonly local: LocalHyper;
+  readonly partitioning: 'iid' | 'label-skew';
+  readonly testFraction: number;
+}
+
+/** One participant's update, its weights already in the blob store (the journal keeps the hash). */
+export interface TrainingUpdate {
+  readonly jobId: string;
+  readonly round: number;
+  readonly nodeId: string;
+  readonly sampleCount: number;
+  readonly weightsSha256: string;
+  readonly loss: number | null;
+  readonly accuracy: number | null;
+}
+
+/**
+ * The federated path's inputs: a job, the participants' updates, and the
+ * outcomes of the work the region does outside its shards (aggregation and
+ * the checkpoint write), which come back as inputs so they are journaled.
+ */
+export type TrainingInput =
+  | { readonly type: 'training.job'; readonly job: TrainingJobSpec }
+  | { readonly type: 'training.update'; readonly update: TrainingUpdate }
+  | {
+      readonly type: 'training.aggregated';
+      readonly geozone: string;
+      readonly jobId: string;
+      readonly round: number;
+      readonly weightsSha256: string;
+      /** Held-out accuracy and loss of the aggregate (the region measures them). */
+      readonly accuracy: number;
+      readonly loss: number;
+    }
+  | { readonly type: 'training.checkpointed'; readonly geozone: string; readonly jobId: string; readonly round: number; readonly checkpointUri: string; readonly sha256: string }
+  | { readonly type: 'training.failed-step'; readonly geozone: string; readonly jobId: string; readonly round: number; readonly step: 'aggregation' | 'checkpoint'; readonly reason: string };
 
 export interface RegionalSummary {
   readonly geozoneId: string;
@@ -102,6 +162,34 @@ export type RegionEffect =
       readonly nodeId: string | null;
       readonly reason: string | null;
     }
+  /** A participant is told to train (agent channel `train`; arc.scheduler.training addressed to the node). */
+  | {
+      readonly type: 'train';
+      readonly geozone: string;
+      readonly atMs: number;
+      readonly jobId: string;
+      readonly round: number;
+      readonly nodeId: string;
+      readonly modelId: string;
+      readonly datasetShardUri: string;
+      /** The round's starting weights; null in round 1 (zeros). */
+      readonly weightsSha256: string | null;
+      readonly local: LocalHyper;
+      readonly deadlineAtMs: number;
+    }
+  /** Internal: FedAvg of exactly these updates, and the aggregate's held-out accuracy (done outside the shard). */
+  | {
+      readonly type: 'aggregate';
+      readonly geozone: string;
+      readonly atMs: number;
+      readonly jobId: string;
+      readonly round: number;
+      readonly updates: readonly { readonly nodeId: string; readonly sampleCount: number; readonly weightsSha256: string }[];
+      /** The held-out split to measure on (a dataset shard URI; its test split). */
+      readonly evaluationShardUri: string;
+    }
+  /** Internal: write the aggregate to the job's checkpoint folder. */
+  | { readonly type: 'checkpoint'; readonly geozone: string; readonly atMs: number; readonly jobId: string; readonly round: number; readonly weightsSha256: string; readonly checkpointUri: string }
   /** arc.summary.regional */
   | { readonly type: 'summary'; readonly summary: RegionalSummary }
   /** arc.event.system */

@@ -9,6 +9,7 @@ import { defaultRegionConfig, RegionBehaviour, type RegionConfig } from './regio
 import type { RegionEffect, RegionInput } from './region-io.js';
 import { countRecord, emptyStats, type RegionStats } from './region-stats.js';
 import { reservationActorId } from './reservation-actor.js';
+import { trainingActorId } from './training-actor.js';
 
 export interface RegionOptions {
   /** Geozones whose shards this process owns from the start (more may be added, see Region.addShard). */
@@ -109,6 +110,14 @@ export function createRegion(options: RegionOptions): Region {
       case 'cancel':
         return ownerOf(reservationActorId(input.requestId));
       case 'forward.ack':
+        return input.geozone;
+      case 'training.job':
+        return input.job.geozone;
+      case 'training.update':
+        return holderOf(trainingActorId(input.update.jobId));
+      case 'training.aggregated':
+      case 'training.checkpointed':
+      case 'training.failed-step':
         return input.geozone;
     }
   };

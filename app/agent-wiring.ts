@@ -9,6 +9,7 @@ import type { Refusal, RefusalContext } from '../adapters/http/access.js';
 import type { KeyGuard } from '../adapters/security/key-guard.js';
 import type { ReservationContext } from '../machines/reservation.js';
 import { realScheduler, type Clock } from '../runtime/clock.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { Shard } from '../runtime/shard.js';
 
 /**
@@ -26,11 +27,17 @@ export function createAgentWiring(options: {
   clock: Clock;
   guard: KeyGuard | undefined;
   onRefused: (refusal: Refusal, context: RefusalContext) => void;
+  /** Where an agent's training-update goes (the federated path); refused as unknown without it. */
+  trainingUpdate?: (body: string, scope: (geozone: string) => boolean) => Promise<void>;
 }): { channel: AgentChannel; onEffects: (effects: readonly RegionEffect[]) => void } {
   const { region, api, clock } = options;
   const channel = new AgentChannel({
     region: {
-      ingest: (kind, body, scope) => api.ingest(kind, body, scope),
+      ingest: (kind, body, scope) => {
+        if (kind !== 'training-update') return api.ingest(kind, body, scope);
+        const update = options.trainingUpdate;
+        return update === undefined ? Promise.reject(new ArcError(ErrorCodes.NOT_FOUND, 'this region runs no federated training')) : update(body, scope);
+      },
       geozoneOfNode: (nodeId) => api.node(nodeId)?.geozone,
       nowMs: () => clock.nowMs(),
     },

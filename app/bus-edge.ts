@@ -54,3 +54,55 @@ export function connectInputs(
   }
   return counters;
 }
+
+/** What the federated path takes from the bus: a FederatedTask v1 or a TrainingUpdate v1 (raw), resolved once durable. */
+export type TrainingIngress = (kind: 'task' | 'update', raw: string) => Promise<void>;
+
+/** Codes that say the message itself is bad (dead-lettered), not that the region could not take it now. */
+const POISON_CODES: ReadonlySet<string> = new Set([ErrorCodes.VALIDATION, ErrorCodes.MALFORMED_JSON, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.DATASET, ErrorCodes.BLOB_MISSING, ErrorCodes.NOT_FOUND, ErrorCodes.DUPLICATE_JOB]);
+
+/**
+ * The federated path's edge on the bus: FederatedTask v1 on arc.scheduler.training
+ * and TrainingUpdate v1 on arc.result.training, through the same validation as
+ * HTTP and the agent channel (an update's weights are stored by hash first, so
+ * handling is asynchronous). A bad message goes to the dead-letter topic with
+ * its code. The region's own `train` messages on arc.scheduler.training (for the
+ * nodes) are not inputs and are passed over.
+ */
+export function connectTrainingInputs(bus: InProcessBus, handle: TrainingIngress, stopped: () => boolean, onRefused: (error: unknown, topic: string) => void): EdgeCounters {
+  const counters: EdgeCounters = { accepted: 0, invalid: 0, refused: 0 };
+  const routes: [string, 'task' | 'update'][] = [
+    [topics.training, 'task'],
+    [topics.trainingResult, 'update'],
+  ];
+  for (const [topic, kind] of routes) {
+    bus.subscribe(topic, (raw) => {
+      if (stopped() || typeof raw !== 'string') return;
+      if (kind === 'task' && isTrainTask(raw)) return;
+      handle(kind, raw).then(
+        () => counters.accepted++,
+        (error: unknown) => {
+          if (error instanceof ArcError && POISON_CODES.has(error.code)) {
+            counters.invalid++;
+            bus.publish(topics.deadLetter, JSON.stringify({ topic, reason: error.toJSON(), message: raw.slice(0, 1024) }));
+            return;
+          }
+          counters.refused++;
+          onRefused(error, topic);
+        },
+      );
+    });
+  }
+  return counters;
+}
+
+/** A TrainTask the region itself published for a node (`"type":"train"`), cheaply told apart from a FederatedTask. */
+function isTrainTask(raw: string): boolean {
+  if (!raw.includes('"train"')) return false;
+  try {
+    const value = JSON.parse(raw) as { type?: unknown } | null;
+    return typeof value === 'object' && value !== null && value.type === 'train';
+  } catch {
+    return false;
+  }
+}

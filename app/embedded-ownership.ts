@@ -4,7 +4,7 @@ import { effectToWire } from '../adapters/bus/topics.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import { monotonicNowMs, realScheduler } from '../runtime/clock.js';
-import { connectInputs, type EdgeCounters } from './bus-edge.js';
+import { connectInputs, connectTrainingInputs, type EdgeCounters } from './bus-edge.js';
 import type { Ownership, OwnershipHost, Takeover } from './ownership.js';
 
 export interface EmbeddedOptions {
@@ -28,6 +28,7 @@ export function embeddedOwnership(host: OwnershipHost, options: EmbeddedOptions)
   let unpublished = 0;
   const takeovers: Takeover[] = [];
   let edge: EdgeCounters = { accepted: 0, invalid: 0, refused: 0 };
+  let trainingEdge: EdgeCounters = { accepted: 0, invalid: 0, refused: 0 };
 
   const ownership: Ownership = {
     mode: 'lmdb',
@@ -50,6 +51,8 @@ export function embeddedOwnership(host: OwnershipHost, options: EmbeddedOptions)
         () => stopping,
         (error, topic) => log.warn({ err: error, topic }, 'input refused'),
       );
+      const training = host.training?.bind(host);
+      if (training !== undefined) trainingEdge = connectTrainingInputs(bus, training, () => stopping, (error, topic) => log.warn({ err: error, topic }, 'training input refused'));
       recovered = true;
       return Promise.resolve();
     },
@@ -78,7 +81,7 @@ export function embeddedOwnership(host: OwnershipHost, options: EmbeddedOptions)
     },
     backlog: () => bus.stats().waiting,
     takeovers: () => takeovers,
-    counters: () => ({ ...edge, unpublished }),
+    counters: () => ({ ...edge, unpublished, trainingAccepted: trainingEdge.accepted, trainingInvalid: trainingEdge.invalid, trainingRefused: trainingEdge.refused }),
     drain: async () => {
       stopping = true;
       await region.supervisor.whenIdle();

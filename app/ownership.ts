@@ -29,6 +29,8 @@ export interface OwnershipHost {
   fatal(error: Error, geozone: string): void;
   /** Something the operator should see (status line, logs): a retry, a lost broker. */
   note(message: string, details: Readonly<Record<string, unknown>>): void;
+  /** The federated path's input messages (FederatedTask v1, TrainingUpdate v1), raw; resolves once durable. */
+  training?(kind: 'task' | 'update', raw: string): Promise<void>;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { RegionEffect } from '../actors/region-io.js';
 import { RESERVATION_KIND } from '../actors/reservation-actor.js';
 import { summarize } from '../actors/summary.js';
 import { parseWire } from '../actors/wire.js';
-import type { DecisionView, RegionApi } from '../adapters/http/http-api.js';
+import type { DecisionView, RegionApi, TrainingApi } from '../adapters/http/http-api.js';
 import type { RegionInput } from '../actors/region-io.js';
 import type { JournalStore } from '../runtime/journal.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
@@ -31,6 +31,8 @@ export function createRegionApi(
     metrics: RegionMetrics;
     /** Where the shards' journals and snapshots are (node history reads them). */
     store: JournalStore & SnapshotStore;
+    /** The federated path's routes (POST /v1/training, updates, GET /v1/training/:id). */
+    training?: TrainingApi;
   },
 ): { api: RegionApi; onEffects: (effects: readonly RegionEffect[]) => void } {
   // Callers waiting for a decision, by requester geozone and request id: the same id sent from two
@@ -78,6 +80,7 @@ export function createRegionApi(
   };
 
   const api: RegionApi = {
+    ...(options.training === undefined ? {} : { training: options.training }),
     ready: options.ready,
     notReadyReason: () => options.notReadyReason?.(),
     ownership: () => options.ownership?.() ?? { journal: 'lmdb', geozones: region.supervisor.shardIds.map((geozone) => ({ geozone, ready: true })) },

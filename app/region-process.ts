@@ -13,6 +13,10 @@ import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { createAgentWiring } from './agent-wiring.js';
+import { startKafkaTrainingEdge } from './kafka-training-edge.js';
+import { trainingBlobStore } from './training-blobs.js';
+import { createTrainingWiring, type TrainEffect } from './training-wiring.js';
+import type { TrainTaskV1 } from '../actors/training-wire.js';
 import { createConsoleWiring } from './console-wiring.js';
 import { EffectsLog } from './effects-log.js';
 import { embeddedOwnership } from './embedded-ownership.js';
@@ -85,6 +89,10 @@ export interface RegionProcess {
   publish(input: RegionInput): void;
   /** Every dispatch the region releases (a simulated fleet acts on them). */
   onDispatch(listener: (dispatch: DispatchEffect) => void): void;
+  /** Every train message the region sends, weights inline (a simulated fleet trains on them). */
+  onTrain(listener: (task: TrainTaskV1, effect: TrainEffect) => void): void;
+  /** A TrainingUpdate v1 through the same edge as HTTP and the agent channel; resolves once durable. */
+  trainingUpdate(body: string): Promise<void>;
 }
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
@@ -154,6 +162,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       log.fatal({ err: error, geozone }, 'geozone could not be run');
       for (const listener of fatalListeners) listener(error, geozone);
     },
+    training: (kind, raw) => (kind === 'task' ? trainingApi.submit(raw, () => true).then(() => undefined) : trainingApi.update(raw, () => true)),
     note: (message, details) => {
       lastNote = `${message} (${Object.entries(details)
         .map(([k, v]) => `${k}=${String(v)}`)
@@ -175,10 +184,22 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     });
   }
   const owner: Ownership = ownership;
+  // Training weights by SHA-256: beside the journal in the data folder, or in the compacted blob topic on Kafka.
+  const blobStore = trainingBlobStore(options.journal, log);
+  const training = createTrainingWiring({ region, blobs: blobStore.blobs, log, delivery: () => agents.channel });
+  const trainingApi = {
+    submit: async (body: string, scope: (geozone: string) => boolean) => {
+      const view = await training.submit(body, scope);
+      return training.job(view.jobId, scope) ?? {};
+    },
+    update: (body: string, scope: (geozone: string) => boolean) => training.update(body, scope),
+    job: (jobId: string, scope: (geozone: string) => boolean) => training.job(jobId, scope),
+  };
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
     http.onEffects(effects);
     agents.onEffects(effects);
+    training.onEffects(effects);
     tracer?.onEffects(effects);
     consoleFeed.onEffects(effects, geozone);
     effectsLog?.write(effects);
@@ -203,8 +224,28 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     ownership: () => ({ journal: owner.mode, geozones: owner.owned() }),
     metrics,
     store: owner.stores,
+    training: trainingApi,
   });
-  const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused });
+  const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused, trainingUpdate: trainingApi.update });
+  // On Kafka, FederatedTask and TrainingUpdate also arrive on their topics (the embedded region reads them from its bus).
+  const kafkaTraining =
+    options.journal.kind === 'kafka'
+      ? startKafkaTrainingEdge({
+          brokers: options.journal.brokers,
+          ssl: options.journal.ssl,
+          clientId: options.journal.clientId ?? `arcnet-region-${process.pid}`,
+          deadLetterTopic: 'arc.deadletter',
+          federation: options.geozones,
+          owned: () => owner.owned().map((o) => o.geozone),
+          // Scoped to the geozones owned here: a task for another geozone is passed over, not judged here.
+          handle: (kind, raw) => {
+            const ownedHere = (geozone: string): boolean => owner.owned().some((o) => o.geozone === geozone);
+            return kind === 'task' ? trainingApi.submit(raw, ownedHere).then(() => undefined) : trainingApi.update(raw, ownedHere);
+          },
+          log,
+        })
+      : undefined;
+  region.onShardAdded(() => kafkaTraining?.restart());
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),
     console: () => consoleFeed.hub.stats(),
@@ -248,6 +289,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       if (consoleFeed.hub.stats().clients > 0) consoleFeed.publish(liveCounts.tick(Date.now()));
     }, 1_000);
     const recoverStart = monotonicNowMs();
+    blobStore.start();
     await owner.start();
     if (stopping) return;
     timer.start();
@@ -262,6 +304,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     await agents.channel.close();
     await server?.close();
     await inspectorSource.close();
+    training.close();
+    await kafkaTraining?.stop();
     timer.stop();
     let error: string | undefined;
     try {
@@ -289,6 +333,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       // The last requests' spans end with their effects above; flush them before the store goes.
       await tracer?.shutdown();
       await owner.close();
+      await blobStore.close();
     } finally {
       effectsLog?.close();
     }
@@ -325,6 +370,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     onDispatch: (listener) => {
       dispatchListeners.push(listener);
     },
+    onTrain: (listener) => training.onTrain(listener),
+    trainingUpdate: (body) => training.update(body, () => true),
   };
 }
 

@@ -5,6 +5,8 @@ import { connect } from 'node:net';
 import { consoleFanoutBench } from './console-fanout.js';
 import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
+import { federatedBench } from './federated.js';
+import { federatedRoundsBench } from './federated-rounds.js';
 import { httpInferenceBench } from './http-inference.js';
 import { inspectorBench } from './inspector.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
@@ -78,6 +80,12 @@ try {
   if (only === undefined || only === 'inspector') {
     note('inspector: first diagram and live update time in Chromium, region throughput with and without the page, 10,000 nodes');
     emit(await inspectorBench(join(dir, 'inspector')));
+  }
+  if (only === undefined || only === 'federated') {
+    note('federated: FedAvg accuracy vs centralized training on the digits; aggregation cost vs a bare weighted average');
+    emit(federatedBench());
+    note('federated: round latency with 8, 32 and 128 participants through an embedded region vs the same work without it');
+    emit(await federatedRoundsBench(join(dir, 'federated')));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();

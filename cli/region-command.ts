@@ -1,3 +1,6 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { RegionInput } from '../actors/region-io.js';
 import { createRegionProcess, type JournalOptions, type RegionProcess } from '../app/region-process.js';
@@ -5,7 +8,11 @@ import type { SecurityOptions } from '../app/region-security.js';
 import { realScheduler } from '../runtime/clock.js';
 import { Prng } from '../runtime/random.js';
 import { defaultFaults, noFaults, SimFleet } from '../simulations/fleet.js';
+import { defaultTrainingFaults, demoJob, noTrainingFaults, SimTrainingFleet } from '../simulations/fleet-training.js';
 import { SimWorkload } from '../simulations/workload.js';
+
+/** How often the simulated fleet's demo starts a federated job in each geozone (wall time). */
+const DEMO_JOB_EVERY_MS = 120_000;
 
 export interface RegionCommandOptions {
   readonly journal: JournalOptions;
@@ -123,6 +130,24 @@ function attachSimulatedFleet(region: RegionProcess, options: RegionCommandOptio
     hooks,
   );
   region.onDispatch((d) => fleet.onDispatch({ requestId: d.requestId, nodeId: d.nodeId, modelId: d.modelId, atMs: clock.nowMs() }));
+  // Federated training: the fleet trains the digits when asked, and a demo job starts in each geozone now and then.
+  const trainers = new SimTrainingFleet(prng.fork(), options.faults ? defaultTrainingFaults : noTrainingFaults, {
+    schedule: hooks.schedule,
+    isSilent: (nodeId, atMs) => fleet.isSilent(nodeId, atMs),
+    submitUpdate: (body) => {
+      if (!stopped) region.trainingUpdate(body).catch((error: unknown) => options.logger.debug({ err: error }, 'simulated training update refused'));
+    },
+  });
+  region.onTrain((task) => trainers.onTrain(task, clock.nowMs()));
+  const checkpoints = pathToFileURL(join(options.journal.kind === 'lmdb' ? options.journal.dataDir : tmpdir(), 'checkpoints')).href;
+  let demoJobs = 0;
+  const startDemoJobs = (atMs: number): void => {
+    demoJobs++;
+    for (const geozone of options.geozones) submit({ type: 'training.job', job: demoJob(geozone, `demo-${geozone}-${clock.nowMs().toString(36)}-${demoJobs}`, demoJobs, checkpoints) });
+    hooks.schedule(atMs + DEMO_JOB_EVERY_MS, () => startDemoJobs(atMs + DEMO_JOB_EVERY_MS));
+  };
+  // After the first telemetry round, so there are nodes to choose from.
+  hooks.schedule(clock.nowMs() + 15_000, () => startDemoJobs(clock.nowMs()));
   fleet.start(clock.nowMs());
   workload.start(clock.nowMs());
   return {

@@ -1,6 +1,7 @@
 import type { AnyStateMachine } from 'xstate';
 import { NODE_KIND } from '../actors/node-actor.js';
 import { RESERVATION_KIND } from '../actors/reservation-actor.js';
+import { TRAINING_KIND } from '../actors/training-actor.js';
 import { federatedRoundMachine } from '../machines/federated-round.js';
 import { hpcJobMachine } from '../machines/hpc-job.js';
 import { nodeMachine } from '../machines/node.js';
@@ -8,7 +9,7 @@ import { reservationMachine } from '../machines/reservation.js';
 import { layoutStatechart, type Diagram } from './layout.js';
 import { statechartOf } from './statechart.js';
 
-/** Every machine in machines/, with the actor kind that runs it in the region (none yet for the training machines). */
+/** Every machine in machines/, with the actor kind that runs it in the region (none yet for the HPC machine). */
 export interface InspectedMachine {
   readonly machine: AnyStateMachine;
   readonly kind: string | null;
@@ -18,7 +19,7 @@ export const inspectedMachines: readonly InspectedMachine[] = [
   { machine: nodeMachine, kind: NODE_KIND },
   { machine: reservationMachine, kind: RESERVATION_KIND },
   { machine: hpcJobMachine, kind: null },
-  { machine: federatedRoundMachine, kind: null },
+  { machine: federatedRoundMachine, kind: TRAINING_KIND },
 ];
 
 export interface MachineDiagram extends Diagram {

@@ -72,6 +72,12 @@ export const ErrorCodes = {
   BATCH_QUEUE: 'ARC_ERR_BATCH_QUEUE',
   /** A transfer or batch job id the data mover or the queue does not know (HTTP 404 where it surfaces). */
   UNKNOWN_QUEUE_ITEM: 'ARC_ERR_UNKNOWN_QUEUE_ITEM',
+  /** A training data set could not be found, read or parsed: fix the dataset-uri or the file. */
+  DATASET: 'ARC_ERR_DATASET',
+  /** A content-addressed blob (training weights) is not in the store: send the weights inline, or store them first. */
+  BLOB_MISSING: 'ARC_ERR_BLOB_MISSING',
+  /** A training job id that was already used in this geozone (HTTP 409): use a new job id. */
+  DUPLICATE_JOB: 'ARC_ERR_DUPLICATE_JOB',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -106,6 +106,12 @@ export class SimFleet {
   private readonly hooks: FleetHooks;
   private running = true;
 
+  /** Whether a simulated node is silent at `atMs` (what it would send is lost). */
+  isSilent(nodeId: string, atMs: number): boolean {
+    const node = this.byId.get(nodeId);
+    return node === undefined || atMs < node.silentUntilMs;
+  }
+
   constructor(prng: Prng, options: { nodes: number; geozones: readonly string[]; faults: FaultRates }, hooks: FleetHooks) {
     this.prng = prng;
     this.faults = options.faults;

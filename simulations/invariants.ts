@@ -1,4 +1,5 @@
 import type { JournalRecord } from '../runtime/journal.js';
+import { TrainingModel, type BlobLookup, type TrainingViolationRule } from './training-invariants.js';
 
 /**
  * The simulation harness's invariant checker. It reads shard journals and rebuilds
@@ -19,6 +20,8 @@ export interface CheckerConfig {
   reservationTtlMs: number;
   /** How long a node may stay silent before it must go offline. */
   silenceTimeoutMs: number;
+  /** Stored training weights by SHA-256: given, each aggregate is recomputed as FedAvg of its counted updates. */
+  blobs?: BlobLookup | undefined;
 }
 
 export const DEFAULT_CHECKER_CONFIG: Readonly<CheckerConfig> = { reservationTtlMs: 30_000, silenceTimeoutMs: 30_000 };
@@ -32,7 +35,8 @@ export type ViolationRule =
   | 'timeout-not-exact'
   | 'timeout-missed'
   | 'reservation-open-after-timeout'
-  | 'request-stuck-unrouted';
+  | 'request-stuck-unrouted'
+  | TrainingViolationRule;
 
 export interface Violation {
   rule: ViolationRule;
@@ -197,12 +201,15 @@ class ShardModel {
   private nowMs = Number.NEGATIVE_INFINITY;
   private lastRecord: Loc | null = null;
   private ended = false;
+  private readonly training: TrainingModel;
 
   constructor(
     private readonly shard: string,
     private readonly config: CheckerConfig,
     private readonly tally: Tally,
-  ) {}
+  ) {
+    this.training = new TrainingModel((rule, record, detail) => this.tally.report(rule, locOf(this.shard, record), detail), config.blobs);
+  }
 
   apply(record: JournalRecord): void {
     if (this.ended) throw new Error(`invariant checker: shard ${this.shard} was already ended`);
@@ -211,7 +218,8 @@ class ShardModel {
     this.lastRecord = loc;
     if (record.kind === NODE_KIND) this.applyNode(record, loc);
     else if (record.kind === RESERVATION_KIND) this.applyReservation(record, loc);
-    // '@shard' notes and other kinds only move time forward.
+    else if (record.event.type.startsWith('training.')) this.training.apply(record);
+    // Other '@shard' notes and other kinds only move time forward.
   }
 
   /** End-of-journal checks; records what is still in flight for the cross-shard rule. */

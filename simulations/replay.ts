@@ -1,5 +1,8 @@
 import { createRegion } from '../actors/region.js';
 import type { RegionStats } from '../actors/region-stats.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { LmdbBlobStore } from '../adapters/lmdb/lmdb-blob-store.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { ManualClock, monotonicNowMs, realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -72,7 +75,8 @@ export async function replayJournal(dir: string, options: ReplayOptions = {}): P
     const meta = lmdb.getMeta('simulation') as { seed?: number; nodes?: number; durationMs?: number } | undefined;
     // Invariants are checked over the whole journal even with a point: a journal cut short mid-forward
     // would look like a request left unrouted, which says nothing about the journal itself.
-    const checker = new InvariantChecker();
+    const weights = await storedWeights(dir, lmdb, geozones, options.encryptionKey);
+    const checker = new InvariantChecker(weights === undefined ? {} : { blobs: (sha) => weights.get(sha) });
     for (const shardId of geozones) checker.checkShard(shardId, lmdb.journal(shardId).read(0));
     const report = checker.finish();
     return {
@@ -96,5 +100,37 @@ export async function replayJournal(dir: string, options: ReplayOptions = {}): P
     };
   } finally {
     await lmdb.close();
+  }
+}
+
+/** Beyond this many referenced weight vectors, aggregates are not recomputed (memory stays bounded). */
+const MAX_WEIGHTS_CHECKED = 50_000;
+
+/**
+ * The training weights the journal names (counted updates and aggregates), read
+ * from the data folder's blob store, so the checker can recompute every
+ * aggregate; undefined when the folder has no blob store or names too many.
+ */
+async function storedWeights(dir: string, lmdb: LmdbStore, geozones: readonly string[], encryptionKey: Buffer | undefined): Promise<Map<string, Uint8Array> | undefined> {
+  if (!existsSync(join(dir, LmdbBlobStore.fileName))) return undefined;
+  const wanted = new Set<string>();
+  for (const shardId of geozones) {
+    for (const record of lmdb.journal(shardId).read(0)) {
+      const sha = record.event['weightsSha256'];
+      if (typeof sha === 'string' && record.event.type.startsWith('training.')) wanted.add(sha);
+      if (wanted.size > MAX_WEIGHTS_CHECKED) return undefined;
+    }
+  }
+  if (wanted.size === 0) return undefined;
+  const blobs = new LmdbBlobStore(dir, { encryptionKey });
+  try {
+    const found = new Map<string, Uint8Array>();
+    for (const sha of wanted) {
+      const bytes = await blobs.get(sha);
+      if (bytes !== undefined) found.set(sha, bytes);
+    }
+    return found;
+  } finally {
+    await blobs.close();
   }
 }

@@ -52,6 +52,12 @@ import { DEFAULT_MAX_NODES_WITH_PENDING, DEFAULT_MAX_PENDING_PER_NODE, PendingDi
  * (terminated), and the pending dispatches (per node and nodes).
  */
 
+/** What an agent posts to the region through the channel. */
+export type AgentIngestKind = 'telemetry' | 'result' | 'training-update';
+
+/** The pending-entry key of a `train` message: acknowledged by the node's accepted update for that job and round. */
+export const trainTaskKey = (jobId: string, round: number): string => `train/${jobId}/${round}`;
+
 /** What the channel needs of the region. */
 export interface AgentRegionPort {
   /**
@@ -60,7 +66,7 @@ export interface AgentRegionPort {
    * durable; throws ArcError with a code otherwise (ARC_ERR_FORBIDDEN when
    * `scope` refuses its geozone).
    */
-  ingest(kind: 'telemetry' | 'result', body: string, scope: (geozone: string) => boolean): Promise<void>;
+  ingest(kind: AgentIngestKind, body: string, scope: (geozone: string) => boolean): Promise<void>;
   /** The geozone of a node the region knows (undefined when unknown). */
   geozoneOfNode(nodeId: string): string | undefined;
   /** The region's logical time in ms (dispatch expiry is judged by it). */
@@ -246,6 +252,19 @@ export class AgentChannel {
     if (agent !== undefined && agent.scope(geozone)) this.sendDispatch(agent, entry);
   }
 
+  /**
+   * A `train` message (TrainTask v1, already serialized) for `nodeId`, from the
+   * shard of `geozone`: sent now if the node's agent is connected, and kept like
+   * a dispatch (the same per-node limits) until the node's update for that job
+   * and round is accepted or the round's deadline (`expiresAtMs`, logical) passes.
+   */
+  offerTask(nodeId: string, geozone: string, key: string, expiresAtMs: number, frame: Buffer): void {
+    const entry = this.pending.add(nodeId, { requestId: key, geozone, expiresAtMs, frame }, this.region.nowMs());
+    if (entry === undefined) return;
+    const agent = this.byNode.get(nodeId);
+    if (agent !== undefined && agent.scope(geozone)) this.sendDispatch(agent, entry);
+  }
+
   stats(): AgentChannelStats {
     return {
       connections: this.connections.size,
@@ -403,13 +422,14 @@ export class AgentChannel {
     for (const entry of waiting) this.sendDispatch(agent, entry);
   }
 
-  private ingest(agent: Agent, nodeId: string, kind: 'telemetry' | 'result', message: Record<string, unknown>, id: ClientId | undefined): void {
+  private ingest(agent: Agent, nodeId: string, kind: AgentIngestKind, message: Record<string, unknown>, id: ClientId | undefined): void {
     const { type: _type, id: _id, ...body } = message;
     const claimed = body['node-id'];
     if (typeof claimed === 'string' && claimed !== nodeId) {
       return this.refuseMessage(agent, ErrorCodes.NODE_MISMATCH, `this connection is node ${nodeId}; send ${kind} for node ${claimed} on its own connection`, id);
     }
     const requestId = kind === 'result' && typeof body['request-id'] === 'string' ? body['request-id'] : undefined;
+    const taskKey = kind === 'training-update' && typeof body['job-id'] === 'string' && typeof body['round'] === 'number' ? trainTaskKey(body['job-id'], body['round']) : undefined;
     agent.inFlight++;
     // Backpressure: stop reading this agent until the region has made some of its messages durable.
     if (agent.inFlight >= this.maxInFlight) agent.ws.pause();
@@ -420,6 +440,8 @@ export class AgentChannel {
           this.accepted++;
           // A result says the node had the dispatch: it need not be sent again.
           if (requestId !== undefined && this.pending.ack(nodeId, requestId)) this.acks++;
+          // An accepted update says the node had its train message: it need not be sent again.
+          if (taskKey !== undefined && this.pending.ack(nodeId, taskKey)) this.acks++;
           this.reply(agent, { type: 'accepted', ...idField(id), kind, ...(requestId === undefined ? {} : { 'request-id': requestId }) } satisfies AcceptedMessage);
         },
         (error: unknown) => {

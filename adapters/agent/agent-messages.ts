@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { inferenceDispatchSchema } from '../../actors/wire-out.js';
+import { trainTaskSchema } from '../../actors/training-wire.js';
 import { geozone, id } from '../../actors/wire.js';
 
 /**
@@ -12,10 +13,15 @@ import { geozone, id } from '../../actors/wire.js';
  * - `{"type":"telemetry", ...NodeTelemetry v2}` and `{"type":"result", ...InferenceResult v1}`:
  *   the rest of the message after `type` (and `id`) must be exactly the seed's format, validated
  *   as on the HTTP and Kafka edges;
- * - `{"type":"ack","request-id":"r1"}` once a dispatch is taken (a result for it counts too).
+ * - `{"type":"ack","request-id":"r1"}` once a dispatch is taken (a result for it counts too);
+ * - `{"type":"training-update", ...TrainingUpdate v1}` (actors/training-wire.ts): the node's weights
+ *   for a round it was told to train; its acceptance also acknowledges the `train` message.
  *
  * Region → agent: `welcome` (answers the hello), `dispatch` (InferenceDispatch v1 fields),
- * `accepted` (a telemetry or result is durable), `acked`, and `error` (a coded refusal).
+ * `train` (TrainTask v1: a federated round to train, with its starting weights inline; sent at
+ * least once, again after a reconnect until the node's update for that round is accepted or
+ * the round's deadline passes), `accepted` (a telemetry, result or training update is durable),
+ * `acked`, and `error` (a coded refusal).
  *
  * Every agent message may carry an `id` (a string or a non-negative integer of the agent's
  * choosing); the answer to it carries the same `id`, so an agent with several messages in
@@ -23,7 +29,7 @@ import { geozone, id } from '../../actors/wire.js';
  * durable, which for messages on different geozone shards need not be the order they were sent.
  */
 
-export const AGENT_MESSAGE_TYPES = ['hello', 'telemetry', 'result', 'ack'] as const;
+export const AGENT_MESSAGE_TYPES = ['hello', 'telemetry', 'result', 'ack', 'training-update'] as const;
 export type AgentMessageType = (typeof AGENT_MESSAGE_TYPES)[number];
 
 export const clientIdSchema = z.union([
@@ -56,12 +62,13 @@ export const dispatchMessageSchema = inferenceDispatchSchema.extend({ type: z.li
 export const acceptedSchema = z.strictObject({
   type: z.literal('accepted'),
   ...withId,
-  kind: z.enum(['telemetry', 'result']),
+  kind: z.enum(['telemetry', 'result', 'training-update']),
   'request-id': id.optional(),
 });
 export const ackedSchema = z.strictObject({ type: z.literal('acked'), ...withId, 'request-id': id });
 export const agentErrorSchema = z.strictObject({ type: z.literal('error'), ...withId, code: errorCode, message: z.string() });
-export const regionToAgentSchema = z.discriminatedUnion('type', [welcomeSchema, dispatchMessageSchema, acceptedSchema, ackedSchema, agentErrorSchema]);
+export const trainMessageSchema = trainTaskSchema;
+export const regionToAgentSchema = z.discriminatedUnion('type', [welcomeSchema, dispatchMessageSchema, trainMessageSchema, acceptedSchema, ackedSchema, agentErrorSchema]);
 
 export type WelcomeMessage = z.infer<typeof welcomeSchema>;
 export type AcceptedMessage = z.infer<typeof acceptedSchema>;

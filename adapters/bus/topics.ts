@@ -1,4 +1,5 @@
 import type { RegionEffect } from '../../actors/region-io.js';
+import type { TrainEffect, TrainTaskV1 } from '../../actors/training-wire.js';
 
 /**
  * The seed's topic names and the wire form (kebab-case JSON) of what the region
@@ -17,6 +18,10 @@ export const topics = {
   ended: 'arc.reservation.ended',
   /** Inputs that failed validation, with the reason. */
   deadLetter: 'arc.deadletter',
+  /** FederatedTask v1 in; TrainTask v1 (`"type":"train"`, weights by hash) out, addressed to a node. */
+  training: 'arc.scheduler.training',
+  /** TrainingUpdate v1 in. */
+  trainingResult: 'arc.result.training',
 } as const;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -72,8 +77,36 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
         topic: topics.ended,
         message: { 'request-id': effect.requestId, outcome: effect.outcome, geozone: effect.geozone, 'node-id': effect.nodeId, reason: effect.reason, timestamp: iso(effect.atMs) },
       };
+    case 'train':
+      // On a topic the weights travel by hash (the agent channel sends them inline).
+      return { topic: topics.training, message: trainTaskOf(effect, null) };
     case 'forward':
     case 'forward-ack':
+    case 'aggregate':
+    case 'checkpoint':
       return undefined;
   }
+}
+
+/** TrainTask v1 of a train effect (weights inline, or null). */
+export function trainTaskOf(effect: TrainEffect, weightsBase64: string | null): TrainTaskV1 {
+  return {
+    type: 'train',
+    'job-id': effect.jobId,
+    round: effect.round,
+    'node-id': effect.nodeId,
+    geozone: effect.geozone,
+    'model-id': effect.modelId,
+    'dataset-shard-uri': effect.datasetShardUri,
+    'weights-sha256': effect.weightsSha256,
+    weights: weightsBase64,
+    'hyper-parameters': {
+      'learning-rate': effect.local.learningRate,
+      'local-epochs': effect.local.localEpochs,
+      'batch-size': effect.local.batchSize,
+      l2: effect.local.l2,
+      seed: effect.local.seed,
+    },
+    deadline: iso(effect.deadlineAtMs),
+  };
 }

@@ -4,6 +4,7 @@ import { energySources, nodeStatuses } from '../../machines/node.js';
 import { priorities } from '../../machines/reservation.js';
 import { fraction, geozone, id, inferenceRequestSchema, inferenceResultSchema, isoTimestamp, nodeTelemetrySchema } from '../../actors/wire.js';
 import { inferenceDecisionSchema } from '../../actors/wire-out.js';
+import { federatedTaskSchema, trainingUpdateSchema } from '../../actors/training-wire.js';
 import { codesWithStatus, regionStatusOf } from './error-replies.js';
 import { errorBodySchema, errorResponse, headerDocs, jsonResponse, jsonSchemaOf, mediaResponse, type ResponseDoc } from './response-docs.js';
 
@@ -125,6 +126,44 @@ const summarySchema = z.strictObject({
   openReservations: count,
 });
 
+const sha = z.string().regex(/^[0-9a-f]{64}$/);
+const isoOrNull = isoTimestamp.nullable();
+/** GET /v1/training/:id and the answer to POST /v1/training. */
+const trainingJobDocumentSchema = z.strictObject({
+  'job-id': z.string(),
+  geozone,
+  'model-id': z.string(),
+  'dataset-uri': z.string(),
+  'checkpoint-uri': z.string(),
+  rounds: z.number().int(),
+  'min-participants': z.number().int(),
+  state: z.enum(['training', 'done', 'failed', 'cancelled']),
+  'failure-reason': z.string().nullable(),
+  'failure-detail': z.string().nullable(),
+  'accepted-at': isoTimestamp,
+  'ended-at': isoOrNull,
+  selection: z.strictObject({ eligible: count, reason: z.string() }).describe('how the participants were chosen'),
+  participants: z.array(z.strictObject({ 'node-id': z.string(), 'energy-source': z.enum(energySources), 'gpu-utilization': z.number(), part: count, 'dataset-shard-uri': z.string() })),
+  'round-history': z.array(
+    z.strictObject({
+      round: z.number().int(),
+      'started-at': isoTimestamp,
+      deadline: isoTimestamp,
+      'start-weights-sha256': sha.nullable(),
+      updates: z.array(z.strictObject({ 'node-id': z.string(), 'sample-count': count, 'weights-sha256': sha, loss: z.number().nullable(), accuracy: z.number().nullable() })).describe('the updates counted'),
+      dropped: z.array(z.string()),
+      stragglers: z.array(z.string()).describe('participants that had not answered when the round closed at its deadline'),
+      'closed-at': isoOrNull,
+      'aggregate-sha256': sha.nullable(),
+      accuracy: z.number().nullable().describe("the aggregate's accuracy on the held-out split, measured by the region"),
+      loss: z.number().nullable(),
+      'checkpoint-uri': z.string().nullable(),
+      'checkpoint-sha256': sha.nullable(),
+    }),
+  ),
+  'actor-state': z.string().nullable().describe("the federated-round actor's state while it runs; null once the job ended"),
+});
+
 const [reservedDecision, unreservedDecision] = inferenceDecisionSchema.options;
 /** A refused inference request: the coded error and the InferenceDecision v1 a Kafka requester would read. */
 const refusedDecision = (code: string, outcome: 'rejected' | 'duplicate'): z.ZodType =>
@@ -195,6 +234,34 @@ export function describeRoutes(): Record<string, Record<string, unknown>> {
       summary: 'Inference result (InferenceResult v1)',
       body: jsonSchemaOf(inferenceResultSchema, 'input'),
       response: { 202: accepted(), 422: unknownShard(), 503: shardUnavailable() },
+    },
+    training: {
+      tags: ['training'],
+      summary: 'Start a federated training job (FederatedTask v1) in its geozone; answered once durable with the job (failed at once when too few nodes are eligible)',
+      body: jsonSchemaOf(federatedTaskSchema, 'input'),
+      response: {
+        202: jsonResponse('the job, its participants and why', trainingJobDocumentSchema),
+        409: errorResponse('the job id was already used (ARC_ERR_DUPLICATE_JOB)', [ErrorCodes.DUPLICATE_JOB]),
+        422: errorResponse('the geozone is not owned here, or the data set cannot be read (ARC_ERR_UNKNOWN_SHARD, ARC_ERR_DATASET)', codes(422)),
+        503: shardUnavailable(),
+      },
+    },
+    trainingUpdate: {
+      tags: ['agents'],
+      summary: "A participant's weights for a round (TrainingUpdate v1): inline (base64 float32 little-endian) or by SHA-256 of a stored blob",
+      body: jsonSchemaOf(trainingUpdateSchema, 'input'),
+      response: {
+        202: accepted(),
+        404: notFound('no such training job in the geozones this key reaches'),
+        422: errorResponse('weights referenced by a hash the region does not hold (ARC_ERR_BLOB_MISSING)', codes(422)),
+        503: shardUnavailable(),
+      },
+    },
+    trainingJob: {
+      tags: ['training'],
+      summary: 'A training job: rounds, participants, stragglers, held-out accuracy per round, checkpoints',
+      params: pathId,
+      response: { 200: jsonResponse('the job', trainingJobDocumentSchema), 404: notFound('no such training job in the geozones this key reaches') },
     },
     nodes: {
       tags: ['nodes'],

@@ -28,6 +28,9 @@ export const regionStatusOf: StatusOfCode = {
   [ErrorCodes.REPLAY_DIVERGED]: 500,
   // A behaviour threw while deciding: nothing was applied; a fault of the region, not of the request.
   [ErrorCodes.INPUT_REFUSED]: 500,
+  [ErrorCodes.DUPLICATE_JOB]: 409,
+  [ErrorCodes.DATASET]: 422,
+  [ErrorCodes.BLOB_MISSING]: 422,
 };
 
 /** The codes a table answers with a status (for the document); 500 also carries any code the table does not map. */

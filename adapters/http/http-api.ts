@@ -59,6 +59,17 @@ export interface RegionApi {
   drain(nodeId: string, drain: boolean, scope: Scope): Promise<boolean>;
   /** Prometheus text exposition. */
   metrics(): Promise<{ contentType: string; body: string }>;
+  /** The federated path (its routes are served only when present). */
+  training?: TrainingApi;
+}
+
+export interface TrainingApi {
+  /** Validates a FederatedTask v1 and starts the job; resolves with the job document once durable (ARC_ERR_DUPLICATE_JOB for a used id). */
+  submit(body: string, scope: Scope): Promise<Record<string, unknown>>;
+  /** Validates a TrainingUpdate v1, stores its weights and applies it; resolves once durable. */
+  update(body: string, scope: Scope): Promise<void>;
+  /** A job's document (rounds, participants, stragglers, accuracy); undefined when unknown or out of scope. */
+  job(jobId: string, scope: Scope): Record<string, unknown> | undefined;
 }
 
 export interface HttpApiOptions {
@@ -189,6 +200,30 @@ export function buildHttpApi(api: RegionApi, options: HttpApiOptions): FastifyIn
         } catch (error) {
           return forbiddenToReply(reply, request, error);
         }
+      });
+    }
+
+    const training = api.training;
+    if (training !== undefined) {
+      routes.post('/v1/training', { schema: docs.training, config: { permission: 'infer' } }, async (request, reply) => {
+        try {
+          return await reply.code(202).send(await training.submit(bodyText(request.body), scopeOf(request)));
+        } catch (error) {
+          return forbiddenToReply(reply, request, error);
+        }
+      });
+      routes.post('/v1/training/updates', { schema: docs.trainingUpdate, config: { permission: 'ingest' } }, async (request, reply) => {
+        try {
+          await training.update(bodyText(request.body), scopeOf(request));
+          return await reply.code(202).send({ accepted: true });
+        } catch (error) {
+          return forbiddenToReply(reply, request, error);
+        }
+      });
+      routes.get('/v1/training/:id', { schema: docs.trainingJob, config: { permission: 'read' } }, (request) => {
+        const job = training.job((request.params as { id: string }).id, scopeOf(request));
+        if (job === undefined) throw notFound('training job');
+        return job;
       });
     }
 

@@ -60,6 +60,7 @@ export async function withAgentRegion(options: AgentRegionOptions, run: (ctx: Ag
   const geozoneOfNode = (nodeId: string): string | undefined => region.supervisor.all().find((shard) => shard.snapshotOf(nodeActorId(nodeId)) !== undefined)?.shardId;
   const port: AgentRegionPort = {
     ingest: async (kind, body, scope) => {
+      if (kind === 'training-update') throw new ArcError(ErrorCodes.NOT_FOUND, 'this test region runs no federated jobs');
       const input = parseWire(kind, body);
       const geozone = input.type === 'telemetry' ? input.report.geozone : region.shardOf(input);
       if (!scope(geozone)) throw new ArcError(ErrorCodes.FORBIDDEN, 'this key may not act on that geozone');
