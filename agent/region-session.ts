@@ -41,6 +41,8 @@ export interface RegionSessionOptions {
  */
 export class RegionSession implements Uplink {
   private socket: AgentSocket | undefined;
+  /** Connections already closed (a late reference to one must not become current). */
+  private readonly gone = new WeakSet<AgentSocket>();
   private welcomed = false;
   private closing = false;
   private cancelRetry: (() => void) | undefined;
@@ -102,15 +104,16 @@ export class RegionSession implements Uplink {
           maxFrameBytes: MAX_FRAME_BYTES,
         },
         {
-          onMessage: (message) => this.onMessage(message),
-          onClose: (code, reason) => this.onClose(socket, code, reason),
+          onMessage: (message, socket) => this.onMessage(message, socket),
+          onClose: (code, reason, socket) => this.onClose(socket, code, reason),
         },
       );
       if (this.closing) {
         await socket.close(1_000);
         return;
       }
-      this.socket = socket;
+      // The welcome may have come (and set it) before this line; a socket closed already stays out.
+      if (!this.gone.has(socket)) this.socket = socket;
     } catch (error) {
       if (error instanceof ArcError) return this.options.handlers.onFatal(error);
       logger.warn({ err: error instanceof Error ? error.message : String(error), url: uplink.url }, 'cannot reach the region: retrying');
@@ -129,7 +132,8 @@ export class RegionSession implements Uplink {
   }
 
   private onClose(socket: AgentSocket, code: number, reason: string): void {
-    if (this.socket !== socket) return;
+    this.gone.add(socket);
+    if (this.socket !== undefined && this.socket !== socket) return;
     this.socket = undefined;
     this.welcomed = false;
     if (this.closing) return;
@@ -142,7 +146,10 @@ export class RegionSession implements Uplink {
     this.retry();
   }
 
-  private onMessage(message: Record<string, unknown> | undefined): void {
+  private onMessage(message: Record<string, unknown> | undefined, socket: AgentSocket): void {
+    // The first frames can arrive before connect() has the socket in hand.
+    if (this.socket === undefined && !this.closing && !this.gone.has(socket)) this.socket = socket;
+    if (this.socket !== socket) return;
     const { logger, handlers, outbox } = this.options;
     if (message === undefined) return logger.warn('the region sent a frame that is not a JSON object: ignored');
     switch (message['type']) {

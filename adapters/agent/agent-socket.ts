@@ -30,10 +30,14 @@ export interface AgentSocketOptions {
 }
 
 export interface AgentSocketHandlers {
-  /** A parsed JSON frame; frames that are not JSON objects are reported as `undefined`. */
-  onMessage(message: Record<string, unknown> | undefined): void;
+  /**
+   * A parsed JSON frame (frames that are not JSON objects are reported as `undefined`), with
+   * the connection it came on: the first frame can arrive before the promise of
+   * openAgentSocket has handed the connection over.
+   */
+  onMessage(message: Record<string, unknown> | undefined, socket: AgentSocket): void;
   /** Once, when the connection is gone (by either side). */
-  onClose(code: number, reason: string): void;
+  onClose(code: number, reason: string, socket: AgentSocket): void;
 }
 
 export interface AgentSocket {
@@ -58,6 +62,23 @@ export function openAgentSocket(options: AgentSocketOptions, handlers: AgentSock
     ...(options.keyPem === undefined ? {} : { key: options.keyPem }),
     minVersion: 'TLSv1.3',
   });
+  const api: AgentSocket = {
+    send: (message) => {
+      if (ws.readyState !== WebSocket.OPEN) return false;
+      ws.send(JSON.stringify(message));
+      return true;
+    },
+    close: (graceMs) =>
+      new Promise<void>((done) => {
+        if (ws.readyState === WebSocket.CLOSED) return done();
+        const timer = setTimeout(() => ws.terminate(), graceMs);
+        ws.once('close', () => {
+          clearTimeout(timer);
+          done();
+        });
+        ws.close(1000, 'agent stopping');
+      }),
+  };
   return new Promise((resolve, reject) => {
     let opened = false;
     let alive = true;
@@ -86,32 +107,16 @@ export function openAgentSocket(options: AgentSocketOptions, handlers: AgentSock
         ws.ping();
       }, options.heartbeatMs);
       heartbeat.unref();
-      resolve({
-        send: (message) => {
-          if (ws.readyState !== WebSocket.OPEN) return false;
-          ws.send(JSON.stringify(message));
-          return true;
-        },
-        close: (graceMs) =>
-          new Promise<void>((done) => {
-            if (ws.readyState === WebSocket.CLOSED) return done();
-            const timer = setTimeout(() => ws.terminate(), graceMs);
-            ws.once('close', () => {
-              clearTimeout(timer);
-              done();
-            });
-            ws.close(1000, 'agent stopping');
-          }),
-      });
+      resolve(api);
     });
     ws.on('pong', () => (alive = true));
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       alive = true;
-      handlers.onMessage(isBinary ? undefined : parseObject(data.toString('utf8')));
+      handlers.onMessage(isBinary ? undefined : parseObject(data.toString('utf8')), api);
     });
     ws.on('close', (code: number, reason: Buffer) => {
       if (heartbeat !== undefined) clearInterval(heartbeat);
-      if (opened) handlers.onClose(code, reason.toString('utf8'));
+      if (opened) handlers.onClose(code, reason.toString('utf8'), api);
       else reject(new Error(`connection closed before it opened (${code})`));
     });
   });

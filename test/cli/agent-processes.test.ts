@@ -81,7 +81,10 @@ test('arcnet agent processes: telemetry, dispatches run on the model server, fai
     agents.push(startAgent(nodeIds[1] as string, [...common, '--model-server', good.url, '--models', model], agentEnv));
     // One agent takes its key from a file instead of the environment.
     agents.push(startAgent(nodeIds[2] as string, [...common, '--model-server', good.url, '--models', model, '--key-file', keyFile], { ...process.env, LOG_LEVEL: 'warn' }));
-    agents.push(startAgent(brokenNode, [...common, '--model-server', broken.url, '--energy-source', 'battery', '--battery-level', '0.8'], agentEnv));
+    // The site's battery file, re-read before each report.
+    const batteryFile = join(dir, 'battery');
+    writeFileSync(batteryFile, '0.8\n');
+    agents.push(startAgent(brokenNode, [...common, '--model-server', broken.url, '--energy-source', 'battery', '--battery-level', '0.3', '--battery-file', batteryFile], agentEnv));
     const diagnostics = (): string => agents.map((a) => `${a.nodeId}: ${a.stderr().slice(-1500)}`).join('\n') + `\nregion: ${region?.stderr().slice(-2000) ?? ''}`;
 
     // Telemetry makes every node known, with what its model server serves and it offers.
@@ -99,18 +102,23 @@ test('arcnet agent processes: telemetry, dispatches run on the model server, fai
     const brokenKnown = (await node(brokenNode)) as Record<string, unknown>;
     t.deepEqual(brokenKnown['modelsLoaded'], [brokenModel], 'without --models, everything the server lists');
     t.is(brokenKnown['energySource'], 'battery');
-    t.is(brokenKnown['batteryLevel'], 0.8);
+    t.is(brokenKnown['batteryLevel'], 0.8, 'the battery file wins over --battery-level');
+    writeFileSync(batteryFile, JSON.stringify({ 'battery-level': 0.55, 'energy-source': 'grid' }));
+    await until('the new battery reading to be reported', async () => (await node(brokenNode))?.['batteryLevel'] === 0.55, 30_000, diagnostics);
+    t.is((await node(brokenNode))?.['energySource'], 'grid');
 
     watch = watchInference(origin, viewer);
     await watch.opened;
     const messages = watch.messages;
-    const infer = async (requestId: string, modelId: string): Promise<void> => {
+    /** Posts a request; resolves with the node it was reserved on. */
+    const infer = async (requestId: string, modelId: string): Promise<string> => {
       const response = await fetch(`${origin}/v1/inference`, {
         method: 'POST',
         headers: { authorization: `Bearer ${developer}`, 'content-type': 'application/json' },
         body: JSON.stringify({ 'request-id': requestId, 'model-id': modelId, 'context-window': 4096, priority: 'normal', 'requester-geozone': zone }),
       });
       t.is(response.status, 202, `request ${requestId} is reserved`);
+      return ((await response.json()) as { 'node-id': string })['node-id'];
     };
     const ended = (id: string): InferenceMessage | undefined => messages.find((m) => m.requestId === id && (m.status === 'completed' || m.status === 'failed'));
 
@@ -152,19 +160,28 @@ test('arcnet agent processes: telemetry, dispatches run on the model server, fai
     const live = async (id: string): Promise<boolean> => (await fetch(`${origin}/v1/reservations/${id}`, { headers: { authorization: `Bearer ${viewer}` } })).status === 200;
     await until('every request of the crash to end', async () => (await Promise.all(inCrash.map(live))).every((isLive) => !isLive), 90_000, diagnostics);
 
-    // SIGTERM: one agent stops cleanly with its line; then the others.
-    const firstStop = await (agents[0] as AgentProcess).stop();
+    // SIGTERM while a dispatch is in hand: the agent finishes it, delivers its result, prints its line, exits 0.
+    good.delayMs = 1_500;
+    const drained = `req-${run}-drain`;
+    const callsBeforeDrain = good.completions.length;
+    const holderId = await infer(drained, model);
+    const holder = agents.find((a) => a.nodeId === holderId) as AgentProcess;
+    await until('the holder to call its model server', () => good.completions.length > callsBeforeDrain, 60_000, diagnostics);
+    const firstStop = await holder.stop();
     t.is(firstStop.code, 0, 'SIGTERM exits 0');
-    t.is(firstStop.line['nodeId'], nodeIds[0]);
+    t.is(firstStop.line['nodeId'], holderId);
+    t.is(firstStop.line['stoppedBy'], 'SIGTERM');
+    t.is(firstStop.line['abandonedOnStop'], 0, 'the dispatch in hand was finished, not abandoned');
     for (const field of ['dispatchesRun', 'resultsSent', 'reconnects']) t.is(typeof firstStop.line[field], 'number', `the line has ${field}`);
+    t.false(await live(drained), 'its result reached the region before it exited');
     const lines = [firstStop.line];
-    for (const agent of agents.slice(1)) {
+    for (const agent of agents.filter((a) => a !== holder)) {
       const stopped = await agent.stop();
       t.is(stopped.code, 0, `${agent.nodeId} exits 0`);
       lines.push(stopped.line);
     }
     const total = (field: string): number => lines.reduce((sum, line) => sum + (line[field] as number), 0);
-    const requests = first.length + doomed.length + inCrash.length;
+    const requests = first.length + doomed.length + inCrash.length + 1;
     t.is(total('dispatchesRun'), requests, 'every dispatch ran once, on one agent, redeliveries included');
     t.is(total('resultsOwed'), 0, 'no result left owed');
     t.is(total('resultsDropped'), 0);
@@ -179,7 +196,7 @@ test('arcnet agent processes: telemetry, dispatches run on the model server, fai
     t.is(replay.status, 0, replay.stderr);
     const replayed = JSON.parse(replay.stdout) as Record<string, unknown>;
     t.is(replayed['requests'], requests);
-    t.is(replayed['completed'], first.length + inCrash.length);
+    t.is(replayed['completed'], first.length + inCrash.length + 1);
     t.is(replayed['failed'], doomed.length);
     t.is(replayed['expired'], 0);
     t.is(replayed['inFlight'], 0);
