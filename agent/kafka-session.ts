@@ -37,6 +37,7 @@ export class KafkaSession implements Uplink {
   private readonly connectBackoff: Backoff;
   private readonly sending = new Set<string>();
   private cancelRetry: (() => void) | undefined;
+  private taking = true;
 
   constructor(private readonly options: KafkaSessionOptions) {
     this.connectBackoff = new Backoff(options.limits.reconnectMinMs, options.limits.reconnectMaxMs);
@@ -80,6 +81,11 @@ export class KafkaSession implements Uplink {
     );
   }
 
+  async stopTaking(): Promise<void> {
+    this.taking = false;
+    await this.kafka?.stopConsuming();
+  }
+
   async close(_graceMs: number): Promise<void> {
     this.closing = true;
     this.connected = false;
@@ -109,6 +115,7 @@ export class KafkaSession implements Uplink {
         dispatchTopic: topics.dispatch(this.options.geozone),
       });
       this.kafka = kafka;
+      kafka.onConsumerLost((error) => this.onConsumerLost(kafka as AgentKafka, error));
       await kafka.consume((value) => this.onDispatchValue(value));
       if (this.closing) return;
       this.connected = true;
@@ -119,13 +126,26 @@ export class KafkaSession implements Uplink {
     } catch (error) {
       await kafka?.close();
       this.kafka = undefined;
-      if (this.closing) return;
       logger.warn({ err: describe(error) }, 'cannot reach Kafka: retrying');
-      this.cancelRetry = realScheduler.after(this.connectBackoff.next(), () => {
-        this.reconnects++;
-        void this.connect();
-      });
+      this.retry();
     }
+  }
+
+  private retry(): void {
+    if (this.closing || !this.taking) return;
+    this.cancelRetry = realScheduler.after(this.connectBackoff.next(), () => {
+      this.reconnects++;
+      void this.connect();
+    });
+  }
+
+  /** kafkajs gave up on the consumer: start over with a fresh client (owed results are sent again). */
+  private onConsumerLost(kafka: AgentKafka, error: Error): void {
+    if (this.kafka !== kafka || this.closing || !this.taking) return;
+    this.options.logger.warn({ err: error.message }, 'the dispatch consumer stopped: reconnecting');
+    this.connected = false;
+    this.kafka = undefined;
+    void kafka.close().then(() => this.retry());
   }
 
   private onDispatchValue(value: Buffer | null): void {

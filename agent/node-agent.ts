@@ -118,6 +118,7 @@ export class NodeAgent {
     this.stopping = true;
     if (this.reportTimer !== undefined) clearInterval(this.reportTimer);
     logger.info({ reason, inHand: this.runner.size, owed: this.outbox.size }, 'stopping: finishing dispatches in hand');
+    await this.uplink.stopTaking();
     const { abandoned } = await this.runner.stop(limits.drainTimeoutMs);
     this.report();
     await this.reporting;

@@ -72,6 +72,11 @@ export class RegionSession implements Uplink {
     if (this.welcomed) this.socket?.send({ type: 'result', id: `r:${result['request-id']}`, ...result });
   }
 
+  /** Dispatches that come while stopping are not acknowledged, so the region keeps them: nothing to do. */
+  stopTaking(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(graceMs: number): Promise<void> {
     this.closing = true;
     this.cancelRetry?.();

@@ -13,7 +13,13 @@ export interface Uplink {
   sendTelemetry(report: NodeTelemetryV2): void;
   /** Sends a result now if connected; it stays owed (ResultOutbox) until the region accepts it. */
   sendResult(result: InferenceResultV1): void;
-  /** Stops taking dispatches (already decided by the runner) and closes; owed results are the caller's to flush first. */
+  /**
+   * Stops receiving dispatches where they would otherwise be lost (Kafka commits what it hands
+   * on); results can still be sent. The agent channel keeps receiving: a dispatch not
+   * acknowledged stays with the region.
+   */
+  stopTaking(): Promise<void>;
+  /** Closes; owed results are the caller's to flush first. */
   close(graceMs: number): Promise<void>;
   readonly stats: UplinkStats;
 }

@@ -35,6 +35,10 @@ export interface AgentKafka {
    * the group is joined. `onValue` runs before the offset is committed.
    */
   consume(onValue: (value: Buffer | null) => void): Promise<void>;
+  /** Leaves the group (offsets of messages handed on are committed); the producer stays. */
+  stopConsuming(): Promise<void>;
+  /** Called once if the consumer stops for good (a crash kafkajs does not restart from). */
+  onConsumerLost(listener: (error: Error) => void): void;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,12 @@ export async function connectAgentKafka(options: AgentKafkaOptions): Promise<Age
   let joined: (() => void) | undefined;
   const joinedOnce = new Promise<void>((resolve) => (joined = resolve));
   consumer.on(consumer.events.GROUP_JOIN, () => joined?.());
+  const lostListeners: ((error: Error) => void)[] = [];
+  consumer.on(consumer.events.CRASH, (event) => {
+    if (event.payload.restart) return;
+    const error = event.payload.error instanceof Error ? event.payload.error : new Error(String(event.payload.error));
+    for (const listener of lostListeners) listener(error);
+  });
   return {
     produce: async (message) => {
       await producer.send({ topic: message.topic, acks: -1, messages: [{ key: options.geozone, partition, value: message.value, headers: { ...message.headers } }] });
@@ -59,6 +69,10 @@ export async function connectAgentKafka(options: AgentKafkaOptions): Promise<Age
       await consumer.subscribe({ topic: options.dispatchTopic, fromBeginning: false });
       await consumer.run({ autoCommit: true, autoCommitThreshold: 1, eachMessage: ({ message }) => Promise.resolve(onValue(message.value)) });
       await joinedOnce;
+    },
+    stopConsuming: () => consumer.disconnect().catch(() => undefined),
+    onConsumerLost: (listener) => {
+      lostListeners.push(listener);
     },
     close: async () => {
       await consumer.disconnect().catch(() => undefined);
