@@ -1,9 +1,11 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { freePort, startAgent, type AgentProcess } from '../helpers/agent-process.js';
+import { makeCertificates } from '../helpers/certificates.js';
 import { startCompletionsServer, type CompletionsServer } from '../helpers/completions-server.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { arcnetSync, createKeyWithCli, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
@@ -207,5 +209,69 @@ test('arcnet agent processes: telemetry, dispatches run on the model server, fai
     if (region !== undefined) region.child.kill('SIGKILL');
     for (const server of servers) await server.close();
     cleanup();
+  }
+});
+
+/** One HTTPS request with the test CA and client certificate: status and JSON body. */
+function httpsJson(url: string, tls: { ca: string; cert: string; key: string }, init: { method?: string; key?: string; body?: unknown } = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const payload = init.body === undefined ? undefined : JSON.stringify(init.body);
+    const headers: Record<string, string> = {};
+    if (init.key !== undefined) headers['authorization'] = `Bearer ${init.key}`;
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    const req = httpsRequest(url, { method: init.method ?? 'GET', headers, ...tls }, (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }));
+    });
+    req.once('error', reject);
+    req.end(payload);
+  });
+}
+
+test('arcnet agent over TLS with a client certificate (--ca, --tls-cert, --tls-key); a refused key stops the agent with exit 1', async (t) => {
+  t.timeout(150_000, 'agent over TLS');
+  const certs = makeCertificates();
+  const { dir, cleanup } = tempDir();
+  const keys = join(dir, 'keys.json');
+  const agentKey = createKeyWithCli(keys, 'agent', 'CAISO');
+  const developer = createKeyWithCli(keys, 'developer', 'CAISO');
+  const p = certs.paths;
+  const tls = { ca: certs.pem.caCert, cert: certs.pem.clientCert, key: certs.pem.clientKey };
+  const server = await startCompletionsServer(['tls-model'], { delayMs: 20 });
+  const region = await startLiveRegion(['--data', join(dir, 'data'), '--geozones', 'CAISO', '--sim-nodes', '0', '--api-keys', keys, '--tls-cert', p.serverCert, '--tls-key', p.serverKey, '--tls-ca', p.caCert, '--tls-client-auth', 'required']);
+  const agents: AgentProcess[] = [];
+  try {
+    const common = ['--region', region.origin, '--geozone', 'CAISO', '--ca', p.caCert, '--tls-cert', p.clientCert, '--tls-key', p.clientKey, '--nvidia-smi', 'off', '--report-every', '1s'];
+    const refused = startAgent('tls-wrong-key', common, { ...process.env, ARCNET_AGENT_KEY: 'arc_notakeynotakeynotakeynotakeynotakeynotake', LOG_LEVEL: 'warn' });
+    agents.push(refused);
+    const good = startAgent('tls-node', [...common, '--model-server', server.url], { ...process.env, ARCNET_AGENT_KEY: agentKey, LOG_LEVEL: 'warn' });
+    agents.push(good);
+    const wrong = await refused.finished();
+    t.is(wrong.code, 1, 'a refused key is final: exit 1');
+    t.is(wrong.line['stoppedBy'], 'ARC_ERR_UNAUTHENTICATED');
+    t.regex(refused.stderr(), /refused the agent key/);
+
+    await until('the TLS node to be known', async () => (await httpsJson(`${region.origin}/v1/nodes/tls-node`, tls, { key: developer })).status === 200, 90_000, () => good.stderr());
+    const reserved = await httpsJson(`${region.origin}/v1/inference`, tls, {
+      method: 'POST',
+      key: developer,
+      body: { 'request-id': 'tls-r1', 'model-id': 'tls-model', 'context-window': 1024, priority: 'critical', 'requester-geozone': 'CAISO' },
+    });
+    t.is(reserved.status, 202);
+    t.is(reserved.body['node-id'], 'tls-node');
+    await until('the request to end', async () => (await httpsJson(`${region.origin}/v1/reservations/tls-r1`, tls, { key: developer })).status === 404, 60_000, () => good.stderr());
+    const stopped = await good.stop();
+    t.is(stopped.code, 0);
+    t.is(stopped.line['completed'], 1);
+    t.is(stopped.line['resultsSent'], 1);
+    const final = await region.stop();
+    t.is(final['completed'], 1);
+  } finally {
+    for (const agent of agents) if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+    if (region.child.exitCode === null) region.child.kill('SIGKILL');
+    await server.close();
+    cleanup();
+    certs.cleanup();
   }
 });

@@ -11,6 +11,8 @@ export interface AgentProcess {
   stderr(): string;
   /** SIGTERM; resolves with the exit code and the JSON line it printed. */
   stop(): Promise<{ code: number | null; line: Record<string, unknown> }>;
+  /** Waits for the process to end by itself; the exit code and the JSON line it printed. */
+  finished(): Promise<{ code: number | null; line: Record<string, unknown> }>;
   /** Resolves with the exit code when the process ends on its own. */
   readonly exited: Promise<number | null>;
 }
@@ -22,23 +24,25 @@ export function startAgent(nodeId: string, args: readonly string[], env: NodeJS.
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const finished = async (): Promise<{ code: number | null; line: Record<string, unknown> }> => {
+    const code = await exited;
+    const last = stdout.trim().split('\n').pop() ?? '';
+    try {
+      return { code, line: JSON.parse(last) as Record<string, unknown> };
+    } catch {
+      throw new Error(`agent ${nodeId} printed no JSON line (exit ${code}):\n${stdout}\n${stderr.slice(-3000)}`);
+    }
+  };
   return {
     nodeId,
     child,
     stderr: () => stderr,
     exited,
-    stop: async () => {
+    stop: () => {
       if (child.exitCode === null) child.kill('SIGTERM');
-      const code = await exited;
-      const last = stdout.trim().split('\n').pop() ?? '';
-      let line: Record<string, unknown> = {};
-      try {
-        line = JSON.parse(last) as Record<string, unknown>;
-      } catch {
-        throw new Error(`agent ${nodeId} printed no JSON line (exit ${code}):\n${stdout}\n${stderr.slice(-3000)}`);
-      }
-      return { code, line };
+      return finished();
     },
+    finished,
   };
 }
 
