@@ -33,6 +33,8 @@ export interface DispatchRunnerOptions {
   readonly logger: Logger;
 }
 
+const priorityRank: Readonly<Record<InferenceDispatchV1['priority'], number>> = { critical: 0, normal: 1, background: 2 };
+
 interface InHand {
   readonly dispatch: InferenceDispatchV1;
   readonly takenAtMs: number;
@@ -129,14 +131,19 @@ export class DispatchRunner {
     return n;
   }
 
+  /** Starts waiting dispatches while calls are free: critical first, then normal, then background, each in arrival order. */
   private pump(): void {
     let free = this.options.maxConcurrentRuns - this.running();
-    for (const hand of this.inHand.values()) {
-      if (free <= 0) break;
-      if (hand.started) continue;
-      hand.started = true;
+    while (free > 0) {
+      let next: InHand | undefined;
+      for (const hand of this.inHand.values()) {
+        if (hand.started) continue;
+        if (next === undefined || priorityRank[hand.dispatch.priority] < priorityRank[next.dispatch.priority]) next = hand;
+      }
+      if (next === undefined) return;
+      next.started = true;
       free--;
-      void this.run(hand);
+      void this.run(next);
     }
   }
 

@@ -7,6 +7,8 @@ import type { EnergyOptions, GpuOptions } from './agent-options.js';
 
 const MAX_BATTERY_FILE_BYTES = 4096;
 const NVIDIA_SMI_TIMEOUT_MS = 5_000;
+/** A model server that takes longer to list its models is reported as serving none this time. */
+const LIST_MODELS_TIMEOUT_MS = 5_000;
 const energySources = ['cogen', 'grid', 'battery'] as const;
 
 export interface TelemetrySourceOptions {
@@ -94,7 +96,7 @@ export class TelemetrySource {
     if (server === undefined) return [];
     let served: string[];
     try {
-      served = await server.listModels();
+      served = await server.listModels(AbortSignal.timeout(LIST_MODELS_TIMEOUT_MS));
     } catch (error) {
       this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'model server did not list its models: advertising none');
       return [];

@@ -150,3 +150,25 @@ test('result outbox: kept until settled, bounded (oldest dropped), whenEmpty', a
   t.true(await empty);
   t.is(outbox.accepted, 2);
 });
+
+test('dispatch runner: waiting dispatches start by priority (critical, normal, background), then arrival', async (t) => {
+  const server = await startCompletionsServer(['m1'], { delayMs: 100 });
+  try {
+    const modelServer = new OpenAiModelServer({ baseUrl: server.url, timeoutMs: 5_000, maxResponseBytes: 64 * 1024 });
+    const runner = new DispatchRunner({ nodeId: 'n1', modelServer, maxTokens: 8, maxConcurrentRuns: 1, maxDispatchesInHand: 10, maxRememberedRequests: 10, outbox: new ResultOutbox(10), onResult: () => undefined, wallNowMs: () => Date.now(), logger });
+    const offer = (id: string, priority: 'critical' | 'normal' | 'background'): void => void runner.offer({ ...dispatch(id), priority });
+    offer('b1', 'background');
+    offer('b2', 'background');
+    offer('n1', 'normal');
+    offer('c1', 'critical');
+    offer('n2', 'normal');
+    await runner.stop(30_000);
+    t.deepEqual(
+      server.completions.map((c) => String(c['prompt']).split(' ').pop()),
+      ['b1', 'c1', 'n1', 'n2', 'b2'],
+      'b1 was already running; the rest by priority',
+    );
+  } finally {
+    await server.close();
+  }
+});
