@@ -7,6 +7,7 @@ import { parseDurationMs } from '../simulations/duration.js';
 import type { TimePoint } from '../inspector/point-in-time.js';
 import { replayJournal } from '../simulations/replay.js';
 import { runSimulation } from '../simulations/run-simulation.js';
+import { runAgentCommand } from './agent-command.js';
 import { runAuditCommand } from './audit-command.js';
 import { runInspectCommand } from './inspect-command.js';
 import { createProgress } from './progress.js';
@@ -62,6 +63,9 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet inspect --journal DIR [--port 8090] [--api-keys FILE] [--data-key-file FILE]
       Serve the state-machine inspector (/inspector) over a data folder: statecharts, actors, their
       journal history, and time travel to any offset or time. Read-only; nothing runs.
+  arcnet agent --region URL|--kafka BROKERS --node-id ID --geozone G [--model-server URL] [...]
+      The node agent: reports telemetry, runs dispatches on an OpenAI-compatible model server, reports
+      results until the region has them (arcnet agent --help for every option).
 `;
 
 /**
@@ -72,6 +76,7 @@ const selfParsing: Readonly<Record<string, (args: string[]) => Promise<void>>> =
   keys: runKeysCommand,
   audit: runAuditCommand,
   inspect: runInspectCommand,
+  agent: runAgentCommand,
 };
 
 function fail(error: unknown): never {

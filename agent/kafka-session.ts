@@ -1,0 +1,168 @@
+import type { Logger } from 'pino';
+import { topics } from '../adapters/bus/topics.js';
+import { connectAgentKafka, type AgentKafka } from '../adapters/kafka/agent-kafka.js';
+import { signNodeMessage } from '../adapters/security/node-identity.js';
+import { inferenceDispatchSchema } from '../actors/wire-out.js';
+import type { InferenceResultV1, NodeTelemetryV2 } from '../actors/wire.js';
+import { realScheduler } from '../runtime/clock.js';
+import type { AgentLimits, AgentUplink } from './agent-options.js';
+import { Backoff } from './backoff.js';
+import type { ResultOutbox } from './result-outbox.js';
+import type { Uplink, UplinkHandlers, UplinkStats } from './uplink.js';
+
+export interface KafkaSessionOptions {
+  readonly nodeId: string;
+  readonly geozone: string;
+  readonly uplink: Extract<AgentUplink, { kind: 'kafka' }>;
+  readonly limits: AgentLimits;
+  readonly outbox: ResultOutbox;
+  readonly handlers: UplinkHandlers;
+  readonly logger: Logger;
+}
+
+/**
+ * The agent on Kafka, as the seed draws Layer 1: telemetry to arc.telemetry.node,
+ * results to arc.result.inference (each signed with the node certificate when one
+ * is given, for a region started with --node-ca), dispatches from
+ * arc.command.dispatch.<geozone> in the node's own consumer group, only its own
+ * node's, de-duplicated by request id (the topic is at least once). A result is
+ * owed until the broker acknowledged it; a failed send is retried with backoff.
+ */
+export class KafkaSession implements Uplink {
+  private kafka: AgentKafka | undefined;
+  private closing = false;
+  private connected = false;
+  private telemetryAccepted = 0;
+  private reconnects = 0;
+  private readonly connectBackoff: Backoff;
+  private readonly sending = new Set<string>();
+  private cancelRetry: (() => void) | undefined;
+  private taking = true;
+
+  constructor(private readonly options: KafkaSessionOptions) {
+    this.connectBackoff = new Backoff(options.limits.reconnectMinMs, options.limits.reconnectMaxMs);
+  }
+
+  get stats(): UplinkStats {
+    return { reconnects: this.reconnects, telemetryAccepted: this.telemetryAccepted, connected: this.connected };
+  }
+
+  start(): void {
+    void this.connect();
+  }
+
+  sendTelemetry(report: NodeTelemetryV2): void {
+    const kafka = this.kafka;
+    if (kafka === undefined || !this.connected) return;
+    kafka.produce(this.message(topics.telemetry, report)).then(
+      () => this.telemetryAccepted++,
+      (error: unknown) => this.options.logger.warn({ err: describe(error) }, 'telemetry not delivered (the next report follows)'),
+    );
+  }
+
+  sendResult(result: InferenceResultV1): void {
+    const kafka = this.kafka;
+    const requestId = result['request-id'];
+    if (kafka === undefined || !this.connected || this.sending.has(requestId)) return;
+    this.sending.add(requestId);
+    kafka.produce(this.message(topics.result, result)).then(
+      () => {
+        this.sending.delete(requestId);
+        this.options.outbox.settle(requestId);
+      },
+      (error: unknown) => {
+        this.sending.delete(requestId);
+        this.options.logger.warn({ err: describe(error), requestId }, 'result not delivered: retrying');
+        realScheduler.after(this.options.limits.reconnectMinMs * 4, () => {
+          const owed = this.options.outbox.get(requestId);
+          if (owed !== undefined) this.sendResult(owed);
+        });
+      },
+    );
+  }
+
+  async stopTaking(): Promise<void> {
+    this.taking = false;
+    await this.kafka?.stopConsuming();
+  }
+
+  async close(_graceMs: number): Promise<void> {
+    this.closing = true;
+    this.connected = false;
+    this.cancelRetry?.();
+    await this.kafka?.close();
+    this.kafka = undefined;
+  }
+
+  private message(topic: string, body: object): { topic: string; value: string; headers: Record<string, string> } {
+    const value = JSON.stringify(body);
+    const identity = this.options.uplink.identity;
+    // The key is the geozone (agent-kafka.ts keys every message so); the signature covers it.
+    return { topic, value, headers: identity === undefined ? {} : signNodeMessage(identity, topic, this.options.geozone, value) };
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closing) return;
+    const { uplink, logger, handlers } = this.options;
+    let kafka: AgentKafka | undefined;
+    try {
+      kafka = await connectAgentKafka({
+        brokers: uplink.brokers,
+        ssl: uplink.ssl,
+        nodeId: this.options.nodeId,
+        geozone: this.options.geozone,
+        clusterGeozones: uplink.clusterGeozones,
+        dispatchTopic: topics.dispatch(this.options.geozone),
+      });
+      this.kafka = kafka;
+      kafka.onConsumerLost((error) => this.onConsumerLost(kafka as AgentKafka, error));
+      await kafka.consume((value) => this.onDispatchValue(value));
+      if (this.closing) return;
+      this.connected = true;
+      this.connectBackoff.reset();
+      logger.info({ brokers: uplink.brokers }, 'connected to Kafka');
+      handlers.onConnected();
+      for (const result of this.options.outbox.all()) this.sendResult(result);
+    } catch (error) {
+      await kafka?.close();
+      this.kafka = undefined;
+      logger.warn({ err: describe(error) }, 'cannot reach Kafka: retrying');
+      this.retry();
+    }
+  }
+
+  private retry(): void {
+    if (this.closing || !this.taking) return;
+    this.cancelRetry = realScheduler.after(this.connectBackoff.next(), () => {
+      this.reconnects++;
+      void this.connect();
+    });
+  }
+
+  /** kafkajs gave up on the consumer: start over with a fresh client (owed results are sent again). */
+  private onConsumerLost(kafka: AgentKafka, error: Error): void {
+    if (this.kafka !== kafka || this.closing || !this.taking) return;
+    this.options.logger.warn({ err: error.message }, 'the dispatch consumer stopped: reconnecting');
+    this.connected = false;
+    this.kafka = undefined;
+    void kafka.close().then(() => this.retry());
+  }
+
+  private onDispatchValue(value: Buffer | null): void {
+    if (value === null) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value.toString('utf8'));
+    } catch {
+      return this.options.logger.warn('a dispatch that is not JSON: skipped');
+    }
+    const dispatch = inferenceDispatchSchema.safeParse(parsed);
+    if (!dispatch.success) return this.options.logger.warn({ issue: dispatch.error.issues[0]?.message }, 'malformed dispatch: skipped');
+    if (dispatch.data['node-id'] !== this.options.nodeId) return;
+    this.options.handlers.onDispatch(dispatch.data);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
