@@ -1,5 +1,6 @@
 import type { NodeReport } from '../machines/node.js';
 import type { Priority } from '../machines/reservation.js';
+import type { CentralEffect, CentralInput } from './central/central-io.js';
 
 /**
  * What a region shard takes in and what it lets out, after edge validation
@@ -36,7 +37,9 @@ export type RegionInput =
   | { readonly type: 'cancel'; readonly requestId: string }
   /** Internal: the shard a request was forwarded to has taken it (sent back to the forwarding shard). */
   | { readonly type: 'forward.ack'; readonly requestId: string; readonly geozone: string }
-  | { readonly type: 'drain' | 'resume'; readonly nodeId: string };
+  | { readonly type: 'drain' | 'resume'; readonly nodeId: string }
+  /** The central orchestrator role's inputs (its shard runs CentralBehaviour; a region shard ignores them). */
+  | CentralInput;
 
 export interface RegionalSummary {
   readonly geozoneId: string;
@@ -111,4 +114,6 @@ export type RegionEffect =
       readonly severity: 'info' | 'warn' | 'error' | 'success';
       readonly message: string;
       readonly details: Readonly<Record<string, unknown>>;
-    };
+    }
+  /** The central orchestrator role's effects (federated tasks, HPC ingress, work for its HPC driver). */
+  | CentralEffect;

@@ -1,9 +1,10 @@
 import type { Clock, Scheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { JournalStore } from '../runtime/journal.js';
-import type { Shard, ShardLimits } from '../runtime/shard.js';
+import type { Shard, ShardBehaviour, ShardLimits } from '../runtime/shard.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { Supervisor } from '../runtime/supervisor.js';
+import { CENTRAL_SHARD } from './central/central-io.js';
 import { nodeActorId } from './node-actor.js';
 import { defaultRegionConfig, RegionBehaviour, type RegionConfig } from './region-behaviour.js';
 import type { RegionEffect, RegionInput } from './region-io.js';
@@ -28,6 +29,11 @@ export interface RegionOptions {
   readonly deliverForwards: boolean;
   readonly onEffects: (effects: readonly RegionEffect[], geozone: string) => void;
   readonly onFailure?: (error: Error, geozone: string) => void;
+  /**
+   * The behaviour a shard runs when it is not a region geozone's (the central
+   * orchestrator's shard, app/role.ts); undefined: RegionBehaviour.
+   */
+  readonly behaviour?: ((shardId: string) => ShardBehaviour<RegionInput, RegionEffect> | undefined) | undefined;
 }
 
 export interface Region {
@@ -110,6 +116,12 @@ export function createRegion(options: RegionOptions): Region {
         return ownerOf(reservationActorId(input.requestId));
       case 'forward.ack':
         return input.geozone;
+      case 'job.submit':
+      case 'summary.in':
+      case 'hpc.observed':
+      case 'job.cancel':
+        // The orchestrator's inputs: its one shard where it runs, ignored by a region's first shard otherwise.
+        return federation.includes(CENTRAL_SHARD) ? CENTRAL_SHARD : firstOwned();
     }
   };
 
@@ -121,6 +133,8 @@ export function createRegion(options: RegionOptions): Region {
     scheduler: options.scheduler,
     limits: options.limits,
     behaviour: (geozone) => {
+      const other = options.behaviour?.(geozone);
+      if (other !== undefined) return other;
       const behaviour = new RegionBehaviour(geozone, config);
       behaviours.set(geozone, behaviour);
       return behaviour;

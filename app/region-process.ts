@@ -11,6 +11,7 @@ import { GeozoneStats, LiveActorCounts } from '../inspector/live-counts.js';
 import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { createAgentWiring } from './agent-wiring.js';
 import { createConsoleWiring } from './console-wiring.js';
@@ -21,6 +22,7 @@ import type { Ownership, OwnershipHost, RegionStore } from './ownership.js';
 import { refusalReporter } from './refusal-reporter.js';
 import { createRegionApi, regionMetricsSource } from './region-api.js';
 import { regionSecurity, type SecurityOptions } from './region-security.js';
+import { regionRole, type Role, type RoleAttachment, type RoleHost } from './role.js';
 
 /** Where the region's journals and snapshots live, and so how it owns its geozones. */
 export type JournalOptions =
@@ -43,6 +45,8 @@ export type JournalOptions =
     };
 
 export interface RegionProcessOptions {
+  /** What the process's shards run (default: the region). */
+  readonly role?: Role | undefined;
   /** Every geozone of the region (LMDB: all owned here; Kafka: the group shares them). */
   readonly geozones: readonly string[];
   readonly journal: JournalOptions;
@@ -85,6 +89,8 @@ export interface RegionProcess {
   publish(input: RegionInput): void;
   /** Every dispatch the region releases (a simulated fleet acts on them). */
   onDispatch(listener: (dispatch: DispatchEffect) => void): void;
+  /** Every effect released, by shard, once durable (whatever the role). */
+  onReleased(listener: (effects: readonly RegionEffect[], shardId: string) => void): void;
 }
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
@@ -100,6 +106,7 @@ const REFUSALS_REPORTED_PER_SEC = 10;
  * touches the process's exit code: that is the command line's business.
  */
 export async function createRegionProcess(options: RegionProcessOptions): Promise<RegionProcess> {
+  const role = options.role ?? regionRole;
   const wallStart = monotonicNowMs();
   const log = options.logger;
   const env = options.env ?? process.env;
@@ -108,6 +115,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env, serviceName: 'arcnet-region', geozones: options.geozones });
   const fatalListeners: ((error: Error, geozone: string) => void)[] = [];
   const dispatchListeners: ((dispatch: DispatchEffect) => void)[] = [];
+  const releasedListeners: ((effects: readonly RegionEffect[], shardId: string) => void)[] = [];
   let stopping = false;
   let ownership: Ownership | undefined;
 
@@ -129,7 +137,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   // The shards arrive as they are owned: all at start on LMDB, as the group assigns them on Kafka.
   const region: Region = createRegion({
     geozones: [],
-    federation: options.geozones,
+    federation: role.shards(options.geozones),
+    behaviour: role.behaviour === undefined ? undefined : (shardId) => role.behaviour?.(shardId),
     clock,
     scheduler: realScheduler,
     deliverForwards: true,
@@ -144,6 +153,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     region,
     clock,
     log,
+    inputs: role.inputs,
     instrument: <S extends RegionStore>(store: S): S => consoleFeed.feedFrom(tracer === undefined ? metrics.timeAppends(store) : tracer.wrapJournalStore(metrics.timeAppends(store))),
     ingress: (input, transport) => {
       if (tracer === undefined) return;
@@ -163,6 +173,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   };
   let lastNote = '';
 
+  if (options.journal.kind === 'kafka' && role.name !== 'region') {
+    throw new ArcError(ErrorCodes.USAGE, `the ${role.name} role runs on the embedded journal only for now: use --data DIR`);
+  }
   if (options.journal.kind === 'lmdb') {
     ownership = embeddedOwnership(host, { dataDir: options.journal.dataDir, encryptionKey: options.journal.encryptionKey }).ownership;
   } else {
@@ -177,6 +190,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   const owner: Ownership = ownership;
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
+    attachment?.onEffects(effects, geozone);
+    for (const listener of releasedListeners) listener(effects, geozone);
     http.onEffects(effects);
     agents.onEffects(effects);
     tracer?.onEffects(effects);
@@ -204,6 +219,16 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     metrics,
     store: owner.stores,
   });
+  const roleHost: RoleHost = {
+    region,
+    clock,
+    scheduler: realScheduler,
+    log,
+    stores: owner.stores,
+    submit: (input) => region.supervisor.submit(input),
+  };
+  const roleRoutes = role.routes?.(roleHost);
+  let attachment: RoleAttachment | undefined;
   const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused });
   metrics.readFrom({
     ...regionMetricsSource(region, () => owner.backlog()),
@@ -224,7 +249,10 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
           https: security.https,
           consolePath: '/telemetry',
           agentPath: '/v1/agent',
-          extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' }),
+          extraRoutes: (routes, guarded) => {
+            registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' });
+            roleRoutes?.(routes, guarded);
+          },
         });
   // Per-state actor counts for the inspector, each second, while anyone is connected to the console.
   const liveCounts = new LiveActorCounts(region, geozoneStats);
@@ -248,6 +276,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       if (consoleFeed.hub.stats().clients > 0) consoleFeed.publish(liveCounts.tick(Date.now()));
     }, 1_000);
     const recoverStart = monotonicNowMs();
+    // The role's own work (the HPC driver) is there before recovery: the effects owed from before a restart reach it.
+    attachment = role.attach?.(roleHost);
     await owner.start();
     if (stopping) return;
     timer.start();
@@ -265,12 +295,14 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     timer.stop();
     let error: string | undefined;
     try {
+      await attachment?.stop();
       await owner.drain();
     } catch (caught) {
       error = caught instanceof Error ? caught.message : String(caught);
     }
     const shards = region.supervisor.all();
     const line: Record<string, unknown> = {
+      role: role.name,
       mode: owner.mode,
       geozones: shards.map((shard) => shard.shardId),
       nodes: shards.reduce((sum, shard) => sum + countNodes(shard.actors()), 0),
@@ -316,7 +348,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
       const notReady = owner.ready() ? '' : ` | NOT READY${waiting.length > 0 ? ` (recovering ${waiting.join(',')})` : ''}${lastNote === '' ? '' : `: ${lastNote}`}`;
-      return `[arcnet region${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts} | ${edge}${notReady}`;
+      return `[arcnet ${role.name}${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts} | ${edge}${notReady}`;
     },
     onFatal: (listener) => {
       fatalListeners.push(listener);
@@ -324,6 +356,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     publish: (input) => owner.publish(input),
     onDispatch: (listener) => {
       dispatchListeners.push(listener);
+    },
+    onReleased: (listener) => {
+      releasedListeners.push(listener);
     },
   };
 }

@@ -17,6 +17,10 @@ export const topics = {
   ended: 'arc.reservation.ended',
   /** Inputs that failed validation, with the reason. */
   deadLetter: 'arc.deadletter',
+  /** The central orchestrator's: TrainingJob v1 in, FederatedTask v1 and HpcJob v1 out (actors/central/training-wire.ts). */
+  jobSubmission: 'arc.job.submission',
+  training: 'arc.scheduler.training',
+  hpcIngress: 'ornl.bridge.ingress',
 } as const;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -72,8 +76,45 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
         topic: topics.ended,
         message: { 'request-id': effect.requestId, outcome: effect.outcome, geozone: effect.geozone, 'node-id': effect.nodeId, reason: effect.reason, timestamp: iso(effect.atMs) },
       };
+    case 'federated-task': {
+      const t = effect.task;
+      return {
+        topic: topics.training,
+        message: {
+          'job-id': t.jobId,
+          geozone: t.geozone,
+          'model-id': t.modelId,
+          'dataset-uri': t.datasetUri,
+          rounds: t.rounds,
+          'min-participants': t.minParticipants,
+          participants: t.participants,
+          'round-deadline-ms': t.roundDeadlineMs,
+          'checkpoint-uri': t.checkpointUri,
+          'hyper-parameters': { ...t.hyperParameters },
+          reason: t.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
+    }
+    case 'hpc-ingress':
+      return {
+        topic: topics.hpcIngress,
+        message: {
+          'job-id': effect.jobId,
+          'dataset-uri': effect.datasetUri,
+          'staged-uri': effect.stagedUri,
+          'dataset-size-gb': effect.datasetSizeGb,
+          'estimated-flops': effect.estimatedFlops,
+          'checkpoint-uri': effect.checkpointUri,
+          urgency: effect.urgency,
+          'batch-job-name': effect.jobId,
+          reason: effect.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
     case 'forward':
     case 'forward-ack':
+    case 'hpc-command':
       return undefined;
   }
 }
