@@ -283,10 +283,13 @@ export function centralRoutes(host: RoleHost, behaviour: () => CentralBehaviour 
         },
         config: { permission: 'read' },
       },
-      (request, reply) => {
+      async (request, reply) => {
         try {
           const query = parseQuery(historyQuerySchema, request.query);
           if (!inScope(principalOf(request), query.geozone)) throw new ArcError(ErrorCodes.NOT_FOUND, 'no summary of that geozone was ever received');
+          central();
+          // What the live view shows is in the journal before it is read back.
+          await durable();
           return summaryHistory(host, query);
         } catch (error) {
           return sendError(reply, error);
