@@ -4,7 +4,6 @@ import type { JournalStore } from '../runtime/journal.js';
 import type { Shard, ShardBehaviour, ShardLimits } from '../runtime/shard.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { Supervisor } from '../runtime/supervisor.js';
-import { CENTRAL_SHARD } from './central/central-io.js';
 import { nodeActorId } from './node-actor.js';
 import { defaultRegionConfig, RegionBehaviour, type RegionConfig } from './region-behaviour.js';
 import type { RegionEffect, RegionInput } from './region-io.js';
@@ -34,6 +33,8 @@ export interface RegionOptions {
    * orchestrator's shard, app/role.ts); undefined: RegionBehaviour.
    */
   readonly behaviour?: ((shardId: string) => ShardBehaviour<RegionInput, RegionEffect> | undefined) | undefined;
+  /** The shard of an input that is not a region's (the central orchestrator's inputs); undefined: the region decides. */
+  readonly shardOf?: ((input: RegionInput) => string | undefined) | undefined;
 }
 
 export interface Region {
@@ -98,6 +99,8 @@ export function createRegion(options: RegionOptions): Region {
   };
 
   const shardOf = (input: RegionInput): string => {
+    const other = options.shardOf?.(input);
+    if (other !== undefined) return other;
     switch (input.type) {
       case 'telemetry':
         return input.report.geozone;
@@ -120,8 +123,8 @@ export function createRegion(options: RegionOptions): Region {
       case 'summary.in':
       case 'hpc.observed':
       case 'job.cancel':
-        // The orchestrator's inputs: its one shard where it runs, ignored by a region's first shard otherwise.
-        return federation.includes(CENTRAL_SHARD) ? CENTRAL_SHARD : firstOwned();
+        // The orchestrator's inputs (its role routes them); a region's first shard ignores them.
+        return firstOwned();
     }
   };
 

@@ -21,14 +21,16 @@ export interface EdgeCounters {
 /** One input topic of a role and the edge decoder of its messages (size, JSON, strict schema; ArcError when bad). */
 export interface InputTopic {
   readonly topic: string;
+  /** What it carries, as dead letters name it (telemetry, TrainingJob, ...). */
+  readonly kind: string;
   readonly decode: (raw: unknown) => RegionInput;
 }
 
 /** The region's input topics: NodeTelemetry v2, InferenceRequest v1, InferenceResult v1. */
 export const regionInputTopics: readonly InputTopic[] = [
-  { topic: topics.telemetry, decode: (raw) => parseWire('telemetry', raw) },
-  { topic: topics.inference, decode: (raw) => parseWire('inference', raw) },
-  { topic: topics.result, decode: (raw) => parseWire('result', raw) },
+  { topic: topics.telemetry, kind: 'telemetry', decode: (raw) => parseWire('telemetry', raw) },
+  { topic: topics.inference, kind: 'inference', decode: (raw) => parseWire('inference', raw) },
+  { topic: topics.result, kind: 'result', decode: (raw) => parseWire('result', raw) },
 ];
 
 export function connectInputs(

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import type { CentralBehaviour, JobRecord } from '../actors/central/central-behaviour.js';
 import { GLOBAL_VIEW_KIND, globalViewActorId } from '../actors/central/actors.js';
 import { jobId as jobIdSchema, parseTrainingJob, trainingJobSchema } from '../actors/central/training-wire.js';
@@ -133,7 +132,7 @@ const unavailable = (): Record<string, unknown> => errorResponse('the orchestrat
  * (guarded, documented, coded errors): job intake and views, cancel, and the
  * global view with its history read back from the journal.
  */
-export function centralRoutes(host: RoleHost, behaviour: () => CentralBehaviour | undefined): (routes: FastifyInstance, guarded: GuardedRoutes) => void {
+export function centralRoutes(host: RoleHost, shardId: string, behaviour: () => CentralBehaviour | undefined): (routes: FastifyInstance, guarded: GuardedRoutes) => void {
   const central = (): CentralBehaviour => {
     const found = behaviour();
     if (found === undefined) throw new ArcError(ErrorCodes.UNKNOWN_SHARD, 'this process does not own the orchestrator shard now (another member of the group does)');
@@ -145,7 +144,7 @@ export function centralRoutes(host: RoleHost, behaviour: () => CentralBehaviour 
     return record === undefined ? undefined : jobView(record, b.liveJob(jobId));
   };
   const durable = async (): Promise<void> => {
-    const shard = host.region.supervisor.shard(CENTRAL_SHARD);
+    const shard = host.region.supervisor.shard(shardId);
     await shard.whenDurable(shard.lastOffset);
   };
 
@@ -290,7 +289,7 @@ export function centralRoutes(host: RoleHost, behaviour: () => CentralBehaviour 
           central();
           // What the live view shows is in the journal before it is read back.
           await durable();
-          return summaryHistory(host, query);
+          return summaryHistory(host, shardId, query);
         } catch (error) {
           return sendError(reply, error);
         }
@@ -304,14 +303,14 @@ function geozoneView(geozone: string, state: string, context: GlobalViewContext)
 }
 
 /** Reads a geozone's summaries back from the orchestrator's journal (logical time of each record). */
-function summaryHistory(host: RoleHost, query: z.infer<typeof historyQuerySchema>): Record<string, unknown> {
+function summaryHistory(host: RoleHost, shardId: string, query: z.infer<typeof historyQuerySchema>): Record<string, unknown> {
   const actorId = globalViewActorId(query.geozone);
   const fromMs = query.from === undefined ? -Infinity : Date.parse(query.from);
   const toMs = query.at !== undefined ? Date.parse(query.at) : query.to === undefined ? Infinity : Date.parse(query.to);
   const found: (z.infer<typeof summaryViewSchema> & { offset: number })[] = [];
   let seen = false;
   let next: number | null = null;
-  for (const record of host.stores.journal(CENTRAL_SHARD).read(0)) {
+  for (const record of host.stores.journal(shardId).read(0)) {
     if (record.actorId !== actorId || record.kind !== GLOBAL_VIEW_KIND) continue;
     const summary = (record.event.type === 'summary' ? record.event['summary'] : (record.event['input'] as { summary?: unknown } | undefined)?.summary) as ViewSummary | undefined;
     if (summary === undefined) continue;

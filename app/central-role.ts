@@ -13,6 +13,8 @@ import { centralRoutes } from './central-api.js';
 import type { Role } from './role.js';
 
 export interface CentralRoleOptions {
+  /** The orchestrator's shard id (its journal's name; default CENTRAL): one per cluster. */
+  readonly shardId?: string | undefined;
   readonly config?: Partial<CentralConfig> | undefined;
   /** The data mover (rclone's rcd, Globus, or the local one) and the batch queue (Slurm, or the local one). */
   readonly mover: DataMover;
@@ -25,6 +27,8 @@ export interface CentralRoleOptions {
   /** How often live transfers and queue jobs are polled (default 1 s). */
   readonly pollEveryMs?: number | undefined;
 }
+
+const CENTRAL_UNUSED_TOPICS = /arc\.(telemetry\.node|request\.inference|result\.inference|decision\.inference|reservation\.ended|command\.dispatch\.[^.]+)$/;
 
 const pathOf = (uri: string): string => (uri.startsWith('file://') ? fileURLToPath(uri) : uri);
 
@@ -52,21 +56,26 @@ export function jobEnvironment(job: { jobId: string; stagedUri: string; checkpoi
  */
 export function centralRole(options: CentralRoleOptions): Role {
   const config: CentralConfig = { ...defaultCentralConfig, ...options.config };
+  const shard = options.shardId ?? CENTRAL_SHARD;
   let behaviour: CentralBehaviour | undefined;
   return {
     name: 'central',
-    shards: () => [CENTRAL_SHARD],
+    shards: () => [shard],
     behaviour: (shardId) => {
-      if (shardId !== CENTRAL_SHARD) return undefined;
+      if (shardId !== shard) return undefined;
       behaviour = new CentralBehaviour(config);
       return behaviour;
     },
+    shardOf: (input) => (input.type === 'job.submit' || input.type === 'summary.in' || input.type === 'hpc.observed' || input.type === 'job.cancel' ? shard : undefined),
     inputs: [
-      { topic: centralTopics.submission, decode: (raw) => ({ type: 'job.submit', job: parseTrainingJob(raw) }) },
-      { topic: centralTopics.summary, decode: (raw) => ({ type: 'summary.in', summary: parseRegionalSummary(raw) }) },
+      { topic: centralTopics.submission, kind: 'TrainingJob', decode: (raw) => ({ type: 'job.submit', job: parseTrainingJob(raw) }) },
+      { topic: centralTopics.summary, kind: 'RegionalSummary', decode: (raw) => ({ type: 'summary.in', summary: parseRegionalSummary(raw) }) },
     ],
+    wholeTopics: true,
+    // Its journal and snapshots, its inputs and what it publishes; none of a region's node or request topics.
+    kafkaTopics: (specs) => specs.filter((spec) => !CENTRAL_UNUSED_TOPICS.test(spec.name)),
     // The behaviour of the shard owned now (none while another member of the group owns it).
-    routes: (host) => centralRoutes(host, () => (host.region.supervisor.shardIds.includes(CENTRAL_SHARD) ? behaviour : undefined)),
+    routes: (host) => centralRoutes(host, shard, () => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined)),
     attach: (host) => {
       const driver = new HpcDriver({
         mover: options.mover,
@@ -97,6 +106,7 @@ export const DEFAULT_TRAIN_COMMAND =
   'printf \'{"job-id":"%s","dataset-sha256":"%s"}\\n\' "$ARCNET_JOB_ID" "$sum" > "$ARCNET_CHECKPOINT_PATH.tmp" && mv "$ARCNET_CHECKPOINT_PATH.tmp" "$ARCNET_CHECKPOINT_PATH"';
 
 export interface LocalCentralOptions {
+  readonly shardId?: string | undefined;
   /** Which data mover and batch queue: `local` (file copies and child processes on this machine). */
   readonly hpc: string | undefined;
   readonly hpcDir: string;
@@ -114,6 +124,9 @@ export function localCentralRole(flags: LocalCentralOptions): Role {
   if (kind !== 'local') {
     throw new ArcError(ErrorCodes.USAGE, `--hpc ${kind}: this build has the local data mover and queue only (--hpc local); Slurm and rclone come with the HPC adapters`);
   }
+  if (flags.shardId !== undefined && !/^[A-Z0-9_-]{1,32}$/.test(flags.shardId)) {
+    throw new ArcError(ErrorCodes.USAGE, `--central-shard ${flags.shardId}: use upper-case letters, digits, _ or - (at most 32)`);
+  }
   const hpcDir = resolve(flags.hpcDir);
   const config: Partial<CentralConfig> = {
     stagingUri: flags.staging ?? pathToFileURL(join(hpcDir, 'staging')).href,
@@ -121,6 +134,7 @@ export function localCentralRole(flags: LocalCentralOptions): Role {
     transferStallTimeoutMs: flags.stallTimeoutMs ?? defaultCentralConfig.transferStallTimeoutMs,
   };
   return centralRole({
+    shardId: flags.shardId,
     config,
     mover: new FsDataMover({ stateDir: join(hpcDir, 'transfers'), bytesPerSec: flags.transferBytesPerSec }),
     queue: new ProcessBatchQueue({ stateDir: join(hpcDir, 'queue') }),

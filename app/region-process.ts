@@ -11,7 +11,6 @@ import { GeozoneStats, LiveActorCounts } from '../inspector/live-counts.js';
 import { registerInspector } from '../inspector/register.js';
 import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
-import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { createAgentWiring } from './agent-wiring.js';
 import { createConsoleWiring } from './console-wiring.js';
@@ -139,6 +138,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     geozones: [],
     federation: role.shards(options.geozones),
     behaviour: role.behaviour === undefined ? undefined : (shardId) => role.behaviour?.(shardId),
+    shardOf: role.shardOf === undefined ? undefined : (input) => role.shardOf?.(input),
     clock,
     scheduler: realScheduler,
     deliverForwards: true,
@@ -153,7 +153,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     region,
     clock,
     log,
-    inputs: role.inputs,
+    role,
     instrument: <S extends RegionStore>(store: S): S => consoleFeed.feedFrom(tracer === undefined ? metrics.timeAppends(store) : tracer.wrapJournalStore(metrics.timeAppends(store))),
     ingress: (input, transport) => {
       if (tracer === undefined) return;
@@ -173,9 +173,6 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   };
   let lastNote = '';
 
-  if (options.journal.kind === 'kafka' && role.name !== 'region') {
-    throw new ArcError(ErrorCodes.USAGE, `the ${role.name} role runs on the embedded journal only for now: use --data DIR`);
-  }
   if (options.journal.kind === 'lmdb') {
     ownership = embeddedOwnership(host, { dataDir: options.journal.dataDir, encryptionKey: options.journal.encryptionKey }).ownership;
   } else {

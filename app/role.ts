@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import type { GuardedRoutes } from '../adapters/http/guard-hook.js';
+import type { TopicSpec } from '../adapters/kafka/topics.js';
 import type { Clock, Scheduler } from '../runtime/clock.js';
 import type { ShardBehaviour } from '../runtime/shard.js';
 import { regionInputTopics, type InputTopic } from './bus-edge.js';
@@ -41,8 +42,14 @@ export interface Role {
   shards(geozones: readonly string[]): readonly string[];
   /** The behaviour of a shard that is not a region geozone's (undefined: RegionBehaviour). */
   behaviour?(shardId: string): ShardBehaviour<RegionInput, RegionEffect> | undefined;
+  /** The shard of an input of this role's own (undefined: the region's routing decides). */
+  shardOf?(input: RegionInput): string | undefined;
   /** Input topics and their edge decoders (the bus; Kafka consumes the same topics). */
   readonly inputs: readonly InputTopic[];
+  /** On Kafka: one shard owns every partition of the input topics (one shard for the whole federation). */
+  readonly wholeTopics?: boolean;
+  /** On Kafka: the topics it creates and uses, of the standard table made for its shards (default: all). */
+  kafkaTopics?(specs: readonly TopicSpec[]): TopicSpec[];
   /** Routes of its own on the same server, guarded the same way (each declares its permission). */
   routes?(host: RoleHost): (routes: FastifyInstance, guarded: GuardedRoutes) => void;
   /** Work driven by released effects, started once the shards have recovered. */

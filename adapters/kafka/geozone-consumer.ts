@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachMessagePayload, Kafka, Producer } from 'kafkajs';
 import type { RegionInput } from '../../actors/region-io.js';
-import type { WireKind } from '../../actors/wire.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { writeDeadLetter } from './dead-letter.js';
 import { KafkaEdgeStatus } from './edge-status.js';
@@ -40,11 +39,23 @@ export interface GeozoneMessage {
   readonly heartbeat: () => Promise<void>;
 }
 
+/** An input topic of another role than the region's, with its decoder (an ArcError for a poison message). */
+export interface ConsumedTopic {
+  readonly topic: string;
+  /** Its kind on dead letters (x-wire-kind). */
+  readonly kind: string;
+  decode(message: RawInputMessage, partitionGeozone: string): RegionInput;
+}
+
 export interface GeozoneConsumerOptions {
   readonly kafka: Kafka;
   readonly groupId: string;
   readonly geozones: readonly string[];
-  readonly topics: { readonly telemetry: string; readonly inference: string; readonly result: string };
+  /** The region's input topics; another role names its own in `inputs` instead. */
+  readonly topics?: { readonly telemetry: string; readonly inference: string; readonly result: string } | undefined;
+  readonly inputs?: readonly ConsumedTopic[] | undefined;
+  /** One shard owns every partition of every input topic (see geozoneAssigner). */
+  readonly wholeTopics?: boolean | undefined;
   readonly deadLetterTopic: string;
   readonly systemTopic: string;
   /** The full set of geozones this member owns now (after every group join). */
@@ -92,12 +103,18 @@ const DEFAULT_CONSUMER_RETRIES = 6;
 
 export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Promise<GeozoneConsumer> {
   const zones = sortedGeozones(options.geozones);
-  const kindByTopic = new Map<string, WireKind>([
-    [options.topics.telemetry, 'telemetry'],
-    [options.topics.inference, 'inference'],
-    [options.topics.result, 'result'],
-  ]);
-  if (kindByTopic.size !== 3) throw new ArcError(ErrorCodes.USAGE, 'the telemetry, inference and result topics must be three different topics');
+  const wholeTopics = options.wholeTopics === true;
+  const kindByTopic = new Map<string, { kind: string; decode: ConsumedTopic['decode'] }>();
+  const regionTopics = options.topics;
+  if (regionTopics !== undefined) {
+    for (const kind of ['telemetry', 'inference', 'result'] as const) kindByTopic.set(regionTopics[kind], { kind, decode: (message, geozone) => decodeInput(kind, message, geozone) });
+    if (kindByTopic.size !== 3) throw new ArcError(ErrorCodes.USAGE, 'the telemetry, inference and result topics must be three different topics');
+  }
+  for (const input of options.inputs ?? []) {
+    if (kindByTopic.has(input.topic)) throw new ArcError(ErrorCodes.USAGE, `input topic ${input.topic} named twice`);
+    kindByTopic.set(input.topic, { kind: input.kind, decode: (message, geozone) => input.decode(message, geozone) });
+  }
+  if (kindByTopic.size === 0) throw new ArcError(ErrorCodes.USAGE, 'a consumer needs at least one input topic');
   const topics = [...kindByTopic.keys()];
   const nowMs = options.nowMs ?? (() => Date.now());
   const counters = { accepted: 0, deadLettered: 0, rebalances: 0, crashes: 0, restarts: 0 };
@@ -130,7 +147,7 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
 
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
-    partitionAssigners: [geozoneAssigner(zones.length)],
+    partitionAssigners: [geozoneAssigner(zones.length, { wholeTopics })],
     sessionTimeout: options.sessionTimeoutMs ?? 6_000,
     heartbeatInterval: options.heartbeatIntervalMs ?? 1_000,
     rebalanceTimeout: 20_000,
@@ -167,12 +184,13 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
 
   const eachMessage = async (payload: EachMessagePayload): Promise<void> => {
     const { topic, partition, message } = payload;
-    const kind = kindByTopic.get(topic);
-    const geozone = zones[partition];
-    if (kind === undefined || geozone === undefined) return; // not ours (the assigner does not hand these out)
+    const decoder = kindByTopic.get(topic);
+    const geozone = wholeTopics ? zones[0] : zones[partition];
+    if (decoder === undefined || geozone === undefined) return; // not ours (the assigner does not hand these out)
+    const kind = decoder.kind;
     let input: RegionInput | undefined;
     try {
-      input = decodeInput(kind, message, geozone);
+      input = decoder.decode(message, geozone);
       options.verifyInput?.(input, { topic, key: message.key, value: message.value, headers: message.headers }, geozone);
     } catch (error) {
       try {
@@ -207,7 +225,12 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     counters.rebalances++;
     const owned = new Set<string>();
-    for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) if (p < zones.length) owned.add(zones[p] as string);
+    for (const partitions of Object.values(event.payload.memberAssignment)) {
+      for (const p of partitions) {
+        const zone = wholeTopics ? zones[0] : zones[p];
+        if (zone !== undefined) owned.add(zone);
+      }
+    }
     connected();
     options.onAssigned([...owned].sort());
     settleJoin?.resolve();

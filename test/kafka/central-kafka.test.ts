@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { federatedTaskSchema, type FederatedTaskV1 } from '../../actors/central/training-wire.js';
+import { tempDir } from '../helpers/fixtures.js';
+import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
+import { startLiveRegion } from '../helpers/live-region.js';
+
+/**
+ * `arcnet central --kafka`: its one shard owned by a member of its consumer
+ * group, regional summaries and a training job read from the seed's topics,
+ * and the federated job's FederatedTask v1 produced on arc.scheduler.training.
+ */
+kafkaTest('central on Kafka: a TrainingJob on arc.job.submission becomes a FederatedTask on arc.scheduler.training for the best-ranked geozone', async (t) => {
+  t.timeout(240_000, 'central on kafka');
+  const run = randomUUID().slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
+  const geozone = `K${run}`;
+  const { dir, cleanup } = tempDir();
+  const central = await startLiveRegion(['--kafka', brokers.join(','), '--group', `central-${run}`, '--central-shard', `CENTRAL-${run}`, '--hpc-dir', join(dir, 'hpc')], process.env, 'central');
+  const kafka = testKafka(`central-${run}`);
+  const producer = kafka.producer();
+  const observer = kafka.consumer({ groupId: `central-observer-${run}` });
+  const tasks: FederatedTaskV1[] = [];
+  const keys: string[] = [];
+  try {
+    const deadline = Date.now() + 120_000;
+    while ((await fetch(`${central.origin}/readyz`)).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`central not ready:\n${central.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await observer.connect();
+    await observer.subscribe({ topics: ['arc.scheduler.training'], fromBeginning: true });
+    await observer.run({
+      eachMessage: ({ message }) => {
+        const parsed = federatedTaskSchema.safeParse(JSON.parse(message.value?.toString() ?? '{}'));
+        if (parsed.success && parsed.data['job-id'] === `fed-${run}`) {
+          tasks.push(parsed.data);
+          keys.push(message.key?.toString() ?? '');
+        }
+        return Promise.resolve();
+      },
+    });
+    await producer.connect();
+    // A geozone no other run can outrank: all of its many active nodes on cogen.
+    await producer.send({
+      topic: 'arc.summary.regional',
+      messages: [
+        {
+          key: geozone,
+          value: JSON.stringify({
+            'geozone-id': geozone,
+            'total-nodes': 1_000_000,
+            'active-nodes': 1_000_000,
+            'avg-gpu-util': 0.2,
+            'energy-breakdown': { cogen: 1_000_000, grid: 0, battery: 0 },
+            'open-reservations': 0,
+            timestamp: new Date().toISOString(),
+          }),
+        },
+      ],
+    });
+    const view = async (): Promise<boolean> => {
+      const body = (await (await fetch(`${central.origin}/v1/global`)).json()) as { geozones: { geozone: string }[] };
+      return body.geozones.some((g) => g.geozone === geozone);
+    };
+    while (!(await view())) {
+      if (Date.now() > deadline) throw new Error(`the summary never reached the global view:\n${central.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await producer.send({
+      topic: 'arc.job.submission',
+      messages: [
+        {
+          value: JSON.stringify({
+            'job-id': `fed-${run}`,
+            'dataset-uri': 'builtin:digits',
+            'dataset-size-gb': 0.001,
+            'estimated-flops': 1e12,
+            'checkpoint-uri': `file://${join(dir, 'fed.ckpt')}`,
+            urgency: 'normal',
+            'model-id': 'digits-softmax',
+          }),
+        },
+      ],
+    });
+    while (tasks.length === 0) {
+      if (Date.now() > deadline) throw new Error(`no FederatedTask seen:\n${central.stderr()}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    t.like(tasks[0], { 'job-id': `fed-${run}`, geozone, 'model-id': 'digits-softmax', 'dataset-uri': 'builtin:digits' });
+    t.deepEqual(keys, [geozone], 'keyed by the geozone whose region runs it');
+    const job = (await (await fetch(`${central.origin}/v1/jobs/fed-${run}`)).json()) as Record<string, unknown>;
+    t.like(job, { target: 'federated', state: 'published', geozone });
+    const line = await central.stop();
+    t.like(line, { role: 'central', mode: 'kafka', geozones: [`CENTRAL-${run}`] });
+    t.is(typeof line['stateHash'], 'string');
+  } finally {
+    await observer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    if (central.child.exitCode === null) central.child.kill('SIGKILL');
+    cleanup();
+  }
+});
