@@ -203,7 +203,10 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
 
   // One fold of per-geozone counters per record serves the inspector's API and its live counts.
   const geozoneStats = new GeozoneStats(region);
-  const inspectorSource = liveInspectorSource(region, owner.stores, owner.timeTravel(), { stats: geozoneStats });
+  const travel = owner.timeTravel();
+  // The replay worker rebuilds the orchestrator's shard with the orchestrator's behaviour.
+  const timeTravel = 'unavailable' in travel || role.name !== 'central' ? travel : { ...travel, centralShards: [...role.shards(options.geozones)] };
+  const inspectorSource = liveInspectorSource(region, owner.stores, timeTravel, { stats: geozoneStats });
   const http = createRegionApi(region, {
     decisionTimeoutMs: options.decisionTimeoutMs ?? 10_000,
     ready: () => owner.ready() && !stopping,

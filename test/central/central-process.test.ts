@@ -91,8 +91,8 @@ test('an HPC job ends completed with its checkpoint, live on the console; a fede
       return (view.body['geozones'] as Json[]).length === 2 ? view.body : undefined;
     });
     t.deepEqual((global['geozones'] as Json[]).map((g) => [g['geozone'], g['state']]), [['CAISO', 'reporting'], ['ERCOT', 'reporting']]);
-    const history = await call(origin, 'GET', '/v1/global/history?geozone=CAISO', developer);
-    t.is((history.body['summaries'] as Json[] | undefined)?.length, 1, JSON.stringify(history));
+    const caiso = await call(origin, 'GET', '/v1/global/history?geozone=CAISO', developer);
+    t.is((caiso.body['summaries'] as Json[] | undefined)?.length, 1, JSON.stringify(caiso));
     t.is((await call(origin, 'GET', '/v1/global/history?geozone=NOWHERE', developer)).status, 404);
 
     const federated = await call(origin, 'POST', '/v1/jobs', developer, jobBody('fed-1', dataset, join(dir, 'ckpt', 'fed-1.pt'), { 'estimated-flops': 1e15, 'model-id': 'llama-3-8b' }));
@@ -102,6 +102,16 @@ test('an HPC job ends completed with its checkpoint, live on the console; a fede
     const wire = effectToWire(task);
     t.is(wire?.topic, 'arc.scheduler.training');
     t.like(federatedTaskSchema.parse(wire?.message), { 'job-id': 'fed-1', geozone: 'ERCOT', 'model-id': 'llama-3-8b' });
+    // The inspector shows the orchestrator's actors, and time travel rebuilds them as they were mid-transfer.
+    const actors = await call(origin, 'GET', '/inspector/api/actors', operator);
+    t.deepEqual((actors.body['rows'] as Json[]).map((r) => [r['id'], r['kind'], r['state']]), [
+      ['global-view/CAISO', 'global-view', 'reporting'],
+      ['global-view/ERCOT', 'global-view', 'reporting'],
+    ]);
+    // Offsets 0..2: the classification, the job's spawn, its transfer started.
+    const past = await call(origin, 'GET', '/inspector/api/at?geozone=CENTRAL&offset=2', operator);
+    t.deepEqual((past.body['shards'] as Json[])[0]?.['counts'], { 'hpc-job': { transferring: 1 } });
+
     const list = await call(origin, 'GET', '/v1/jobs?limit=1', developer);
     t.deepEqual([(list.body['jobs'] as Json[]).map((j) => j['job-id']), list.body['next']], [['hpc-1'], 'hpc-1']);
   } finally {
