@@ -76,6 +76,13 @@ export function centralRole(options: CentralRoleOptions): Role {
     kafkaTopics: (specs) => specs.filter((spec) => !CENTRAL_UNUSED_TOPICS.test(spec.name)),
     // The behaviour of the shard owned now (none while another member of the group owns it).
     routes: (host) => centralRoutes(host, shard, () => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined)),
+    status: () => {
+      if (behaviour === undefined) return 'orchestrator shard not owned here';
+      const jobs = behaviour.jobList();
+      const views = behaviour.globalView();
+      const hpc = jobs.filter((j) => j.target === 'hpc');
+      return `jobs=${jobs.length} hpc=${hpc.length} hpcOpen=${hpc.filter((j) => j.ended === undefined).length} federated=${jobs.length - hpc.length} geozones=${views.length} silent=${views.filter((v) => v.state === 'silent').length}`;
+    },
     attach: (host) => {
       const driver = new HpcDriver({
         mover: options.mover,

@@ -348,7 +348,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
       const notReady = owner.ready() ? '' : ` | NOT READY${waiting.length > 0 ? ` (recovering ${waiting.join(',')})` : ''}${lastNote === '' ? '' : `: ${lastNote}`}`;
-      return `[arcnet ${role.name}${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts} | ${edge}${notReady}`;
+      const counters = role.status?.() ?? `requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts}`;
+      return `[arcnet ${role.name}${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | ${counters} | ${edge}${notReady}`;
     },
     onFatal: (listener) => {
       fatalListeners.push(listener);

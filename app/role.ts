@@ -54,6 +54,8 @@ export interface Role {
   routes?(host: RoleHost): (routes: FastifyInstance, guarded: GuardedRoutes) => void;
   /** Work driven by released effects, started once the shards have recovered. */
   attach?(host: RoleHost): RoleAttachment;
+  /** Its counters for the status line (the region's request counters otherwise). */
+  status?(): string;
 }
 
 /** The region role: geozone shards running RegionBehaviour, the seed's three input topics. */
