@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ProcessBatchQueue } from '../../adapters/local-hpc/process-batch-queue.js';
 import { DEFAULT_TRAIN_COMMAND } from '../../app/central-role.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
+import { arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
 import { eventually, jobBody, makeDataset, replayedHash, sha256File } from './helpers.js';
 
 /**
@@ -58,6 +58,10 @@ test('kill -9 mid-transfer and while the batch job runs: one queue job, staged d
     t.is(await sha256File(join(data, 'hpc', 'staging', 'survivor', 'dataset.bin')), await sha256File(dataset));
     const line = await live.stop();
     t.is(await replayedHash(data), line['stateHash'] as string);
+    // arcnet replay finds the orchestrator's journal in the folder and agrees.
+    const replay = arcnetSync('replay', '--journal', data, '--json');
+    t.is(replay.status, 0, replay.stderr);
+    t.is((JSON.parse(replay.stdout) as { stateHash: string }).stateHash, line['stateHash'] as string);
   } finally {
     if (live.child.exitCode === null) live.child.kill('SIGKILL');
     cleanup();
