@@ -100,3 +100,46 @@ kafkaTest('central on Kafka: a TrainingJob on arc.job.submission becomes a Feder
     cleanup();
   }
 });
+
+kafkaTest('central on Kafka: kill -9 of the member that owns the orchestrator; the other member of the group takes its shard over with its jobs', async (t) => {
+  t.timeout(240_000, 'central failover');
+  const run = randomUUID().slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
+  const { dir, cleanup } = tempDir();
+  const args = ['--kafka', brokers.join(','), '--group', `central-fo-${run}`, '--central-shard', `CF-${run}`, '--hpc-dir', join(dir, 'hpc')];
+  const first = await startLiveRegion(args, process.env, 'central');
+  const second = await startLiveRegion(args, process.env, 'central');
+  const owned = async (origin: string): Promise<string[]> => {
+    const body = (await (await fetch(`${origin}/v1/ownership`)).json()) as { geozones: { geozone: string; ready: boolean }[] };
+    return body.geozones.filter((g) => g.ready).map((g) => g.geozone);
+  };
+  const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+    const deadline = Date.now() + 120_000;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n--- first:\n${first.stderr().slice(-2000)}\n--- second:\n${second.stderr().slice(-2000)}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+  try {
+    await until('one member to own the orchestrator', async () => (await owned(first.origin)).length + (await owned(second.origin)).length === 1);
+    const [owner, other] = (await owned(first.origin)).length === 1 ? [first, second] : [second, first];
+    const job = (jobId: string): string =>
+      JSON.stringify({ 'job-id': jobId, 'dataset-uri': 'builtin:digits', 'dataset-size-gb': 0.001, 'estimated-flops': 1e12, 'checkpoint-uri': `file://${join(dir, jobId)}`, urgency: 'normal' });
+    const before = await fetch(`${owner.origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job(`before-${run}`) });
+    t.is(before.status, 202);
+    t.is((await fetch(`${other.origin}/v1/jobs/before-${run}`)).status, 422, 'the other member does not own the orchestrator');
+
+    const exited = new Promise((resolve) => owner.child.once('exit', resolve));
+    owner.child.kill('SIGKILL');
+    await exited;
+    await until('the other member to take the orchestrator over', async () => (await owned(other.origin)).length === 1);
+    const recovered = (await (await fetch(`${other.origin}/v1/jobs/before-${run}`)).json()) as Record<string, unknown>;
+    t.like(recovered, { 'job-id': `before-${run}`, target: 'federated' });
+    const after = await fetch(`${other.origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: job(`after-${run}`) });
+    t.is(after.status, 202);
+    const line = await other.stop();
+    t.like(line, { role: 'central', mode: 'kafka', geozones: [`CF-${run}`] });
+  } finally {
+    for (const live of [first, second]) if (live.child.exitCode === null && live.child.signalCode === null) live.child.kill('SIGKILL');
+    cleanup();
+  }
+});
