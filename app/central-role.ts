@@ -66,7 +66,11 @@ export function centralRole(options: CentralRoleOptions): Role {
       behaviour = new CentralBehaviour(config);
       return behaviour;
     },
-    shardOf: (input) => (input.type === 'job.submit' || input.type === 'summary.in' || input.type === 'hpc.observed' || input.type === 'job.cancel' ? shard : undefined),
+    shardOf: (input) => {
+      if (input.type === 'job.submit' || input.type === 'summary.in' || input.type === 'hpc.observed' || input.type === 'job.cancel') return shard;
+      // Telemetry, inference requests, results and node actions belong to a region: say so at once (422), never time out.
+      throw new ArcError(ErrorCodes.UNKNOWN_SHARD, `this process is the central orchestrator: send ${input.type} to a region (arcnet region)`);
+    },
     inputs: [
       { topic: centralTopics.submission, kind: 'TrainingJob', decode: (raw) => ({ type: 'job.submit', job: parseTrainingJob(raw) }) },
       { topic: centralTopics.summary, kind: 'RegionalSummary', decode: (raw) => ({ type: 'summary.in', summary: parseRegionalSummary(raw) }) },
