@@ -125,6 +125,8 @@ export function jobView(record: JobRecord, live: { state: string; context: HpcJo
 }
 
 const codes = (status: number): string[] => codesWithStatus(regionStatusOf, status);
+/** The job id in a path (documented, so the document says what an id looks like). */
+const jobPathId = { type: 'object', properties: { id: jsonSchemaOf(jobIdSchema) }, required: ['id'] };
 const unavailable = (): Record<string, unknown> => errorResponse('the orchestrator is overloaded, stopping or cannot write its journal; retry', codes(503));
 
 /**
@@ -207,7 +209,7 @@ export function centralRoutes(host: RoleHost, shardId: string, behaviour: () => 
     routes.get(
       '/v1/jobs/:id',
       {
-        schema: { tags: ['jobs'], summary: 'One training job: state, classification and its reason, bytes moved, queue job id, timestamps', response: { 200: jsonResponse('the job', jobViewSchema), 404: errorResponse('no such job', [ErrorCodes.NOT_FOUND]), 422: errorResponse('another process owns the orchestrator shard now', codes(422)) } },
+        schema: { tags: ['jobs'], summary: 'One training job: state, classification and its reason, bytes moved, queue job id, timestamps', params: jobPathId, response: { 200: jsonResponse('the job', jobViewSchema), 404: errorResponse('no such job', [ErrorCodes.NOT_FOUND]), 422: errorResponse('another process owns the orchestrator shard now', codes(422)) } },
         config: { permission: 'read' },
       },
       (request, reply) => {
@@ -226,6 +228,7 @@ export function centralRoutes(host: RoleHost, shardId: string, behaviour: () => 
         schema: {
           tags: ['jobs'],
           summary: 'Cancel an HPC job: its transfer or its batch job is stopped',
+          params: jobPathId,
           response: {
             202: jsonResponse('cancelled', jobViewSchema),
             404: errorResponse('no such job', [ErrorCodes.NOT_FOUND]),
