@@ -40,7 +40,9 @@ kafkaTest('central on Kafka: a TrainingJob on arc.job.submission becomes a Feder
       },
     });
     await producer.connect();
-    // A geozone no other run can outrank: all of its many active nodes on cogen.
+    // A geozone no earlier run can outrank (the topic keeps their summaries): all of its nodes on cogen,
+    // and more of them than any run before (the count grows with the clock).
+    const nodes = Math.floor(Date.now() / 1000);
     await producer.send({
       topic: 'arc.summary.regional',
       messages: [
@@ -48,10 +50,10 @@ kafkaTest('central on Kafka: a TrainingJob on arc.job.submission becomes a Feder
           key: geozone,
           value: JSON.stringify({
             'geozone-id': geozone,
-            'total-nodes': 1_000_000,
-            'active-nodes': 1_000_000,
+            'total-nodes': nodes,
+            'active-nodes': nodes,
             'avg-gpu-util': 0.2,
-            'energy-breakdown': { cogen: 1_000_000, grid: 0, battery: 0 },
+            'energy-breakdown': { cogen: nodes, grid: 0, battery: 0 },
             'open-reservations': 0,
             timestamp: new Date().toISOString(),
           }),
