@@ -273,7 +273,7 @@ kafkaTest('kafka region: SIGTERM and restart neither lose nor double-apply input
     await until('9 dispatches', 60_000, () => seen.dispatches.length >= batch1.length, () => first.stderr().slice(-3000));
     const line1 = await stopRegion(t, first);
     t.deepEqual(line1['geozones'], zones);
-    t.is(line1['routed'], batch1.length);
+    t.is(line1['routed'], batch1.length, `first region's line: ${JSON.stringify(line1)}`);
 
     const second = startRegion(zones, group);
     children.push(second);
