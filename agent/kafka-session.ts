@@ -3,11 +3,13 @@ import { topics } from '../adapters/bus/topics.js';
 import { connectAgentKafka, type AgentKafka } from '../adapters/kafka/agent-kafka.js';
 import { signNodeMessage } from '../adapters/security/node-identity.js';
 import { inferenceDispatchSchema } from '../actors/wire-out.js';
+import { trainingTopics, type TrainingUpdateV1 } from '../actors/training-wire.js';
 import type { InferenceResultV1, NodeTelemetryV2 } from '../actors/wire.js';
 import { realScheduler } from '../runtime/clock.js';
 import type { AgentLimits, AgentUplink } from './agent-options.js';
 import { Backoff } from './backoff.js';
 import type { ResultOutbox } from './result-outbox.js';
+import { updateKey, type UpdateOutbox } from './update-outbox.js';
 import type { Uplink, UplinkHandlers, UplinkStats } from './uplink.js';
 
 export interface KafkaSessionOptions {
@@ -16,6 +18,7 @@ export interface KafkaSessionOptions {
   readonly uplink: Extract<AgentUplink, { kind: 'kafka' }>;
   readonly limits: AgentLimits;
   readonly outbox: ResultOutbox;
+  readonly updates: UpdateOutbox;
   readonly handlers: UplinkHandlers;
   readonly logger: Logger;
 }
@@ -81,6 +84,29 @@ export class KafkaSession implements Uplink {
     );
   }
 
+  /** TrainingUpdate v1 on arc.result.training, signed as telemetry is; owed until the broker has it. */
+  sendTrainingUpdate(update: TrainingUpdateV1): void {
+    const kafka = this.kafka;
+    const key = updateKey(update['job-id'], update.round);
+    const sendingKey = `update/${key}`;
+    if (kafka === undefined || !this.connected || this.sending.has(sendingKey)) return;
+    this.sending.add(sendingKey);
+    kafka.produce(this.message(trainingTopics.result, update)).then(
+      () => {
+        this.sending.delete(sendingKey);
+        this.options.updates.settle(key);
+      },
+      (error: unknown) => {
+        this.sending.delete(sendingKey);
+        this.options.logger.warn({ err: describe(error), update: key }, 'training update not delivered: retrying');
+        realScheduler.after(this.options.limits.reconnectMinMs * 4, () => {
+          const owed = this.options.updates.get(key);
+          if (owed !== undefined) this.sendTrainingUpdate(owed);
+        });
+      },
+    );
+  }
+
   async stopTaking(): Promise<void> {
     this.taking = false;
     await this.kafka?.stopConsuming();
@@ -123,6 +149,7 @@ export class KafkaSession implements Uplink {
       logger.info({ brokers: uplink.brokers }, 'connected to Kafka');
       handlers.onConnected();
       for (const result of this.options.outbox.all()) this.sendResult(result);
+      for (const update of this.options.updates.all()) this.sendTrainingUpdate(update);
     } catch (error) {
       await kafka?.close();
       this.kafka = undefined;
