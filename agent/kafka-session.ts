@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { topics } from '../adapters/bus/topics.js';
 import { connectAgentKafka, type AgentKafka } from '../adapters/kafka/agent-kafka.js';
+import { BLOB_TOPIC } from '../adapters/kafka/kafka-blob-store.js';
 import { signNodeMessage } from '../adapters/security/node-identity.js';
 import { inferenceDispatchSchema } from '../actors/wire-out.js';
 import { trainingTopics, type TrainingUpdateV1 } from '../actors/training-wire.js';
@@ -30,6 +31,9 @@ export interface KafkaSessionOptions {
  * arc.command.dispatch.<geozone> in the node's own consumer group, only its own
  * node's, de-duplicated by request id (the topic is at least once). A result is
  * owed until the broker acknowledged it; a failed send is retried with backoff.
+ * Federated training: this node's `train` messages from arc.scheduler.training
+ * (starting weights read by hash from arc.blobs), and its updates to
+ * arc.result.training, signed like its telemetry.
  */
 export class KafkaSession implements Uplink {
   private kafka: AgentKafka | undefined;
@@ -91,7 +95,8 @@ export class KafkaSession implements Uplink {
     const sendingKey = `update/${key}`;
     if (kafka === undefined || !this.connected || this.sending.has(sendingKey)) return;
     this.sending.add(sendingKey);
-    kafka.produce(this.message(trainingTopics.result, update)).then(
+    // arc.result.training has one partition (the region's training edge creates it so).
+    kafka.produce({ ...this.message(trainingTopics.result, update), partition: 0 }).then(
       () => {
         this.sending.delete(sendingKey);
         this.options.updates.settle(key);
@@ -105,6 +110,10 @@ export class KafkaSession implements Uplink {
         });
       },
     );
+  }
+
+  async fetchWeights(sha256: string): Promise<Uint8Array | undefined> {
+    return this.kafka?.fetchBlob(sha256);
   }
 
   async stopTaking(): Promise<void> {
@@ -139,10 +148,13 @@ export class KafkaSession implements Uplink {
         geozone: this.options.geozone,
         clusterGeozones: uplink.clusterGeozones,
         dispatchTopic: topics.dispatch(this.options.geozone),
+        trainingTopic: trainingTopics.scheduler,
+        blobTopic: BLOB_TOPIC,
       });
       this.kafka = kafka;
       kafka.onConsumerLost((error) => this.onConsumerLost(kafka as AgentKafka, error));
       await kafka.consume((value) => this.onDispatchValue(value));
+      await kafka.consumeTraining((value) => this.onTrainingValue(value));
       if (this.closing) return;
       this.connected = true;
       this.connectBackoff.reset();
@@ -188,6 +200,28 @@ export class KafkaSession implements Uplink {
     if (dispatch.data['node-id'] !== this.options.nodeId) return;
     this.options.handlers.onDispatch(dispatch.data);
   }
+
+  /** The training topic holds every geozone's jobs and `train` messages: only this node's `train` goes on (validated by the runner). */
+  private onTrainingValue(value: Buffer | null): void {
+    if (value === null) return;
+    const text = value.toString('utf8');
+    if (!mayBeTrainFor(text, this.options.nodeId)) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return;
+    const message = parsed as Record<string, unknown>;
+    if (message['type'] !== 'train' || message['node-id'] !== this.options.nodeId || message['geozone'] !== this.options.geozone) return;
+    this.options.handlers.onTrainingTask(message);
+  }
+}
+
+/** A cheap test before parsing: most of the training topic is other nodes' tasks and FederatedTasks. */
+function mayBeTrainFor(text: string, nodeId: string): boolean {
+  return text.includes('"train"') && text.includes(JSON.stringify(nodeId));
 }
 
 function describe(error: unknown): string {

@@ -101,6 +101,7 @@ export class NodeAgent {
       maxRememberedTasks: MAX_REMEMBERED_TRAINING_TASKS,
       outbox: this.updates,
       onUpdate: (update) => this.uplink.sendTrainingUpdate(update),
+      fetchWeights: (sha256) => this.uplink.fetchWeights(sha256),
       wallNowMs: () => Date.now(),
       logger,
     });

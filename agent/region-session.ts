@@ -88,6 +88,11 @@ export class RegionSession implements Uplink {
     this.socket.send({ type: 'training-update', id, ...update });
   }
 
+  /** The agent channel sends a round's weights inline: there is nothing to fetch by hash. */
+  fetchWeights(_sha256: string): Promise<Uint8Array | undefined> {
+    return Promise.resolve(undefined);
+  }
+
   /** Dispatches that come while stopping are not acknowledged, so the region keeps them: nothing to do. */
   stopTaking(): Promise<void> {
     return Promise.resolve();

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { sha256Hex } from '../runtime/blob-store.js';
 import { trainTaskSchema, type TrainingUpdateV1, type TrainTaskV1 } from '../actors/training-wire.js';
 import type { TrainingJobIn, TrainingJobOut } from './training-worker.js';
 import { updateKey, type UpdateOutbox } from './update-outbox.js';
@@ -14,6 +15,8 @@ export interface TrainingRunnerOptions {
   readonly maxRememberedTasks: number;
   readonly outbox: UpdateOutbox;
   readonly onUpdate: (update: TrainingUpdateV1) => void;
+  /** The round's starting weights by SHA-256, when the `train` message names them by hash only (Kafka). */
+  readonly fetchWeights: (sha256: string) => Promise<Uint8Array | undefined>;
   readonly wallNowMs: () => number;
   readonly logger: Logger;
 }
@@ -28,7 +31,7 @@ const WORKER_URL = new URL('./training-worker.js', import.meta.url);
  * trains, and hands the TrainingUpdate to the outbox and the uplink.
  *
  * The region sends a `train` again after every reconnect until it accepted the
- * update, so a job/round seen before is not trained again: its update is owed
+ * update (Kafka may deliver one twice), so a job/round seen before is not trained again: its update is owed
  * already (and re-sent on reconnect by the uplink) or was accepted. A task whose
  * deadline passes before it starts or while it runs is given up: an update
  * after the deadline is not counted.
@@ -36,7 +39,9 @@ const WORKER_URL = new URL('./training-worker.js', import.meta.url);
 export class TrainingRunner {
   private readonly seen = new Set<string>();
   private readonly queue: TrainTaskV1[] = [];
-  private readonly running = new Map<string, Worker>();
+  /** Trainings taken from the queue and not finished (reading weights or on a thread). */
+  private active = 0;
+  private readonly workers = new Set<Worker>();
   private stopping = false;
   trained = 0;
   failed = 0;
@@ -47,7 +52,7 @@ export class TrainingRunner {
   constructor(private readonly options: TrainingRunnerOptions) {}
 
   get size(): number {
-    return this.running.size + this.queue.length;
+    return this.active + this.queue.length;
   }
 
   offer(message: unknown): void {
@@ -77,10 +82,9 @@ export class TrainingRunner {
   /** Takes no new task, drops those waiting and ends the trainings running (their rounds go on without this node). */
   async stop(): Promise<{ abandoned: number }> {
     this.stopping = true;
-    const abandoned = this.queue.length + this.running.size;
+    const abandoned = this.queue.length + this.active;
     this.queue.length = 0;
-    await Promise.all([...this.running.values()].map((worker) => worker.terminate()));
-    this.running.clear();
+    await Promise.all([...this.workers].map((worker) => worker.terminate()));
     return { abandoned };
   }
 
@@ -91,83 +95,101 @@ export class TrainingRunner {
   }
 
   private pump(): void {
-    while (!this.stopping && this.running.size < this.options.maxConcurrentTrainings) {
+    while (!this.stopping && this.active < this.options.maxConcurrentTrainings) {
       const task = this.queue.shift();
       if (task === undefined) return;
-      this.start(task);
+      this.active++;
+      void this.run(task).finally(() => {
+        this.active--;
+        this.pump();
+      });
     }
   }
 
-  private start(task: TrainTaskV1): void {
+  private async run(task: TrainTaskV1): Promise<void> {
     const { logger, wallNowMs } = this.options;
-    const key = updateKey(task['job-id'], task.round);
     const log = { jobId: task['job-id'], round: task.round };
     const deadlineMs = Date.parse(task.deadline);
+    if (deadlineMs <= wallNowMs()) {
+      this.expired++;
+      return logger.warn(log, 'training task past its deadline before it started: skipped');
+    }
+    let weights: Uint8Array | null = task.weights === null ? null : new Uint8Array(Buffer.from(task.weights, 'base64'));
+    const sha = task['weights-sha256'];
+    if (weights === null && sha !== null) {
+      // On Kafka the starting weights travel by hash: read them from the region's blob topic.
+      const fetched = await this.options.fetchWeights(sha).catch((error: unknown) => {
+        logger.warn({ ...log, err: error instanceof Error ? error.message : String(error) }, 'could not read the starting weights');
+        return undefined;
+      });
+      if (fetched === undefined || sha256Hex(fetched) !== sha) {
+        this.failed++;
+        return logger.error({ ...log, sha256: sha }, 'the starting weights of this round could not be found: not trained');
+      }
+      weights = fetched;
+    }
+    if (this.stopping) return;
     const leftMs = deadlineMs - wallNowMs();
     if (leftMs <= 0) {
       this.expired++;
-      logger.warn(log, 'training task past its deadline before it started: skipped');
-      return;
+      return logger.warn(log, 'training task past its deadline before it started: skipped');
     }
     const hyper = task['hyper-parameters'];
     const job: TrainingJobIn = {
       datasetShardUri: task['dataset-shard-uri'],
-      weights: task.weights === null ? null : new Uint8Array(Buffer.from(task.weights, 'base64')),
+      weights,
       options: { epochs: hyper['local-epochs'], learningRate: hyper['learning-rate'], batchSize: hyper['batch-size'], l2: hyper.l2, seed: hyper.seed },
     };
-    if (task['weights-sha256'] !== null && task.weights === null) {
-      this.failed++;
-      logger.error({ ...log, sha256: task['weights-sha256'] }, 'train message has the starting weights by hash only, and this uplink cannot fetch them: skipped');
-      return;
-    }
     const startedMs = wallNowMs();
-    const worker = new Worker(WORKER_URL);
-    this.running.set(key, worker);
     logger.info({ ...log, shard: task['dataset-shard-uri'] }, 'training');
-    let settled = false;
-    // An update after the deadline is not counted: stop spending the CPU on it.
-    const deadline = setTimeout(() => {
-      if (settled) return;
-      settled = true;
+    const answer = await this.onWorker(job, leftMs);
+    if (answer === 'deadline') {
       this.expired++;
-      logger.warn(log, 'training did not finish by the round deadline: stopped');
-      void worker.terminate();
-    }, leftMs);
-    const finish = (): void => {
-      clearTimeout(deadline);
-      this.running.delete(key);
-      this.pump();
-    };
-    worker.once('message', (answer: TrainingJobOut) => {
-      if (settled) return;
-      settled = true;
-      void worker.terminate();
-      if (!answer.ok) {
-        this.failed++;
-        logger.error({ ...log, reason: answer.reason }, 'training failed');
-        return;
-      }
-      this.trained++;
-      const update: TrainingUpdateV1 = {
-        'job-id': task['job-id'],
-        round: task.round,
-        'node-id': this.options.nodeId,
-        'sample-count': answer.sampleCount,
-        weights: Buffer.from(answer.weights).toString('base64'),
-        metrics: { loss: answer.loss, accuracy: answer.accuracy },
-        timestamp: new Date(wallNowMs()).toISOString(),
-      };
-      logger.info({ ...log, samples: answer.sampleCount, accuracy: answer.accuracy, loss: answer.loss, tookMs: wallNowMs() - startedMs }, 'trained: sending the update');
-      this.options.outbox.add(update);
-      this.options.onUpdate(update);
-    });
-    worker.once('error', (error) => {
-      if (settled) return;
-      settled = true;
+      return logger.warn(log, 'training did not finish by the round deadline: stopped');
+    }
+    if (answer === 'stopped') return;
+    if (!answer.ok) {
       this.failed++;
-      logger.error({ ...log, err: error }, 'the training thread failed');
+      return logger.error({ ...log, reason: answer.reason }, 'training failed');
+    }
+    this.trained++;
+    const update: TrainingUpdateV1 = {
+      'job-id': task['job-id'],
+      round: task.round,
+      'node-id': this.options.nodeId,
+      'sample-count': answer.sampleCount,
+      weights: Buffer.from(answer.weights).toString('base64'),
+      metrics: { loss: answer.loss, accuracy: answer.accuracy },
+      timestamp: new Date(wallNowMs()).toISOString(),
+    };
+    logger.info({ ...log, samples: answer.sampleCount, accuracy: answer.accuracy, loss: answer.loss, tookMs: wallNowMs() - startedMs }, 'trained: sending the update');
+    this.options.outbox.add(update);
+    this.options.onUpdate(update);
+  }
+
+  /** Runs one job on a thread of its own, ended at `timeoutMs` (an update after the deadline is not counted) or on stop. */
+  private onWorker(job: TrainingJobIn, timeoutMs: number): Promise<TrainingJobOut | 'deadline' | 'stopped'> {
+    return new Promise((resolve) => {
+      const worker = new Worker(WORKER_URL);
+      this.workers.add(worker);
+      let outcome: TrainingJobOut | 'deadline' | undefined;
+      const deadline = setTimeout(() => {
+        outcome ??= 'deadline';
+        void worker.terminate();
+      }, timeoutMs);
+      worker.once('message', (answer: TrainingJobOut) => {
+        outcome ??= answer;
+        void worker.terminate();
+      });
+      worker.once('error', (error) => {
+        outcome ??= { ok: false, reason: `the training thread failed: ${error.message}` };
+      });
+      worker.once('exit', () => {
+        clearTimeout(deadline);
+        this.workers.delete(worker);
+        resolve(outcome ?? 'stopped');
+      });
+      worker.postMessage(job);
     });
-    worker.once('exit', finish);
-    worker.postMessage(job);
   }
 }

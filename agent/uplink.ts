@@ -16,6 +16,8 @@ export interface Uplink {
   sendResult(result: InferenceResultV1): void;
   /** Sends a training update now if connected; it stays owed (UpdateOutbox) until the region accepts it. */
   sendTrainingUpdate(update: TrainingUpdateV1): void;
+  /** A round's starting weights by SHA-256, for a `train` message that names them by hash only (Kafka); undefined when not found. */
+  fetchWeights(sha256: string): Promise<Uint8Array | undefined>;
   /**
    * Stops receiving dispatches where they would otherwise be lost (Kafka commits what it hands
    * on); results can still be sent. The agent channel keeps receiving: a dispatch not
