@@ -38,8 +38,11 @@ export const agentUsage = `arcnet agent: the node agent (one per compute node)
   --reconnect-max 30s     longest wait between reconnects (exponential backoff, jitter)
   --max-trainings 1       federated trainings at once (each on its own worker thread, one core)
 
-  SIGTERM or SIGINT: stops taking dispatches, finishes or fails those in hand, flushes owed results,
-  prints one JSON line and exits 0.
+  Federated training: takes the region's train tasks for this node, trains on a worker thread and
+  sends each update until the region accepts it (no model server needed).
+
+  SIGTERM or SIGINT: stops taking dispatches, finishes or fails those in hand, ends trainings, flushes
+  owed results and updates, prints one JSON line and exits 0.
 `;
 
 const options = {
