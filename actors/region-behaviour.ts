@@ -108,6 +108,12 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
       case 'resume':
         if (ctx.snapshot(nodeActorId(input.nodeId)) !== undefined) ctx.send(nodeActorId(input.nodeId), { type: input.type, atMs: ctx.nowMs });
         return;
+      case 'job.submit':
+      case 'summary.in':
+      case 'hpc.observed':
+      case 'job.cancel':
+        // The central orchestrator's inputs: its own shard behaviour takes them, a region's ignores them.
+        return;
       default:
         return this.training.handle(input, ctx);
     }

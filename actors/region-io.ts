@@ -1,5 +1,6 @@
 import type { NodeReport } from '../machines/node.js';
 import type { Priority } from '../machines/reservation.js';
+import type { CentralEffect, CentralInput } from './central/central-io.js';
 
 /**
  * What a region shard takes in and what it lets out, after edge validation
@@ -37,7 +38,9 @@ export type RegionInput =
   /** Internal: the shard a request was forwarded to has taken it (sent back to the forwarding shard). */
   | { readonly type: 'forward.ack'; readonly requestId: string; readonly geozone: string }
   | { readonly type: 'drain' | 'resume'; readonly nodeId: string }
-  | TrainingInput;
+  | TrainingInput
+  /** The central orchestrator role's inputs (its shard runs CentralBehaviour; a region shard ignores them). */
+  | CentralInput;
 
 /** A participant's local-training settings, as the region hands them out with each task. */
 export interface LocalHyper {
@@ -199,4 +202,6 @@ export type RegionEffect =
       readonly severity: 'info' | 'warn' | 'error' | 'success';
       readonly message: string;
       readonly details: Readonly<Record<string, unknown>>;
-    };
+    }
+  /** The central orchestrator role's effects (federated tasks, HPC ingress, work for its HPC driver). */
+  | CentralEffect;

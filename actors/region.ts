@@ -1,7 +1,7 @@
 import type { Clock, Scheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { JournalStore } from '../runtime/journal.js';
-import type { Shard, ShardLimits } from '../runtime/shard.js';
+import type { Shard, ShardBehaviour, ShardLimits } from '../runtime/shard.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
 import { Supervisor } from '../runtime/supervisor.js';
 import { nodeActorId } from './node-actor.js';
@@ -29,6 +29,13 @@ export interface RegionOptions {
   readonly deliverForwards: boolean;
   readonly onEffects: (effects: readonly RegionEffect[], geozone: string) => void;
   readonly onFailure?: (error: Error, geozone: string) => void;
+  /**
+   * The behaviour a shard runs when it is not a region geozone's (the central
+   * orchestrator's shard, app/role.ts); undefined: RegionBehaviour.
+   */
+  readonly behaviour?: ((shardId: string) => ShardBehaviour<RegionInput, RegionEffect> | undefined) | undefined;
+  /** The shard of an input that is not a region's (the central orchestrator's inputs); undefined: the region decides. */
+  readonly shardOf?: ((input: RegionInput) => string | undefined) | undefined;
 }
 
 export interface Region {
@@ -93,6 +100,8 @@ export function createRegion(options: RegionOptions): Region {
   };
 
   const shardOf = (input: RegionInput): string => {
+    const other = options.shardOf?.(input);
+    if (other !== undefined) return other;
     switch (input.type) {
       case 'telemetry':
         return input.report.geozone;
@@ -119,6 +128,12 @@ export function createRegion(options: RegionOptions): Region {
       case 'training.checkpointed':
       case 'training.failed-step':
         return input.geozone;
+      case 'job.submit':
+      case 'summary.in':
+      case 'hpc.observed':
+      case 'job.cancel':
+        // The orchestrator's inputs (its role routes them); a region's first shard ignores them.
+        return firstOwned();
     }
   };
 
@@ -130,6 +145,8 @@ export function createRegion(options: RegionOptions): Region {
     scheduler: options.scheduler,
     limits: options.limits,
     behaviour: (geozone) => {
+      const other = options.behaviour?.(geozone);
+      if (other !== undefined) return other;
       const behaviour = new RegionBehaviour(geozone, config);
       behaviours.set(geozone, behaviour);
       return behaviour;

@@ -1,5 +1,5 @@
 import type { RegionInput } from '../actors/region-io.js';
-import { parseWire, type WireKind } from '../actors/wire.js';
+import { parseWire } from '../actors/wire.js';
 import type { InProcessBus } from '../adapters/bus/in-process-bus.js';
 import { topics } from '../adapters/bus/topics.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -18,24 +18,35 @@ export interface EdgeCounters {
  * A bad one goes to the dead-letter topic with its error code, and the consumer
  * goes on with the next message.
  */
+/** One input topic of a role and the edge decoder of its messages (size, JSON, strict schema; ArcError when bad). */
+export interface InputTopic {
+  readonly topic: string;
+  /** What it carries, as dead letters name it (telemetry, TrainingJob, ...). */
+  readonly kind: string;
+  readonly decode: (raw: unknown) => RegionInput;
+}
+
+/** The region's input topics: NodeTelemetry v2, InferenceRequest v1, InferenceResult v1. */
+export const regionInputTopics: readonly InputTopic[] = [
+  { topic: topics.telemetry, kind: 'telemetry', decode: (raw) => parseWire('telemetry', raw) },
+  { topic: topics.inference, kind: 'inference', decode: (raw) => parseWire('inference', raw) },
+  { topic: topics.result, kind: 'result', decode: (raw) => parseWire('result', raw) },
+];
+
 export function connectInputs(
   bus: InProcessBus,
+  inputTopics: readonly InputTopic[],
   submit: (input: RegionInput) => void,
   stopped: () => boolean,
   onRefused: (error: unknown, topic: string) => void,
 ): EdgeCounters {
   const counters: EdgeCounters = { accepted: 0, invalid: 0, refused: 0 };
-  const inputTopics: [string, WireKind][] = [
-    [topics.telemetry, 'telemetry'],
-    [topics.inference, 'inference'],
-    [topics.result, 'result'],
-  ];
-  for (const [topic, kind] of inputTopics) {
+  for (const { topic, decode } of inputTopics) {
     bus.subscribe(topic, (raw) => {
       if (stopped()) return;
       let input: RegionInput;
       try {
-        input = parseWire(kind, raw);
+        input = decode(raw);
       } catch (error) {
         counters.invalid++;
         const reason = error instanceof ArcError ? error.toJSON() : { code: ErrorCodes.VALIDATION, message: String(error) };

@@ -44,6 +44,7 @@ export function embeddedOwnership(host: OwnershipHost, options: EmbeddedOptions)
       host.clock.raiseFloor(Math.max(0, ...region.supervisor.all().map((shard) => shard.nowMs)));
       edge = connectInputs(
         bus,
+        host.role.inputs,
         (input) => {
           host.ingress(input, 'bus');
           region.supervisor.submit(input);

@@ -7,7 +7,7 @@ import { effectToWire } from '../adapters/bus/topics.js';
 import { startEffectProducer, type EffectProducer, type OutboundMessage } from '../adapters/kafka/effect-producer.js';
 import { KafkaEdgeStatus } from '../adapters/kafka/edge-status.js';
 import { startGeozoneConsumer, type GeozoneConsumer, type GeozoneMessage } from '../adapters/kafka/geozone-consumer.js';
-import { FORWARD_ACK_HEADER, TRIED_HEADER } from '../adapters/kafka/input-decoder.js';
+import { FORWARD_ACK_HEADER, TRIED_HEADER, type RawInputMessage } from '../adapters/kafka/input-decoder.js';
 import { kafkaClient } from '../adapters/kafka/kafka-client.js';
 import { describeKafkaError, retry } from '../adapters/kafka/retry.js';
 import { createInputIdentityVerifier } from '../adapters/security/node-identity.js';
@@ -17,6 +17,7 @@ import { ensureTopicsAt, sortedGeozones, topicNames, topicSpecs } from '../adapt
 import { monotonicNowMs } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { Shard } from '../runtime/shard.js';
+import type { InputTopic } from './bus-edge.js';
 import type { Ownership, OwnershipHost, RegionStore, Takeover } from './ownership.js';
 
 export interface KafkaOwnershipOptions {
@@ -132,8 +133,10 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
       const wire = effectToWire(effect);
       if (wire === undefined) continue;
       if (effect.type === 'dispatch') counters.dispatched++;
+      // A federated task is keyed by the geozone whose region runs it (arc.scheduler.training has one partition).
       // Region-wide events (refusals) belong to no geozone: they go to the first geozone's partition.
-      out.push({ topic: wire.topic, key: zones.includes(geozone) ? geozone : (zones[0] as string), value: JSON.stringify(wire.message) });
+      const key = effect.type === 'federated-task' ? effect.task.geozone : zones.includes(geozone) ? geozone : (zones[0] as string);
+      out.push({ topic: wire.topic, key, value: JSON.stringify(wire.message) });
     }
     if (out.length === 0) return;
     const entry = owned.get(geozone);
@@ -358,7 +361,8 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
         host.note(`Kafka not reachable yet (${what}); retrying`, { attempt, delayMs, error: describeKafkaError(error) });
       };
       const retrying = { signal: stopSignal.signal, onRetry: onRetry('topics') };
-      const ensured = await ensureTopicsAt(brokers, topicSpecs(zones), { ssl: options.ssl, retry: retrying });
+      const specs = topicSpecs(zones);
+      const ensured = await ensureTopicsAt(brokers, host.role.kafkaTopics?.(specs) ?? specs, { ssl: options.ssl, retry: retrying });
       if (ensured.created.length > 0) log.info({ created: ensured.created }, 'topics created');
       if (ensured.grown.length > 0) log.warn({ grown: ensured.grown, geozones: zones.length }, 'topics keyed by geozone had fewer partitions than geozones: partitions added');
       producer = await startEffectProducer(kafka, zones, { status: edge, signal: stopSignal.signal, onRetry: onRetry('effects') });
@@ -367,7 +371,11 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
         kafka,
         groupId: options.groupId,
         geozones: zones,
-        topics: { telemetry: names.telemetry, inference: names.inference, result: names.result },
+        // The region's three input topics, or another role's own (decoded by its edge, dead-lettered alike).
+        ...(host.role.name === 'region'
+          ? { topics: { telemetry: names.telemetry, inference: names.inference, result: names.result } }
+          : { inputs: host.role.inputs.map((input) => ({ topic: input.topic, kind: input.kind, decode: (message: RawInputMessage) => decodeRoleInput(input, message) })) }),
+        wholeTopics: host.role.wholeTopics === true,
         deadLetterTopic: names.deadLetter,
         systemTopic: names.system,
         status: edge,
@@ -448,6 +456,12 @@ export function kafkaOwnership(host: OwnershipHost, options: KafkaOwnershipOptio
       await producer?.close().catch(() => undefined);
     },
   };
+}
+
+/** A message of another role's input topic through that role's edge decoder (a tombstone is refused like bad JSON). */
+function decodeRoleInput(input: InputTopic, message: RawInputMessage): RegionInput {
+  if (message.value === null) throw new ArcError(ErrorCodes.VALIDATION, `${input.kind} message has no value (a tombstone)`);
+  return input.decode(message.value);
 }
 
 /** A forwarded request as the seed's InferenceRequest v1 (the same wire message a client sends, geohash included). */

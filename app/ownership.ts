@@ -5,6 +5,7 @@ import type { ReplayWorkerData } from '../inspector/replay-runner.js';
 import type { WallClock } from '../runtime/clock.js';
 import type { JournalStore } from '../runtime/journal.js';
 import type { SnapshotStore } from '../runtime/snapshot-store.js';
+import type { Role } from './role.js';
 
 export type RegionStore = JournalStore & SnapshotStore;
 
@@ -21,6 +22,8 @@ export interface OwnershipHost {
   readonly region: Region;
   readonly clock: WallClock;
   readonly log: Logger;
+  /** What the shards run: its input topics and decoders, and on Kafka its topics and partitioning. */
+  readonly role: Role;
   /** The store with the process's observers on its appends (metrics, traces, the console feed). */
   instrument<S extends RegionStore>(store: S): S;
   /** An input arrived at this ownership's edge (traces open here). */

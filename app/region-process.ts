@@ -25,6 +25,7 @@ import type { Ownership, OwnershipHost, RegionStore } from './ownership.js';
 import { refusalReporter } from './refusal-reporter.js';
 import { createRegionApi, regionMetricsSource } from './region-api.js';
 import { regionSecurity, type SecurityOptions } from './region-security.js';
+import { regionRole, type Role, type RoleAttachment, type RoleHost } from './role.js';
 
 /** Where the region's journals and snapshots live, and so how it owns its geozones. */
 export type JournalOptions =
@@ -47,6 +48,8 @@ export type JournalOptions =
     };
 
 export interface RegionProcessOptions {
+  /** What the process's shards run (default: the region). */
+  readonly role?: Role | undefined;
   /** Every geozone of the region (LMDB: all owned here; Kafka: the group shares them). */
   readonly geozones: readonly string[];
   readonly journal: JournalOptions;
@@ -93,6 +96,8 @@ export interface RegionProcess {
   onTrain(listener: (task: TrainTaskV1, effect: TrainEffect) => void): void;
   /** A TrainingUpdate v1 through the same edge as HTTP and the agent channel; resolves once durable. */
   trainingUpdate(body: string): Promise<void>;
+  /** Every effect released, by shard, once durable (whatever the role). */
+  onReleased(listener: (effects: readonly RegionEffect[], shardId: string) => void): void;
 }
 
 /** Region-wide events (about no one geozone) reach only console keys that see every geozone. */
@@ -108,6 +113,7 @@ const REFUSALS_REPORTED_PER_SEC = 10;
  * touches the process's exit code: that is the command line's business.
  */
 export async function createRegionProcess(options: RegionProcessOptions): Promise<RegionProcess> {
+  const role = options.role ?? regionRole;
   const wallStart = monotonicNowMs();
   const log = options.logger;
   const env = options.env ?? process.env;
@@ -116,6 +122,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   const tracer = await createRequestTracer({ endpoint: options.otlpEndpoint, env, serviceName: 'arcnet-region', geozones: options.geozones });
   const fatalListeners: ((error: Error, geozone: string) => void)[] = [];
   const dispatchListeners: ((dispatch: DispatchEffect) => void)[] = [];
+  const releasedListeners: ((effects: readonly RegionEffect[], shardId: string) => void)[] = [];
   let stopping = false;
   let ownership: Ownership | undefined;
 
@@ -137,7 +144,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   // The shards arrive as they are owned: all at start on LMDB, as the group assigns them on Kafka.
   const region: Region = createRegion({
     geozones: [],
-    federation: options.geozones,
+    federation: role.shards(options.geozones),
+    behaviour: role.behaviour === undefined ? undefined : (shardId) => role.behaviour?.(shardId),
+    shardOf: role.shardOf === undefined ? undefined : (input) => role.shardOf?.(input),
     clock,
     scheduler: realScheduler,
     deliverForwards: true,
@@ -152,6 +161,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     region,
     clock,
     log,
+    role,
     instrument: <S extends RegionStore>(store: S): S => consoleFeed.feedFrom(tracer === undefined ? metrics.timeAppends(store) : tracer.wrapJournalStore(metrics.timeAppends(store))),
     ingress: (input, transport) => {
       if (tracer === undefined) return;
@@ -197,6 +207,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
   };
 
   function onEffects(effects: readonly RegionEffect[], geozone: string): void {
+    attachment?.onEffects(effects, geozone);
+    for (const listener of releasedListeners) listener(effects, geozone);
     http.onEffects(effects);
     agents.onEffects(effects);
     training.onEffects(effects);
@@ -212,7 +224,10 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
 
   // One fold of per-geozone counters per record serves the inspector's API and its live counts.
   const geozoneStats = new GeozoneStats(region);
-  const inspectorSource = liveInspectorSource(region, owner.stores, owner.timeTravel(), { stats: geozoneStats });
+  const travel = owner.timeTravel();
+  // The replay worker rebuilds the orchestrator's shard with the orchestrator's behaviour.
+  const timeTravel = 'unavailable' in travel || role.name !== 'central' ? travel : { ...travel, centralShards: [...role.shards(options.geozones)] };
+  const inspectorSource = liveInspectorSource(region, owner.stores, timeTravel, { stats: geozoneStats });
   const http = createRegionApi(region, {
     decisionTimeoutMs: options.decisionTimeoutMs ?? 10_000,
     ready: () => owner.ready() && !stopping,
@@ -226,6 +241,16 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     store: owner.stores,
     training: trainingApi,
   });
+  const roleHost: RoleHost = {
+    region,
+    clock,
+    scheduler: realScheduler,
+    log,
+    stores: owner.stores,
+    submit: (input) => region.supervisor.submit(input),
+  };
+  const roleRoutes = role.routes?.(roleHost);
+  let attachment: RoleAttachment | undefined;
   const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused, trainingUpdate: trainingApi.update });
   // On Kafka, FederatedTask and TrainingUpdate also arrive on their topics (the embedded region reads them from its bus).
   const kafkaTraining =
@@ -265,7 +290,10 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
           https: security.https,
           consolePath: '/telemetry',
           agentPath: '/v1/agent',
-          extraRoutes: (routes, guarded) => registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' }),
+          extraRoutes: (routes, guarded) => {
+            registerInspector(routes, { source: inspectorSource, routes: guarded, consolePath: '/telemetry' });
+            roleRoutes?.(routes, guarded);
+          },
         });
   // Per-state actor counts for the inspector, each second, while anyone is connected to the console.
   const liveCounts = new LiveActorCounts(region, geozoneStats);
@@ -290,6 +318,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     }, 1_000);
     const recoverStart = monotonicNowMs();
     blobStore.start();
+    // The role's own work (the HPC driver) is there before recovery: the effects owed from before a restart reach it.
+    attachment = role.attach?.(roleHost);
     await owner.start();
     if (stopping) return;
     timer.start();
@@ -309,12 +339,14 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     timer.stop();
     let error: string | undefined;
     try {
+      await attachment?.stop();
       await owner.drain();
     } catch (caught) {
       error = caught instanceof Error ? caught.message : String(caught);
     }
     const shards = region.supervisor.all();
     const line: Record<string, unknown> = {
+      role: role.name,
       mode: owner.mode,
       geozones: shards.map((shard) => shard.shardId),
       nodes: shards.reduce((sum, shard) => sum + countNodes(shard.actors()), 0),
@@ -361,7 +393,8 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
         .map(([k, v]) => `${k}=${v}`)
         .join(' ');
       const notReady = owner.ready() ? '' : ` | NOT READY${waiting.length > 0 ? ` (recovering ${waiting.join(',')})` : ''}${lastNote === '' ? '' : `: ${lastNote}`}`;
-      return `[arcnet region${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts} | ${edge}${notReady}`;
+      const counters = role.status?.() ?? `requests=${s.requests} routed=${s.routed} completed=${s.completed} expired=${s.expired} rejected=${s.rejected} forwarded=${s.forwarded} timeouts=${s.nodeTimeouts}`;
+      return `[arcnet ${role.name}${owner.mode === 'kafka' ? ' --kafka' : ''}] ${parts.join(' | ') || 'no geozones owned'} | ${counters} | ${edge}${notReady}`;
     },
     onFatal: (listener) => {
       fatalListeners.push(listener);
@@ -372,6 +405,9 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     },
     onTrain: (listener) => training.onTrain(listener),
     trainingUpdate: (body) => training.update(body, () => true),
+    onReleased: (listener) => {
+      releasedListeners.push(listener);
+    },
   };
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -17,6 +18,7 @@ import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
 import { defaultRateLimitPerSec } from '../app/region-security.js';
+import { localCentralRole } from '../app/central-role.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
@@ -46,6 +48,19 @@ const usage = `arcnet: the ArcNet regional runtime
       inspector; processes of one group share the geozones (a consumer group decides who owns which) and
       take over from one that dies. It waits for a broker that is not up yet. --node-ca: telemetry and
       results on the input topics must be signed by a node certificate of the geozone they claim.
+  arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
+                 [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
+                 [--central-shard CENTRAL]
+                 and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
+                 --data-key-file as for region
+      The central orchestrator: training jobs (POST /v1/jobs, arc.job.submission) classified HPC or
+      federated; federated ones published on arc.scheduler.training for the best-ranked geozone; HPC
+      ones staged by the data mover and run by the batch queue; the global view of every region's
+      summaries (GET /v1/global, /v1/global/history) with alerts on arc.event.system.
+      --hpc local copies files and runs batch jobs as child processes on this machine (state in
+      --hpc-dir, default DIR/hpc); --train-command is the batch job's shell command (it finds
+      ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
+      group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
   arcnet kafka:acls --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
@@ -172,6 +187,15 @@ async function main(argv: string[]): Promise<void> {
       'kafka-tls-cert': { type: 'string' },
       'kafka-tls-key': { type: 'string' },
       'node-ca': { type: 'string' },
+      hpc: { type: 'string' },
+      'hpc-dir': { type: 'string' },
+      staging: { type: 'string' },
+      'train-command': { type: 'string' },
+      'poll-every': { type: 'string' },
+      'transfer-rate': { type: 'string' },
+      'summary-every': { type: 'string' },
+      'stall-timeout': { type: 'string' },
+      'central-shard': { type: 'string' },
     },
   });
   switch (command) {
@@ -205,11 +229,37 @@ async function main(argv: string[]): Promise<void> {
       if (result.invariantViolations > 0) process.exitCode = 3;
       return;
     }
-    case 'region': {
+    case 'region':
+    case 'central': {
       const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
+      const central = command === 'central';
+      if (central) {
+        for (const flag of ['sim-nodes', 'geozones', 'node-ca'] as const) {
+          if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
+        }
+      } else {
+        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
+          if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
+        }
+      }
+      const journal = regionJournal(values, central ? 'arcnet-central' : 'arcnet-region');
+      const role = central
+        ? localCentralRole({
+            shardId: values['central-shard'],
+            hpc: values.hpc,
+            hpcDir: values['hpc-dir'] ?? (journal.kind === 'lmdb' ? join(journal.dataDir, 'hpc') : '.hpc-local'),
+            staging: values.staging,
+            trainCommand: values['train-command'],
+            pollEveryMs: values['poll-every'] === undefined ? undefined : parseDurationMs(values['poll-every']),
+            transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
+            summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
+            stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
+          })
+        : undefined;
       const { line, exitCode } = await runRegion({
-        journal: regionJournal(values),
-        geozones: geozoneList(values.geozones),
+        role,
+        journal,
+        geozones: central ? [] : geozoneList(values.geozones),
         simNodes: integer(values['sim-nodes'], 'sim-nodes', 0),
         ratePerSec: rate(values.rate, 50),
         seed: integer(values.seed, 'seed', 1),
@@ -265,7 +315,7 @@ function regionJournal(values: {
   'kafka-tls-cert'?: string | undefined;
   'kafka-tls-key'?: string | undefined;
   'node-ca'?: string | undefined;
-}): JournalOptions {
+}, defaultGroup = 'arcnet-region'): JournalOptions {
   if (values.kafka !== undefined) {
     if (values.data !== undefined) throw new ArcError(ErrorCodes.USAGE, 'give --data DIR (the embedded LMDB journal) or --kafka BROKERS, not both');
     if (values['data-key-file'] !== undefined) {
@@ -274,7 +324,7 @@ function regionJournal(values: {
     const brokers = values.kafka.split(',').map((b) => b.trim()).filter((b) => b !== '');
     if (brokers.length === 0) throw new ArcError(ErrorCodes.USAGE, '--kafka needs at least one broker (host:port)');
     const nodeCa = values['node-ca'];
-    return { kind: 'kafka', brokers, ssl: kafkaTls(values), groupId: values.group ?? 'arcnet-region', nodeCaPem: nodeCa === undefined ? undefined : readText(nodeCa, 'node-ca') };
+    return { kind: 'kafka', brokers, ssl: kafkaTls(values), groupId: values.group ?? defaultGroup, nodeCaPem: nodeCa === undefined ? undefined : readText(nodeCa, 'node-ca') };
   }
   for (const flag of ['group', 'kafka-tls-ca', 'kafka-tls-cert', 'kafka-tls-key', 'node-ca'] as const) {
     if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to a --kafka region only`);

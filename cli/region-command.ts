@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { RegionInput } from '../actors/region-io.js';
 import { createRegionProcess, type JournalOptions, type RegionProcess } from '../app/region-process.js';
 import type { SecurityOptions } from '../app/region-security.js';
+import type { Role } from '../app/role.js';
 import { realScheduler } from '../runtime/clock.js';
 import { Prng } from '../runtime/random.js';
 import { defaultFaults, noFaults, SimFleet } from '../simulations/fleet.js';
@@ -15,6 +16,8 @@ import { SimWorkload } from '../simulations/workload.js';
 const DEMO_JOB_EVERY_MS = 120_000;
 
 export interface RegionCommandOptions {
+  /** What the process runs (default: the region; `arcnet central` passes the orchestrator's role). */
+  readonly role?: Role | undefined;
   readonly journal: JournalOptions;
   readonly geozones: readonly string[];
   readonly simNodes: number;
@@ -40,6 +43,7 @@ export interface RegionCommandOptions {
 export async function runRegion(options: RegionCommandOptions): Promise<{ line: Record<string, unknown>; exitCode: number }> {
   const log = options.logger;
   const region = await createRegionProcess({
+    role: options.role,
     geozones: options.geozones,
     journal: options.journal,
     port: options.port,

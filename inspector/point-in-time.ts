@@ -1,3 +1,5 @@
+import { CentralBehaviour, defaultCentralConfig } from '../actors/central/central-behaviour.js';
+import { replayBehaviours } from '../actors/central/central-journal.js';
 import { createRegion, type Region } from '../actors/region.js';
 import { offsetAtTime } from '../actors/node-history.js';
 import { ManualClock, realScheduler } from '../runtime/clock.js';
@@ -131,9 +133,17 @@ export interface PointState {
 }
 
 /** Rebuilds the region at a point (from the nearest snapshot unless `useSnapshots` is false). */
-export function rebuildAt(store: JournalStore & SnapshotStore, point: ResolvedPoint, options: { useSnapshots?: boolean } = {}): { region: Region; recovered: { shardId: string; fromSnapshotOffset: number; replayed: number }[] } {
+export function rebuildAt(
+  store: JournalStore & SnapshotStore,
+  point: ResolvedPoint,
+  options: { useSnapshots?: boolean; centralShards?: readonly string[] | undefined } = {},
+): { region: Region; recovered: { shardId: string; fromSnapshotOffset: number; replayed: number }[] } {
   const view = new PointInTimeStore(store, point.offsets);
+  const central = new Set(options.centralShards ?? []);
   const region = createRegion({
+    // Told which shards are the orchestrator's (a live process), or found from their journals (a data folder).
+    // Replay applies journaled records only: the orchestrator's configuration decides nothing here.
+    behaviour: options.centralShards === undefined ? replayBehaviours(store, store.shardIds()) : (shardId) => (central.has(shardId) ? new CentralBehaviour(defaultCentralConfig) : undefined),
     geozones: store.shardIds(),
     store: view,
     clock: new ManualClock(0),

@@ -10,9 +10,13 @@ import type { PointState, TimePoint } from './point-in-time.js';
  * dragged slider needs.
  */
 /** Where the worker opens the journals: an LMDB data folder, or Kafka (read-only, beside the live owner). */
-export type ReplayWorkerData =
+export type ReplayWorkerData = (
   | { readonly path: string; readonly dataKeyHex?: string }
-  | { readonly kafka: { readonly brokers: readonly string[]; readonly ssl?: ConnectionOptions | undefined; readonly topicPrefix?: string | undefined } };
+  | { readonly kafka: { readonly brokers: readonly string[]; readonly ssl?: ConnectionOptions | undefined; readonly topicPrefix?: string | undefined } }
+) & {
+  /** Shards that run the central orchestrator's behaviour (the rest are region geozones). */
+  readonly centralShards?: readonly string[] | undefined;
+};
 
 export interface ReplayRequest {
   readonly id: number;

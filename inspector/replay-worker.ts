@@ -54,7 +54,7 @@ async function answer(request: ReplayRequest): Promise<PointState> {
     }
     last = { ...last, point };
   } else {
-    const { region, recovered } = rebuildAt(base, point);
+    const { region, recovered } = rebuildAt(base, point, { centralShards: data.centralShards });
     last = { region, point, recovered };
   }
   return describePoint(base, point, last.region, last.recovered);

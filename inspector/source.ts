@@ -1,6 +1,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { AnyMachineSnapshot } from 'xstate';
 import { NODE_KIND } from '../actors/node-actor.js';
+import { replayBehaviours } from '../actors/central/central-journal.js';
 import { createRegion, type Region } from '../actors/region.js';
 import type { NodeContext } from '../machines/node.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
@@ -146,7 +147,7 @@ export function journalInspectorSource(dir: string, options: LiveSourceOptions =
   try {
     const geozones = store.shardIds();
     if (geozones.length === 0) throw new ArcError(ErrorCodes.NO_JOURNAL, `'${dir}' holds no journal`);
-    const region = createRegion({ geozones, store, clock: new ManualClock(0), scheduler: realScheduler, deliverForwards: false, onEffects: () => undefined });
+    const region = createRegion({ geozones, store, behaviour: replayBehaviours(store, geozones), clock: new ManualClock(0), scheduler: realScheduler, deliverForwards: false, onEffects: () => undefined });
     region.supervisor.recover(true, { skipEphemeral: true });
     const timeTravel: ReplayWorkerData | { unavailable: string } =
       store.encrypted && options.dataKey === undefined

@@ -63,6 +63,8 @@ export const hpcJobInputSchema = z.strictObject({
   estimatedFlops: z.number().nonnegative(),
   checkpointUri: uriSchema.optional(),
   urgency: urgencySchema,
+  /** The node the dataset comes from, when the submitter named it (console display). */
+  sourceNodeId: idSchema.optional(),
   submittedAtMs: atMsSchema,
   /** Defaults to DEFAULT_TRANSFER_STALL_TIMEOUT_MS. */
   transferStallTimeoutMs: stallTimeoutMsSchema.optional(),
@@ -81,6 +83,8 @@ export const hpcJobEventSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('transfer.completed'), atMs: atMsSchema }),
   z.strictObject({ type: z.literal('transfer.failed'), atMs: atMsSchema, reason: reasonSchema }),
+  // The batch queue took the job (its id is known before it starts, so a restart can find it again).
+  z.strictObject({ type: z.literal('queue.submitted'), atMs: atMsSchema, schedulerJobId: idSchema }),
   z.strictObject({ type: z.literal('queue.rejected'), atMs: atMsSchema, reason: reasonSchema }),
   z.strictObject({ type: z.literal('job.started'), atMs: atMsSchema, schedulerJobId: idSchema.optional() }),
   z.strictObject({ type: z.literal('job.completed'), atMs: atMsSchema, checkpointUri: uriSchema.optional() }),
@@ -108,6 +112,7 @@ export const hpcJobContextSchema = z.strictObject({
   estimatedFlops: z.number().nonnegative(),
   checkpointUri: uriSchema.nullable(),
   urgency: urgencySchema,
+  sourceNodeId: idSchema.nullable(),
   transferStallTimeoutMs: stallTimeoutMsSchema,
   submittedAtMs: atMsSchema,
   transferId: idSchema.nullable(),
@@ -141,6 +146,7 @@ function initialContext(input: HpcJobInput): HpcJobContext {
     estimatedFlops: input.estimatedFlops,
     checkpointUri: input.checkpointUri ?? null,
     urgency: input.urgency,
+    sourceNodeId: input.sourceNodeId ?? null,
     transferStallTimeoutMs,
     submittedAtMs: input.submittedAtMs,
     transferId: null,
@@ -208,9 +214,13 @@ export const hpcJobMachine = setup({
       assertEvent(event, 'transfer.completed');
       return { progress: 1, transferCompletedAtMs: event.atMs, transferDeadlineAtMs: null };
     }),
-    recordJobStarted: assign(({ event }) => {
+    recordQueueSubmitted: assign(({ event }) => {
+      assertEvent(event, 'queue.submitted');
+      return { schedulerJobId: event.schedulerJobId };
+    }),
+    recordJobStarted: assign(({ context, event }) => {
       assertEvent(event, 'job.started');
-      return { schedulerJobId: event.schedulerJobId ?? null, jobStartedAtMs: event.atMs };
+      return { schedulerJobId: event.schedulerJobId ?? context.schedulerJobId, jobStartedAtMs: event.atMs };
     }),
     recordJobCompleted: assign(({ context, event }) => {
       assertEvent(event, 'job.completed');
@@ -266,6 +276,7 @@ export const hpcJobMachine = setup({
     // No deadline: HPC queue waits are measured in hours and are not a fault.
     queued: {
       on: {
+        'queue.submitted': { actions: 'recordQueueSubmitted' },
         'job.started': { target: 'running', actions: 'recordJobStarted' },
         'queue.rejected': { target: 'failed', actions: { type: 'fail', params: { reason: 'queue-rejected' } } },
       },

@@ -43,6 +43,10 @@ export const ErrorCodes = {
   NO_CAPACITY: 'ARC_ERR_NO_CAPACITY',
   /** An inference request id that was already seen from the same geozone (HTTP 409); use a new request id. */
   DUPLICATE_REQUEST: 'ARC_ERR_DUPLICATE_REQUEST',
+  /** A training job id already used (by the orchestrator, or by a region for its geozone; HTTP 409): use a new job id. */
+  DUPLICATE_JOB: 'ARC_ERR_DUPLICATE_JOB',
+  /** The training job has already ended (completed, failed or cancelled): nothing is left to cancel (HTTP 409). */
+  JOB_ENDED: 'ARC_ERR_JOB_ENDED',
   /** A console client fell too far behind the live feed and was disconnected. */
   SLOW_CONSUMER: 'ARC_ERR_SLOW_CONSUMER',
   /** A journal failed its integrity check (a record altered, removed or reordered). */
@@ -76,8 +80,6 @@ export const ErrorCodes = {
   DATASET: 'ARC_ERR_DATASET',
   /** A content-addressed blob (training weights) is not in the store: send the weights inline, or store them first. */
   BLOB_MISSING: 'ARC_ERR_BLOB_MISSING',
-  /** A training job id that was already used in this geozone (HTTP 409): use a new job id. */
-  DUPLICATE_JOB: 'ARC_ERR_DUPLICATE_JOB',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

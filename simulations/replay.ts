@@ -1,3 +1,4 @@
+import { replayBehaviours } from '../actors/central/central-journal.js';
 import { createRegion } from '../actors/region.js';
 import type { RegionStats } from '../actors/region-stats.js';
 import { existsSync } from 'node:fs';
@@ -66,6 +67,7 @@ export async function replayJournal(dir: string, options: ReplayOptions = {}): P
     const region = createRegion({
       geozones,
       store,
+      behaviour: replayBehaviours(lmdb, geozones),
       clock: new ManualClock(0),
       scheduler: realScheduler,
       deliverForwards: false,

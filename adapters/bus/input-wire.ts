@@ -1,4 +1,5 @@
 import type { RegionInput } from '../../actors/region-io.js';
+import { trainingJobToWire } from '../../actors/central/training-wire.js';
 import { topics } from './topics.js';
 
 /**
@@ -45,6 +46,23 @@ export function inputToWire(input: RegionInput): { topic: string; message: Recor
         topic: topics.result,
         message: { 'request-id': input.requestId, 'node-id': input.nodeId, 'latency-ms': input.latencyMs, status: input.status },
       };
+    case 'job.submit':
+      return { topic: topics.jobSubmission, message: trainingJobToWire(input.job) };
+    case 'summary.in': {
+      const s = input.summary;
+      return {
+        topic: topics.summary,
+        message: {
+          'geozone-id': s.geozoneId,
+          'total-nodes': s.totalNodes,
+          'active-nodes': s.activeNodes,
+          'avg-gpu-util': s.avgGpuUtil,
+          'energy-breakdown': { ...s.energyBreakdown },
+          'open-reservations': s.openReservations,
+          timestamp: new Date(s.atMs).toISOString(),
+        },
+      };
+    }
     default:
       return undefined; // cancels and operator actions have no seed topic; they go to the region directly
   }

@@ -18,10 +18,16 @@ export const topics = {
   ended: 'arc.reservation.ended',
   /** Inputs that failed validation, with the reason. */
   deadLetter: 'arc.deadletter',
-  /** FederatedTask v1 in; TrainTask v1 (`"type":"train"`, weights by hash) out, addressed to a node. */
+  /**
+   * FederatedTask v1: out of the central orchestrator, into the region of its geozone; the
+   * region's TrainTask v1 (`"type":"train"`, weights by hash) out, addressed to a node.
+   */
   training: 'arc.scheduler.training',
   /** TrainingUpdate v1 in. */
   trainingResult: 'arc.result.training',
+  /** The central orchestrator's: TrainingJob v1 in, HpcJob v1 out (actors/central/training-wire.ts). */
+  jobSubmission: 'arc.job.submission',
+  hpcIngress: 'ornl.bridge.ingress',
 } as const;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -80,10 +86,47 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
     case 'train':
       // On a topic the weights travel by hash (the agent channel sends them inline).
       return { topic: topics.training, message: trainTaskOf(effect, null) };
+    case 'federated-task': {
+      const t = effect.task;
+      return {
+        topic: topics.training,
+        message: {
+          'job-id': t.jobId,
+          geozone: t.geozone,
+          'model-id': t.modelId,
+          'dataset-uri': t.datasetUri,
+          rounds: t.rounds,
+          'min-participants': t.minParticipants,
+          participants: t.participants,
+          'round-deadline-ms': t.roundDeadlineMs,
+          'checkpoint-uri': t.checkpointUri,
+          'hyper-parameters': { ...t.hyperParameters },
+          reason: t.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
+    }
+    case 'hpc-ingress':
+      return {
+        topic: topics.hpcIngress,
+        message: {
+          'job-id': effect.jobId,
+          'dataset-uri': effect.datasetUri,
+          'staged-uri': effect.stagedUri,
+          'dataset-size-gb': effect.datasetSizeGb,
+          'estimated-flops': effect.estimatedFlops,
+          'checkpoint-uri': effect.checkpointUri,
+          urgency: effect.urgency,
+          'batch-job-name': effect.jobId,
+          reason: effect.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
     case 'forward':
     case 'forward-ack':
     case 'aggregate':
     case 'checkpoint':
+    case 'hpc-command':
       return undefined;
   }
 }

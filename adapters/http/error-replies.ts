@@ -25,10 +25,11 @@ export const regionStatusOf: StatusOfCode = {
   [ErrorCodes.NOT_FOUND]: 404,
   [ErrorCodes.METHOD_NOT_ALLOWED]: 405,
   [ErrorCodes.UPGRADE_REQUIRED]: 426,
+  [ErrorCodes.DUPLICATE_JOB]: 409,
+  [ErrorCodes.JOB_ENDED]: 409,
   [ErrorCodes.REPLAY_DIVERGED]: 500,
   // A behaviour threw while deciding: nothing was applied; a fault of the region, not of the request.
   [ErrorCodes.INPUT_REFUSED]: 500,
-  [ErrorCodes.DUPLICATE_JOB]: 409,
   [ErrorCodes.DATASET]: 422,
   [ErrorCodes.BLOB_MISSING]: 422,
 };

@@ -44,7 +44,8 @@ export const POISON_EVENT_MESSAGE = 'poison message';
 export const MAX_ERROR_MESSAGE_CHARS = 1024;
 
 export interface PoisonMessage {
-  readonly kind: WireKind;
+  /** The input kind (telemetry, inference, result, or another role's, e.g. TrainingJob). */
+  readonly kind: WireKind | (string & {});
   readonly topic: string;
   readonly partition: number;
   /** The geozone whose partition the message came from. */

@@ -22,15 +22,22 @@ export function assignByIndex(memberIds: readonly string[], geozoneCount: number
   return out;
 }
 
-export function geozoneAssigner(geozoneCount: number): PartitionAssigner {
+/**
+ * With `wholeTopics`, there is one shard and every partition of every input topic
+ * is its (a process role with one shard for the whole federation, such as the
+ * central orchestrator reading every region's summaries): one member gets them all.
+ */
+export function geozoneAssigner(geozoneCount: number, options: { wholeTopics?: boolean } = {}): PartitionAssigner {
   return ({ cluster }) => ({
     name: GEOZONE_ASSIGNER,
     version: 0,
     assign({ members, topics }) {
-      const byIndex = assignByIndex(
+      const indexes = assignByIndex(
         members.map((m) => m.memberId),
         geozoneCount,
       );
+      const first = indexes.get(0);
+      const byIndex = options.wholeTopics === true ? { get: (_partition: number) => first } : indexes;
       const assignment = new Map<string, Record<string, number[]>>(members.map((m) => [m.memberId, {}]));
       for (const topic of topics) {
         for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {

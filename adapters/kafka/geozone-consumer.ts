@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { RegionInput } from '../../actors/region-io.js';
-import type { WireKind } from '../../actors/wire.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { writeDeadLetter } from './dead-letter.js';
 import { KafkaEdgeStatus } from './edge-status.js';
@@ -40,11 +39,23 @@ export interface GeozoneMessage {
   readonly heartbeat: () => Promise<void>;
 }
 
+/** An input topic of another role than the region's, with its decoder (an ArcError for a poison message). */
+export interface ConsumedTopic {
+  readonly topic: string;
+  /** Its kind on dead letters (x-wire-kind). */
+  readonly kind: string;
+  decode(message: RawInputMessage, partitionGeozone: string): RegionInput;
+}
+
 export interface GeozoneConsumerOptions {
   readonly kafka: Kafka;
   readonly groupId: string;
   readonly geozones: readonly string[];
-  readonly topics: { readonly telemetry: string; readonly inference: string; readonly result: string };
+  /** The region's input topics; another role names its own in `inputs` instead. */
+  readonly topics?: { readonly telemetry: string; readonly inference: string; readonly result: string } | undefined;
+  readonly inputs?: readonly ConsumedTopic[] | undefined;
+  /** One shard owns every partition of every input topic (see geozoneAssigner). */
+  readonly wholeTopics?: boolean | undefined;
   readonly deadLetterTopic: string;
   readonly systemTopic: string;
   /** The full set of geozones this member owns now (after every group join). */
@@ -96,12 +107,18 @@ const DEFAULT_CONSUMER_RETRIES = 6;
 
 export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Promise<GeozoneConsumer> {
   const zones = sortedGeozones(options.geozones);
-  const kindByTopic = new Map<string, WireKind>([
-    [options.topics.telemetry, 'telemetry'],
-    [options.topics.inference, 'inference'],
-    [options.topics.result, 'result'],
-  ]);
-  if (kindByTopic.size !== 3) throw new ArcError(ErrorCodes.USAGE, 'the telemetry, inference and result topics must be three different topics');
+  const wholeTopics = options.wholeTopics === true;
+  const kindByTopic = new Map<string, { kind: string; decode: ConsumedTopic['decode'] }>();
+  const regionTopics = options.topics;
+  if (regionTopics !== undefined) {
+    for (const kind of ['telemetry', 'inference', 'result'] as const) kindByTopic.set(regionTopics[kind], { kind, decode: (message, geozone) => decodeInput(kind, message, geozone) });
+    if (kindByTopic.size !== 3) throw new ArcError(ErrorCodes.USAGE, 'the telemetry, inference and result topics must be three different topics');
+  }
+  for (const input of options.inputs ?? []) {
+    if (kindByTopic.has(input.topic)) throw new ArcError(ErrorCodes.USAGE, `input topic ${input.topic} named twice`);
+    kindByTopic.set(input.topic, { kind: input.kind, decode: (message, geozone) => input.decode(message, geozone) });
+  }
+  if (kindByTopic.size === 0) throw new ArcError(ErrorCodes.USAGE, 'a consumer needs at least one input topic');
   const topics = [...kindByTopic.keys()];
   const nowMs = options.nowMs ?? (() => Date.now());
   const counters = { accepted: 0, deadLettered: 0, rebalances: 0, crashes: 0, restarts: 0 };
@@ -135,7 +152,7 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 1_000;
   const consumer: Consumer = options.kafka.consumer({
     groupId: options.groupId,
-    partitionAssigners: [geozoneAssigner(zones.length)],
+    partitionAssigners: [geozoneAssigner(zones.length, { wholeTopics })],
     sessionTimeout: options.sessionTimeoutMs ?? 6_000,
     heartbeatInterval: heartbeatIntervalMs,
     rebalanceTimeout: 20_000,
@@ -171,9 +188,10 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
   options.signal?.addEventListener('abort', () => void stop(), { once: true });
 
   /** The message as an input, or undefined once it is dead-lettered (a promise only then). */
-  const decode = (kind: WireKind, topic: string, partition: number, geozone: string, message: KafkaMessage): RegionInput | Promise<undefined> => {
+  const decode = (decoder: { kind: string; decode: ConsumedTopic['decode'] }, topic: string, partition: number, geozone: string, message: KafkaMessage): RegionInput | Promise<undefined> => {
+    const kind = decoder.kind;
     try {
-      const input = decodeInput(kind, message, geozone);
+      const input = decoder.decode(message, geozone);
       options.verifyInput?.(input, { topic, key: message.key, value: message.value, headers: message.headers }, geozone);
       return input;
     } catch (error) {
@@ -200,15 +218,15 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
   const eachBatch = async (payload: EachBatchPayload): Promise<void> => {
     const { batch } = payload;
     const { topic, partition } = batch;
-    const kind = kindByTopic.get(topic);
-    const geozone = zones[partition];
-    if (kind === undefined || geozone === undefined) return; // not ours (the assigner does not hand these out)
+    const decoder = kindByTopic.get(topic);
+    const geozone = wholeTopics ? zones[0] : zones[partition];
+    if (decoder === undefined || geozone === undefined) return; // not ours (the assigner does not hand these out)
     const beat = (): Promise<void> => payload.heartbeat();
     let beatAtMs = performance.now();
     for (const message of batch.messages) {
       // A rebalance or a stop: what is not resolved yet is fetched again by whoever owns it next.
       if (!payload.isRunning() || payload.isStale()) return;
-      const decoded = decode(kind, topic, partition, geozone, message);
+      const decoded = decode(decoder, topic, partition, geozone, message);
       const input = decoded instanceof Promise ? await decoded : decoded;
       const handled = options.onMessage({ topic, partition, offset: message.offset, geozone, input, heartbeat: beat });
       if (handled !== undefined) await handled;
@@ -239,7 +257,12 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     counters.rebalances++;
     const owned = new Set<string>();
-    for (const partitions of Object.values(event.payload.memberAssignment)) for (const p of partitions) if (p < zones.length) owned.add(zones[p] as string);
+    for (const partitions of Object.values(event.payload.memberAssignment)) {
+      for (const p of partitions) {
+        const zone = wholeTopics ? zones[0] : zones[p];
+        if (zone !== undefined) owned.add(zone);
+      }
+    }
     connected();
     options.onAssigned([...owned].sort());
     settleJoin?.resolve();

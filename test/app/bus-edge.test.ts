@@ -4,10 +4,10 @@ import { createRegion } from '../../actors/region.js';
 import { InProcessBus } from '../../adapters/bus/in-process-bus.js';
 import { topics } from '../../adapters/bus/topics.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
-import { connectInputs, connectTrainingInputs } from '../../app/bus-edge.js';
 import { createTrainingWiring } from '../../app/training-wiring.js';
 import { MemoryBlobStore } from '../../runtime/blob-store.js';
 import { pino } from 'pino';
+import { connectInputs, connectTrainingInputs, regionInputTopics } from '../../app/bus-edge.js';
 import { ManualClock, realScheduler } from '../../runtime/clock.js';
 import { tempDir } from '../helpers/fixtures.js';
 
@@ -33,7 +33,7 @@ test('bad messages on an input topic go to the dead-letter topic with a code, ne
     const bus = new InProcessBus(realScheduler);
     const dead: { reason: { code: string } }[] = [];
     bus.subscribe(topics.deadLetter, (m) => dead.push(JSON.parse(m as string) as { reason: { code: string } }));
-    const edge = connectInputs(bus, (input) => region.supervisor.submit(input), () => false, () => undefined);
+    const edge = connectInputs(bus, regionInputTopics, (input) => region.supervisor.submit(input), () => false, () => undefined);
 
     bus.publish(topics.telemetry, JSON.stringify({ ...good, 'battery-level': 'full' }));
     bus.publish(topics.telemetry, '{not json');

@@ -26,9 +26,9 @@ export interface LiveRegion {
   stop(): Promise<Record<string, unknown>>;
 }
 
-/** Starts `arcnet region ... --port 0` and waits for its HTTP API to listen. */
-export async function startLiveRegion(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<LiveRegion> {
-  const child = spawn(process.execPath, [arcnetCli, 'region', '--port', '0', '--status-every', '1h', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `arcnet region ... --port 0` (or `arcnet central`) and waits for its HTTP API to listen. */
+export async function startLiveRegion(args: readonly string[], env: NodeJS.ProcessEnv = process.env, command: 'region' | 'central' = 'region'): Promise<LiveRegion> {
+  const child = spawn(process.execPath, [arcnetCli, command, '--port', '0', '--status-every', '1h', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

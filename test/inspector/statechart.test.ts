@@ -66,7 +66,8 @@ for (const { machine } of inspectedMachines) {
   test(`the ${machine.id} graph has exactly the states, initial states, final states and transitions its definition declares`, (t) => {
     const expected = fromConfig(machine);
     const actual = fromGraph(machine);
-    t.true(expected.states.length > 3);
+    // The root and at least two states: a machine the walk read nothing of would pass the comparisons.
+    t.true(expected.states.length >= 3);
     t.deepEqual(actual.states, expected.states);
     t.deepEqual(actual.initials, expected.initials);
     t.deepEqual(actual.finals, expected.finals);
@@ -87,7 +88,7 @@ test('guards are named as the machine names them, combinators included', (t) => 
 
 test('every diagram is laid out: each state a box inside the picture, each state-changing transition an arrow with its label', async (t) => {
   const diagrams = await machineDiagrams();
-  t.is(diagrams.length, 4);
+  t.is(diagrams.length, inspectedMachines.length);
   for (const diagram of diagrams) {
     const boxes = diagram.nodes.filter((n) => n.role === 'state');
     t.is(boxes.length, diagram.graph.states.length - 1, `${diagram.machine}: one box per state but the root`);
