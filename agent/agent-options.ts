@@ -59,6 +59,12 @@ export interface AgentLimits {
   /** Reconnect backoff: first and largest wait (ms), full jitter. */
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
+  /** Local trainings at once (each a worker thread using one core); more `train` tasks wait. */
+  readonly maxConcurrentTrainings: number;
+  /** Training tasks waiting for a slot; one past it is dropped (the region's round goes on without this node). */
+  readonly maxQueuedTrainings: number;
+  /** Training updates kept until the region accepted them; past it the oldest is dropped (and counted). */
+  readonly maxOwedUpdates: number;
   /** On SIGTERM: time for dispatches in hand to finish, then time to flush owed results (ms each). */
   readonly drainTimeoutMs: number;
   readonly flushTimeoutMs: number;
@@ -72,6 +78,9 @@ export const defaultAgentLimits: AgentLimits = {
   requestTimeoutMs: 60_000,
   reconnectMinMs: 250,
   reconnectMaxMs: 30_000,
+  maxConcurrentTrainings: 1,
+  maxQueuedTrainings: 16,
+  maxOwedUpdates: 256,
   drainTimeoutMs: 30_000,
   flushTimeoutMs: 10_000,
 };

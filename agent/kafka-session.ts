@@ -1,13 +1,16 @@
 import type { Logger } from 'pino';
 import { topics } from '../adapters/bus/topics.js';
 import { connectAgentKafka, type AgentKafka } from '../adapters/kafka/agent-kafka.js';
+import { BLOB_TOPIC } from '../adapters/kafka/kafka-blob-store.js';
 import { signNodeMessage } from '../adapters/security/node-identity.js';
 import { inferenceDispatchSchema } from '../actors/wire-out.js';
+import { trainingTopics, type TrainingUpdateV1 } from '../actors/training-wire.js';
 import type { InferenceResultV1, NodeTelemetryV2 } from '../actors/wire.js';
 import { realScheduler } from '../runtime/clock.js';
 import type { AgentLimits, AgentUplink } from './agent-options.js';
 import { Backoff } from './backoff.js';
 import type { ResultOutbox } from './result-outbox.js';
+import { updateKey, type UpdateOutbox } from './update-outbox.js';
 import type { Uplink, UplinkHandlers, UplinkStats } from './uplink.js';
 
 export interface KafkaSessionOptions {
@@ -16,6 +19,7 @@ export interface KafkaSessionOptions {
   readonly uplink: Extract<AgentUplink, { kind: 'kafka' }>;
   readonly limits: AgentLimits;
   readonly outbox: ResultOutbox;
+  readonly updates: UpdateOutbox;
   readonly handlers: UplinkHandlers;
   readonly logger: Logger;
 }
@@ -27,6 +31,9 @@ export interface KafkaSessionOptions {
  * arc.command.dispatch.<geozone> in the node's own consumer group, only its own
  * node's, de-duplicated by request id (the topic is at least once). A result is
  * owed until the broker acknowledged it; a failed send is retried with backoff.
+ * Federated training: this node's `train` messages from arc.scheduler.training
+ * (starting weights read by hash from arc.blobs), and its updates to
+ * arc.result.training, signed like its telemetry.
  */
 export class KafkaSession implements Uplink {
   private kafka: AgentKafka | undefined;
@@ -81,6 +88,34 @@ export class KafkaSession implements Uplink {
     );
   }
 
+  /** TrainingUpdate v1 on arc.result.training, signed as telemetry is; owed until the broker has it. */
+  sendTrainingUpdate(update: TrainingUpdateV1): void {
+    const kafka = this.kafka;
+    const key = updateKey(update['job-id'], update.round);
+    const sendingKey = `update/${key}`;
+    if (kafka === undefined || !this.connected || this.sending.has(sendingKey)) return;
+    this.sending.add(sendingKey);
+    // arc.result.training has one partition (the region's training edge creates it so).
+    kafka.produce({ ...this.message(trainingTopics.result, update), partition: 0 }).then(
+      () => {
+        this.sending.delete(sendingKey);
+        this.options.updates.settle(key);
+      },
+      (error: unknown) => {
+        this.sending.delete(sendingKey);
+        this.options.logger.warn({ err: describe(error), update: key }, 'training update not delivered: retrying');
+        realScheduler.after(this.options.limits.reconnectMinMs * 4, () => {
+          const owed = this.options.updates.get(key);
+          if (owed !== undefined) this.sendTrainingUpdate(owed);
+        });
+      },
+    );
+  }
+
+  async fetchWeights(sha256: string): Promise<Uint8Array | undefined> {
+    return this.kafka?.fetchBlob(sha256);
+  }
+
   async stopTaking(): Promise<void> {
     this.taking = false;
     await this.kafka?.stopConsuming();
@@ -113,16 +148,20 @@ export class KafkaSession implements Uplink {
         geozone: this.options.geozone,
         clusterGeozones: uplink.clusterGeozones,
         dispatchTopic: topics.dispatch(this.options.geozone),
+        trainingTopic: trainingTopics.scheduler,
+        blobTopic: BLOB_TOPIC,
       });
       this.kafka = kafka;
       kafka.onConsumerLost((error) => this.onConsumerLost(kafka as AgentKafka, error));
       await kafka.consume((value) => this.onDispatchValue(value));
+      await kafka.consumeTraining((value) => this.onTrainingValue(value));
       if (this.closing) return;
       this.connected = true;
       this.connectBackoff.reset();
       logger.info({ brokers: uplink.brokers }, 'connected to Kafka');
       handlers.onConnected();
       for (const result of this.options.outbox.all()) this.sendResult(result);
+      for (const update of this.options.updates.all()) this.sendTrainingUpdate(update);
     } catch (error) {
       await kafka?.close();
       this.kafka = undefined;
@@ -161,6 +200,28 @@ export class KafkaSession implements Uplink {
     if (dispatch.data['node-id'] !== this.options.nodeId) return;
     this.options.handlers.onDispatch(dispatch.data);
   }
+
+  /** The training topic holds every geozone's jobs and `train` messages: only this node's `train` goes on (validated by the runner). */
+  private onTrainingValue(value: Buffer | null): void {
+    if (value === null) return;
+    const text = value.toString('utf8');
+    if (!mayBeTrainFor(text, this.options.nodeId)) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (typeof parsed !== 'object' || parsed === null) return;
+    const message = parsed as Record<string, unknown>;
+    if (message['type'] !== 'train' || message['node-id'] !== this.options.nodeId || message['geozone'] !== this.options.geozone) return;
+    this.options.handlers.onTrainingTask(message);
+  }
+}
+
+/** A cheap test before parsing: most of the training topic is other nodes' tasks and FederatedTasks. */
+function mayBeTrainFor(text: string, nodeId: string): boolean {
+  return text.includes('"train"') && text.includes(JSON.stringify(nodeId));
 }
 
 function describe(error: unknown): string {

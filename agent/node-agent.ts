@@ -5,8 +5,12 @@ import { KafkaSession } from './kafka-session.js';
 import { RegionSession } from './region-session.js';
 import { ResultOutbox } from './result-outbox.js';
 import { TelemetrySource } from './telemetry-report.js';
-import { onTrainingTask } from './training-task.js';
+import { TrainingRunner } from './training-runner.js';
+import { UpdateOutbox } from './update-outbox.js';
 import type { Uplink, UplinkHandlers } from './uplink.js';
+
+/** Job/round pairs remembered to tell a re-sent `train` from a new one. */
+const MAX_REMEMBERED_TRAINING_TASKS = 4096;
 
 /** Largest model-server answer read (a completion of a few hundred tokens is a few KiB). */
 const MAX_MODEL_RESPONSE_BYTES = 4 * 1024 * 1024;
@@ -34,18 +38,35 @@ export interface NodeAgentSummary {
   readonly reconnects: number;
   readonly telemetryAccepted: number;
   readonly abandonedOnStop: number;
+  /** Local trainings finished (their updates sent). */
+  readonly trainingsRun: number;
+  readonly trainingsFailed: number;
+  /** Trainings past their round's deadline (skipped or stopped). */
+  readonly trainingsExpired: number;
+  /** `train` messages received again and not trained again. */
+  readonly trainingDuplicates: number;
+  /** Training updates the region accepted, still owed at the stop, and dropped. */
+  readonly updatesSent: number;
+  readonly updatesOwed: number;
+  readonly updatesDropped: number;
+  /** Trainings waiting or running when the agent stopped (ended: their rounds go on without this node). */
+  readonly trainingsAbandonedOnStop: number;
 }
 
 /**
  * The node agent (the seed's Layer 1, "Ganglions"): reports the node's telemetry
  * on a fixed period, takes the dispatches addressed to it, runs them on the model
- * server and reports each result until the region has it. A composition root like
+ * server and reports each result until the region has it; trains the federated
+ * rounds it is given on its part of the data set and sends each update until
+ * the region has it. A composition root like
  * app/: it assembles the telemetry source, the runner, the outbox and the uplink
  * (the agent channel or Kafka); signals and printing are cli/agent-command.ts's.
  */
 export class NodeAgent {
   private readonly outbox: ResultOutbox;
   private readonly runner: DispatchRunner;
+  private readonly updates: UpdateOutbox;
+  private readonly trainer: TrainingRunner;
   private readonly telemetry: TelemetrySource;
   private readonly uplink: Uplink;
   private reportTimer: NodeJS.Timeout | undefined;
@@ -72,9 +93,21 @@ export class NodeAgent {
       wallNowMs: () => Date.now(),
       logger,
     });
+    this.updates = new UpdateOutbox(limits.maxOwedUpdates);
+    this.trainer = new TrainingRunner({
+      nodeId: options.nodeId,
+      maxConcurrentTrainings: limits.maxConcurrentTrainings,
+      maxQueuedTrainings: limits.maxQueuedTrainings,
+      maxRememberedTasks: MAX_REMEMBERED_TRAINING_TASKS,
+      outbox: this.updates,
+      onUpdate: (update) => this.uplink.sendTrainingUpdate(update),
+      fetchWeights: (sha256) => this.uplink.fetchWeights(sha256),
+      wallNowMs: () => Date.now(),
+      logger,
+    });
     const handlers: UplinkHandlers = {
       onDispatch: (dispatch) => this.runner.offer(dispatch),
-      onTrainingTask: (task) => onTrainingTask(task, logger),
+      onTrainingTask: (task) => this.trainer.offer(task),
       onConnected: () => this.report(),
       onFatal: (error) => {
         logger.fatal({ err: error }, 'the agent cannot go on');
@@ -84,8 +117,8 @@ export class NodeAgent {
     const { uplink } = options;
     this.uplink =
       uplink.kind === 'region'
-        ? new RegionSession({ nodeId: options.nodeId, geozone: options.geozone, uplink, limits, outbox: this.outbox, handlers, logger })
-        : new KafkaSession({ nodeId: options.nodeId, geozone: options.geozone, uplink, limits, outbox: this.outbox, handlers, logger });
+        ? new RegionSession({ nodeId: options.nodeId, geozone: options.geozone, uplink, limits, outbox: this.outbox, updates: this.updates, handlers, logger })
+        : new KafkaSession({ nodeId: options.nodeId, geozone: options.geozone, uplink, limits, outbox: this.outbox, updates: this.updates, handlers, logger });
   }
 
   /** Called when retrying cannot help (a refused key, a second agent with this node id). */
@@ -119,11 +152,14 @@ export class NodeAgent {
     if (this.reportTimer !== undefined) clearInterval(this.reportTimer);
     logger.info({ reason, inHand: this.runner.size, owed: this.outbox.size }, 'stopping: finishing dispatches in hand');
     await this.uplink.stopTaking();
-    const { abandoned } = await this.runner.stop(limits.drainTimeoutMs);
+    const [{ abandoned }, training] = await Promise.all([this.runner.stop(limits.drainTimeoutMs), this.trainer.stop()]);
     this.report();
     await this.reporting;
+    const flushDeadlineMs = Date.now() + limits.flushTimeoutMs;
     const flushed = await this.outbox.whenEmpty(limits.flushTimeoutMs);
     if (!flushed) logger.warn({ owed: this.outbox.size }, 'stopping with results the region has not accepted');
+    const updatesFlushed = await this.updates.whenEmpty(Math.max(0, flushDeadlineMs - Date.now()));
+    if (!updatesFlushed) logger.warn({ owed: this.updates.size }, 'stopping with training updates the region has not accepted');
     await this.uplink.close(2_000);
     const { reconnects, telemetryAccepted } = this.uplink.stats;
     return {
@@ -142,6 +178,14 @@ export class NodeAgent {
       reconnects,
       telemetryAccepted,
       abandonedOnStop: abandoned,
+      trainingsRun: this.trainer.trained,
+      trainingsFailed: this.trainer.failed,
+      trainingsExpired: this.trainer.expired,
+      trainingDuplicates: this.trainer.duplicates,
+      updatesSent: this.updates.accepted,
+      updatesOwed: this.updates.size,
+      updatesDropped: this.updates.dropped,
+      trainingsAbandonedOnStop: training.abandoned,
     };
   }
 

@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import { acceptedSchema, agentErrorSchema, dispatchMessageSchema } from '../adapters/agent/agent-messages.js';
 import { openAgentSocket, type AgentSocket } from '../adapters/agent/agent-socket.js';
+import type { TrainingUpdateV1 } from '../actors/training-wire.js';
 import type { InferenceResultV1, NodeTelemetryV2 } from '../actors/wire.js';
 import { realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import type { AgentLimits, AgentUplink } from './agent-options.js';
 import { Backoff } from './backoff.js';
 import type { ResultOutbox } from './result-outbox.js';
+import { updateKey, type UpdateOutbox } from './update-outbox.js';
 import type { Uplink, UplinkHandlers, UplinkStats } from './uplink.js';
 
 /** The channel closes with this code when another connection said hello for the same node. */
@@ -27,6 +29,7 @@ export interface RegionSessionOptions {
   readonly uplink: Extract<AgentUplink, { kind: 'region' }>;
   readonly limits: AgentLimits;
   readonly outbox: ResultOutbox;
+  readonly updates: UpdateOutbox;
   readonly handlers: UplinkHandlers;
   readonly logger: Logger;
 }
@@ -51,6 +54,12 @@ export class RegionSession implements Uplink {
   private telemetryAccepted = 0;
   private everConnected = false;
   private nextMessageId = 1;
+  /**
+   * Training updates in flight on this connection, by the message id they were sent with: the
+   * region's `accepted` for an update names no job or round, only the id. Cleared on every
+   * welcome (answers on a closed connection never come; the owed updates are sent again).
+   */
+  private readonly updatesInFlight = new Map<string, string>();
 
   constructor(private readonly options: RegionSessionOptions) {
     this.backoff = new Backoff(options.limits.reconnectMinMs, options.limits.reconnectMaxMs);
@@ -70,6 +79,18 @@ export class RegionSession implements Uplink {
 
   sendResult(result: InferenceResultV1): void {
     if (this.welcomed) this.socket?.send({ type: 'result', id: `r:${result['request-id']}`, ...result });
+  }
+
+  sendTrainingUpdate(update: TrainingUpdateV1): void {
+    if (!this.welcomed || this.socket === undefined) return;
+    const id = `u${this.nextMessageId++}`;
+    this.updatesInFlight.set(id, updateKey(update['job-id'], update.round));
+    this.socket.send({ type: 'training-update', id, ...update });
+  }
+
+  /** The agent channel sends a round's weights inline: there is nothing to fetch by hash. */
+  fetchWeights(_sha256: string): Promise<Uint8Array | undefined> {
+    return Promise.resolve(undefined);
   }
 
   /** Dispatches that come while stopping are not acknowledged, so the region keeps them: nothing to do. */
@@ -165,6 +186,8 @@ export class RegionSession implements Uplink {
         logger.info({ pending: message['pending'] }, 'connected to the region');
         handlers.onConnected();
         for (const result of outbox.all()) this.sendResult(result);
+        this.updatesInFlight.clear();
+        for (const update of this.options.updates.all()) this.sendTrainingUpdate(update);
         return;
       case 'dispatch': {
         const parsed = dispatchMessageSchema.safeParse(message);
@@ -180,6 +203,7 @@ export class RegionSession implements Uplink {
         const parsed = acceptedSchema.safeParse(message);
         if (!parsed.success) return;
         if (parsed.data.kind === 'telemetry') this.telemetryAccepted++;
+        else if (parsed.data.kind === 'training-update') this.settleUpdate(parsed.data.id);
         else if (parsed.data['request-id'] !== undefined) outbox.settle(parsed.data['request-id']);
         return;
       }
@@ -198,8 +222,31 @@ export class RegionSession implements Uplink {
     }
   }
 
+  private settleUpdate(id: string | number | undefined): void {
+    const key = typeof id === 'string' ? this.updatesInFlight.get(id) : undefined;
+    if (key === undefined) return;
+    this.updatesInFlight.delete(id as string);
+    this.options.updates.settle(key);
+  }
+
   private onRefusal(code: string, text: string, id: string | number | undefined): void {
-    const { logger, outbox } = this.options;
+    const { logger, outbox, updates } = this.options;
+    const updateInFlight = typeof id === 'string' ? this.updatesInFlight.get(id) : undefined;
+    if (updateInFlight !== undefined) {
+      this.updatesInFlight.delete(id as string);
+      if (passingRefusals.has(code)) {
+        logger.warn({ code, update: updateInFlight }, 'the region could not take a training update now: offering it again');
+        realScheduler.after(RESULT_RETRY_MS, () => {
+          const update = updates.get(updateInFlight);
+          if (update !== undefined) this.sendTrainingUpdate(update);
+        });
+        return;
+      }
+      // A closed round or an unknown job: the region will never count it.
+      logger.error({ code, message: text, update: updateInFlight }, 'the region refused a training update for good: dropped');
+      updates.abandon(updateInFlight);
+      return;
+    }
     const requestId = typeof id === 'string' && id.startsWith('r:') ? id.slice(2) : undefined;
     if (requestId === undefined || !outbox.has(requestId)) return logger.warn({ code, message: text, id }, 'the region refused a message');
     if (passingRefusals.has(code)) {

@@ -36,9 +36,13 @@ export const agentUsage = `arcnet agent: the node agent (one per compute node)
   --max-owed 4096         results kept until accepted     --request-timeout 60s   per model-server call
   --drain-timeout 30s     on SIGTERM, for dispatches in hand   --flush-timeout 10s   then for owed results
   --reconnect-max 30s     longest wait between reconnects (exponential backoff, jitter)
+  --max-trainings 1       federated trainings at once (each on its own worker thread, one core)
 
-  SIGTERM or SIGINT: stops taking dispatches, finishes or fails those in hand, flushes owed results,
-  prints one JSON line and exits 0.
+  Federated training: takes the region's train tasks for this node, trains on a worker thread and
+  sends each update until the region accepts it (no model server needed).
+
+  SIGTERM or SIGINT: stops taking dispatches, finishes or fails those in hand, ends trainings, flushes
+  owed results and updates, prints one JSON line and exits 0.
 `;
 
 const options = {
@@ -73,6 +77,7 @@ const options = {
   'drain-timeout': { type: 'string' },
   'flush-timeout': { type: 'string' },
   'reconnect-max': { type: 'string' },
+  'max-trainings': { type: 'string' },
   help: { type: 'boolean' },
 } as const;
 
@@ -218,6 +223,7 @@ export function agentOptionsFrom(args: string[], logger: NodeAgentOptions['logge
       requestTimeoutMs: duration(values['request-timeout'], 'request-timeout', defaultAgentLimits.requestTimeoutMs),
       drainTimeoutMs: duration(values['drain-timeout'], 'drain-timeout', defaultAgentLimits.drainTimeoutMs),
       flushTimeoutMs: duration(values['flush-timeout'], 'flush-timeout', defaultAgentLimits.flushTimeoutMs),
+      maxConcurrentTrainings: wholeNumber(values['max-trainings'], 'max-trainings', defaultAgentLimits.maxConcurrentTrainings, 1, 64),
       reconnectMaxMs: Math.max(defaultAgentLimits.reconnectMinMs, duration(values['reconnect-max'], 'reconnect-max', defaultAgentLimits.reconnectMaxMs)),
     },
     logger,

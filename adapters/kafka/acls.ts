@@ -17,9 +17,12 @@ const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePattern
  * - READ (and DESCRIBE) arc.scheduler.training. The seed has ONE training topic for all geozones, so
  *   this grant isolates nothing: every node can read every geozone's training jobs. Isolating them
  *   needs a topic per geozone (as dispatch has), which is a topic-table change;
- * - WRITE arc.telemetry.node and arc.result.inference. These are shared by all geozones, so Kafka
- *   cannot stop a node writing a message that claims another geozone: the region checks each
- *   message's signed producer identity instead (adapters/security/node-identity.ts);
+ * - READ (and DESCRIBE) arc.blobs, where a Kafka region keeps the weights of federated rounds by
+ *   SHA-256: a node reads a round's starting weights there. Like the training topic, it is shared by
+ *   all geozones (weights, not requests or telemetry);
+ * - WRITE arc.telemetry.node, arc.result.inference and arc.result.training. These are shared by all
+ *   geozones, so Kafka cannot stop a node writing a message that claims another geozone: the region
+ *   checks each message's signed producer identity instead (adapters/security/node-identity.ts);
  * - READ consumer groups named arcnet-agent.<GEOZONE>.<anything> (agentGroupId): a dispatch consumer
  *   needs a group, and the dot after the geozone (which a geozone never contains) keeps CAISO's prefix
  *   from also matching a geozone CAISO_NORTH's groups.
@@ -73,8 +76,11 @@ export function geozoneAcls(geozones: readonly string[], options: GeozoneAclOpti
       topic('describe', names.dispatch(geozone)),
       topic('read', names.schedulerTraining),
       topic('describe', names.schedulerTraining),
+      topic('read', names.blobs),
+      topic('describe', names.blobs),
       topic('write', names.telemetry),
       topic('write', names.result),
+      topic('write', names.resultTraining),
       { principal, operation: 'read', resourceType: 'group', patternType: 'prefixed', resourceName: agentGroupPrefix(geozone, options) },
     ];
   });

@@ -71,6 +71,10 @@ export function topicNames(options: TopicSpecOptions = {}) {
     bridgePending: `${p}arc.bridge.pending`,
     bridgeIngress: `${p}ornl.bridge.ingress`,
     schedulerTraining: `${p}arc.scheduler.training`,
+    /** TrainingUpdate v1 in (one partition; the region's training edge creates it). */
+    resultTraining: `${p}arc.result.training`,
+    /** A Kafka region's weights by SHA-256 (compacted; kafka-blob-store.ts creates it). */
+    blobs: `${p}arc.blobs`,
     summary: p + topics.summary,
     system: p + topics.system,
     decision: p + topics.decision,

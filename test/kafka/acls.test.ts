@@ -239,18 +239,18 @@ aclTest('kafka:acls grants each geozone\'s node principal its ACLs and nothing e
   try {
     const first = await kafkaAclsCommand({ brokers, geozones: ['ERCOT', 'CAISO'], prefix });
     t.deepEqual(first.granted, geozoneAcls(['CAISO', 'ERCOT'], { prefix }));
-    t.is(first.granted.length, 14);
+    t.is(first.granted.length, 20);
     t.deepEqual(first.existing, []);
 
     const second = await kafkaAclsCommand({ brokers: tlsBrokers, ssl: kafkaTlsOptions(regionFiles), geozones: ['CAISO', 'ERCOT', 'PJM'], prefix });
     t.deepEqual(second.granted, geozoneAcls(['PJM'], { prefix }), 'only the new geozone is granted');
-    t.is(second.existing.length, 14);
+    t.is(second.existing.length, 20);
     t.regex(formatAclsResult(second), /^granted {3}User:node\.PJM +READ +topic acl-[0-9a-f]{8}\.arc\.command\.dispatch\.PJM$/m);
-    t.regex(formatAclsResult(second), /7 granted, 14 already there\n$/);
+    t.regex(formatAclsResult(second), /10 granted, 20 already there\n$/);
 
     const third = await kafkaAclsCommand({ brokers, geozones: ['PJM', 'CAISO', 'ERCOT'], prefix });
     t.deepEqual(third.granted, []);
-    t.is(third.existing.length, 21);
+    t.is(third.existing.length, 30);
 
     for (const geozone of ['CAISO', 'ERCOT', 'PJM']) {
       const principal = nodePrincipal(geozone);
@@ -271,12 +271,12 @@ aclTest('arcnet kafka:acls prints what it granted, and nothing the second time',
     t.regex(first.stdout, new RegExp(`^granted {3}User:node\\.${geozone} +READ +topic arc\\.command\\.dispatch\\.${geozone}$`, 'm'));
     t.regex(first.stdout, new RegExp(`^granted {3}User:node\\.${geozone} +WRITE +topic arc\\.telemetry\\.node$`, 'm'));
     t.regex(first.stdout, new RegExp(`^granted {3}User:node\\.${geozone} +READ +group arcnet-agent\\.${geozone}\\. \\(prefix\\)$`, 'm'));
-    t.regex(first.stdout, /7 granted, 0 already there\n$/);
+    t.regex(first.stdout, /10 granted, 0 already there\n$/);
     const second = run('--kafka', brokers.join(','), '--json');
     t.is(second.status, 0, second.stderr);
     const json = JSON.parse(second.stdout) as { granted: unknown[]; existing: unknown[] };
     t.deepEqual(json.granted, []);
-    t.is(json.existing.length, 7);
+    t.is(json.existing.length, 10);
   } finally {
     await removeAcls(geozoneAcls([geozone]));
   }
