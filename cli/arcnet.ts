@@ -18,7 +18,7 @@ import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
 import { defaultRateLimitPerSec } from '../app/region-security.js';
-import { localCentralRole } from '../app/central-role.js';
+import { centralRoleFromFlags } from '../app/central-role.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
@@ -48,7 +48,7 @@ const usage = `arcnet: the ArcNet regional runtime
       inspector; processes of one group share the geozones (a consumer group decides who owns which) and
       take over from one that dies. It waits for a broker that is not up yet. --node-ca: telemetry and
       results on the input topics must be signed by a node certificate of the geozone they claim.
-  arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
+  arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc auto|slurm|local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
                  [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
                  [--central-shard CENTRAL]
                  and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
@@ -57,8 +57,11 @@ const usage = `arcnet: the ArcNet regional runtime
       federated; federated ones published on arc.scheduler.training for the best-ranked geozone; HPC
       ones staged by the data mover and run by the batch queue; the global view of every region's
       summaries (GET /v1/global, /v1/global/history) with alerts on arc.event.system.
+      --hpc slurm copies datasets (folders) with rclone's rcd into --staging (default --hpc-dir/staging,
+      --hpc-dir default DIR/hpc) and runs batch jobs on Slurm, found as \`npm run hpc:start\` left them or
+      by SLURM_CONF, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS, ARCNET_SLURM_PARTITION;
       --hpc local copies files and runs batch jobs as child processes on this machine (state in
-      --hpc-dir, default DIR/hpc); --train-command is the batch job's shell command (it finds
+      --hpc-dir); --hpc auto (default) is slurm when both answer, else local with a notice. --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
       group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
@@ -243,8 +246,9 @@ async function main(argv: string[]): Promise<void> {
         }
       }
       const journal = regionJournal(values, central ? 'arcnet-central' : 'arcnet-region');
-      const role = central
-        ? localCentralRole({
+      // --hpc auto (the default) probes Slurm and rclone first and says which it uses.
+      const centralFlags = central
+        ? {
             shardId: values['central-shard'],
             hpc: values.hpc,
             hpcDir: values['hpc-dir'] ?? (journal.kind === 'lmdb' ? join(journal.dataDir, 'hpc') : '.hpc-local'),
@@ -254,8 +258,9 @@ async function main(argv: string[]): Promise<void> {
             transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
             summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
             stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
-          })
+          }
         : undefined;
+      const role = centralFlags === undefined ? undefined : (await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message))).role;
       const { line, exitCode } = await runRegion({
         role,
         journal,
