@@ -166,10 +166,12 @@ export async function centralRoleFromFlags(flags: CentralFlags, notice: (message
       );
     }
     notice('Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes); run `npm run hpc:start` to use the real ones', { problem });
-    return { role: localCentralRole(flags), hpc: 'local' };
+    return { role: localCentralRole({ ...flags, hpc: 'local' }), hpc: 'local' };
   }
   notice('HPC jobs use Slurm and rclone', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
-  return { role: slurmCentralRole(flags, facts), hpc: 'slurm' };
+  // --transfer-rate paces the local mover only: under auto it is for the fallback, not an error.
+  const forSlurm = choice === 'auto' ? { ...flags, transferBytesPerSec: undefined } : flags;
+  return { role: slurmCentralRole(forSlurm, facts), hpc: 'slurm' };
 }
 
 function checkShard(shardId: string | undefined): void {

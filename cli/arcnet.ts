@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -18,6 +18,7 @@ import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
 import { defaultRateLimitPerSec } from '../app/region-security.js';
+import { withDemoFeed } from '../app/central-demo-feed.js';
 import { centralRoleFromFlags } from '../app/central-role.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
@@ -50,7 +51,7 @@ const usage = `arcnet: the ArcNet regional runtime
       results on the input topics must be signed by a node certificate of the geozone they claim.
   arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc auto|slurm|local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
                  [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
-                 [--central-shard CENTRAL]
+                 [--central-shard CENTRAL] [--sim-jobs PER_MINUTE] [--summaries-from REGION_URL]
                  and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
                  --data-key-file as for region
       The central orchestrator: training jobs (POST /v1/jobs, arc.job.submission) classified HPC or
@@ -64,6 +65,9 @@ const usage = `arcnet: the ArcNet regional runtime
       --hpc-dir); --hpc auto (default) is slurm when both answer, else local with a notice. --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
       group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
+      --sim-jobs submits a seeded mix of training jobs (about 2 in 5 HPC-sized) with small generated
+      datasets; --summaries-from reads a region's GET /v1/summary each summary period into the global
+      view (for embedded processes, which share no bus). npm start uses both.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
   arcnet kafka:acls --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
@@ -192,6 +196,8 @@ async function main(argv: string[]): Promise<void> {
       'node-ca': { type: 'string' },
       hpc: { type: 'string' },
       'hpc-dir': { type: 'string' },
+      'sim-jobs': { type: 'string' },
+      'summaries-from': { type: 'string' },
       staging: { type: 'string' },
       'train-command': { type: 'string' },
       'poll-every': { type: 'string' },
@@ -241,7 +247,7 @@ async function main(argv: string[]): Promise<void> {
           if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
         }
       } else {
-        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
+        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
           if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
         }
       }
@@ -260,7 +266,19 @@ async function main(argv: string[]): Promise<void> {
             stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
           }
         : undefined;
-      const role = centralFlags === undefined ? undefined : (await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message))).role;
+      const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));
+      const simJobsPerMinute = values['sim-jobs'] === undefined ? 0 : rate(values['sim-jobs'], 0, 'sim-jobs');
+      const role =
+        chosen === undefined || centralFlags === undefined || (simJobsPerMinute === 0 && values['summaries-from'] === undefined)
+          ? chosen?.role
+          : withDemoFeed(chosen.role, {
+              jobsPerMinute: simJobsPerMinute,
+              seed: integer(values.seed, 'seed', 1),
+              datasetDir: join(resolve(centralFlags.hpcDir), 'demo-datasets'),
+              datasetShape: chosen.hpc === 'slurm' ? 'folder' : 'file',
+              summariesFrom: values['summaries-from'],
+              summaryEveryMs: centralFlags.summaryEveryMs ?? 60_000,
+            });
       const { line, exitCode } = await runRegion({
         role,
         journal,

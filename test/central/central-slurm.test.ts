@@ -204,9 +204,19 @@ test('--hpc auto without Slurm and rclone answering runs the local mover and que
   // An rc URL nothing listens on: whatever runs on this machine, the services do not answer here.
   const env = { ...process.env, ARCNET_RCLONE_RC_URL: 'http://127.0.0.1:9/' };
   try {
-    const live = await startLiveRegion(['--data', join(dir, 'data')], env, 'central');
+    const live = await startLiveRegion(['--data', join(dir, 'data'), '--hpc', 'auto', '--poll-every', '100ms'], env, 'central');
     t.regex(live.stderr(), /npm run hpc:start/);
     t.regex(live.stderr(), /local data mover and batch queue/);
+    // And the local ones run an HPC job to its checkpoint.
+    makeDataset(join(dir, 'small.bin'), MIB);
+    const posted = await fetch(`${live.origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jobBody('auto-local', join(dir, 'small.bin'), join(dir, 'ckpt', 'auto-local.json')) });
+    t.is(posted.status, 202);
+    const done = await eventually('the local job ended', async () => {
+      const job = await getJob(live.origin, 'auto-local');
+      return job['state'] === 'completed' || job['state'] === 'failed' ? job : undefined;
+    });
+    t.is(done['state'], 'completed', JSON.stringify(done));
+    t.true(existsSync(join(dir, 'ckpt', 'auto-local.json')));
     await live.stop();
     const refused = spawnSync(process.execPath, [arcnetCli, 'central', '--data', join(dir, 'data2'), '--hpc', 'slurm', '--port', '0'], { env, encoding: 'utf8', timeout: 60_000 });
     t.not(refused.status, 0);
