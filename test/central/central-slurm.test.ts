@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
 import { readRcCredentials } from '../../adapters/hpc/hpc-services.js';
 import { RcClient } from '../../adapters/rclone/rc-client.js';
 import { DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
@@ -81,6 +82,11 @@ slurmAndRcloneTest('a 2e18-FLOP job over HTTP: rclone stages a few hundred MB wi
   const live = await startLiveRegion(['--data', data, '--hpc', 'slurm', '--poll-every', '200ms'], centralEnv, 'central');
   try {
     t.regex(live.stderr(), /HPC jobs use Slurm and rclone/);
+    // The console feed (no keys configured: open), collecting the seed's hpc messages.
+    const consoleMessages: Record<string, unknown>[] = [];
+    const socket = new WebSocket(`${live.origin.replace(/^http/, 'ws')}/telemetry`);
+    socket.on('message', (data: Buffer) => consoleMessages.push(JSON.parse(data.toString()) as Record<string, unknown>));
+    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
     const seen: number[] = [];
     const done = await withRcloneBandwidth('60M', async () => {
       const posted = await fetch(`${live.origin}/v1/jobs`, {
@@ -106,6 +112,13 @@ slurmAndRcloneTest('a 2e18-FLOP job over HTTP: rclone stages a few hundred MB wi
     t.true(seen.filter((b) => b > 0 && b < 300 * MIB).length >= 2, `progress seen: ${seen.join(',')}`);
     t.deepEqual([...seen].sort((a, b) => a - b), seen);
     t.is(seen[seen.length - 1], 300 * MIB);
+    const hpc = await eventually('the console showing the job completed', () =>
+      Promise.resolve(consoleMessages.some((m) => m['type'] === 'hpc' && m['status'] === 'completed') ? consoleMessages.filter((m) => m['type'] === 'hpc') : undefined),
+    );
+    socket.close();
+    const moving = hpc.filter((m) => m['status'] === 'transferring' && (m['bytesTransferred'] as number) > 0 && (m['bytesTransferred'] as number) < 300 * MIB);
+    t.true(moving.length >= 1, 'the console showed bytes moved mid-transfer');
+    t.like(moving[0], { jobId: 'slurm-big', datasetSizeGb: 0.3 });
     const queueJobId = done['queue-job-id'] as string;
     t.regex(queueJobId, /^\d+$/);
     t.is(scontrolState(queueJobId), 'COMPLETED');
