@@ -1,13 +1,16 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hpcServiceFacts, hpcServicesFromEnvironment, hpcServicesProblem, type HpcServiceFacts } from '../adapters/hpc/hpc-services.js';
 import { FsDataMover } from '../adapters/local-hpc/fs-data-mover.js';
 import { ProcessBatchQueue } from '../adapters/local-hpc/process-batch-queue.js';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../actors/central/central-behaviour.js';
 import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { HpcDriver } from '../actors/central/hpc-driver.js';
 import { centralTopics, parseRegionalSummary, parseTrainingJob } from '../actors/central/training-wire.js';
-import type { BatchQueue } from '../runtime/batch-queue.js';
-import type { DataMover } from '../runtime/data-mover.js';
+import type { BatchJobSpec, BatchJobStatus, BatchQueue } from '../runtime/batch-queue.js';
+import { transferDestination, type DataMover, type TransferRequest, type TransferStatus } from '../runtime/data-mover.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { centralRoutes } from './central-api.js';
 import type { Role } from './role.js';
@@ -26,6 +29,8 @@ export interface CentralRoleOptions {
   readonly jobTimeLimitMinutes?: number | undefined;
   /** How often live transfers and queue jobs are polled (default 1 s). */
   readonly pollEveryMs?: number | undefined;
+  /** Where the batch job finds the staged data, when the mover lands it elsewhere than the orchestrator's own layout. */
+  readonly stagedUriOf?: ((job: { jobId: string; stagedUri: string }) => string) | undefined;
 }
 
 const CENTRAL_UNUSED_TOPICS = /arc\.(telemetry\.node|request\.inference|result\.inference|decision\.inference|reservation\.ended|command\.dispatch\.[^.]+)$/;
@@ -94,7 +99,7 @@ export function centralRole(options: CentralRoleOptions): Role {
         scheduler: host.scheduler,
         observe: (input) => host.submit(input),
         pollEveryMs: options.pollEveryMs ?? 1_000,
-        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment(job), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
+        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment({ ...job, stagedUri: options.stagedUriOf?.(job) ?? job.stagedUri }), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
         onError: (error, context) => host.log.warn({ err: error, ...context }, 'HPC data mover or batch queue call failed; retrying'),
       });
       return {
@@ -108,18 +113,24 @@ export function centralRole(options: CentralRoleOptions): Role {
 }
 
 /**
- * A checkpoint writer for the local queue when no --train-command is given: it
- * reads the staged dataset whole (its SHA-256) and writes a small checkpoint
- * naming it, atomically. A site's real training command replaces it.
+ * The batch job's command when no --train-command is given: it reads the staged data whole (one
+ * file's SHA-256, or for a folder the SHA-256 of every file's `sha256sum` line in name order) and
+ * writes a small checkpoint naming it, atomically. A site's real training command replaces it.
  */
 export const DEFAULT_TRAIN_COMMAND =
-  'mkdir -p "$(dirname "$ARCNET_CHECKPOINT_PATH")" && sum=$(sha256sum "$ARCNET_STAGED_PATH" | cut -d" " -f1) && ' +
+  'set -e; mkdir -p "$(dirname "$ARCNET_CHECKPOINT_PATH")"; ' +
+  'if [ -d "$ARCNET_STAGED_PATH" ]; then sum=$(cd "$ARCNET_STAGED_PATH" && find . -type f | LC_ALL=C sort | xargs -d "\\n" -r sha256sum | sha256sum | cut -d" " -f1); ' +
+  'else sum=$(sha256sum "$ARCNET_STAGED_PATH" | cut -d" " -f1); fi; ' +
   'printf \'{"job-id":"%s","dataset-sha256":"%s"}\\n\' "$ARCNET_JOB_ID" "$sum" > "$ARCNET_CHECKPOINT_PATH.tmp" && mv "$ARCNET_CHECKPOINT_PATH.tmp" "$ARCNET_CHECKPOINT_PATH"';
 
-export interface LocalCentralOptions {
+/** `--hpc`: the local mover and queue, Slurm with rclone, or Slurm with rclone when they answer. */
+export type HpcChoice = 'local' | 'slurm' | 'auto';
+
+export interface CentralFlags {
   readonly shardId?: string | undefined;
-  /** Which data mover and batch queue: `local` (file copies and child processes on this machine). */
+  /** `local` (file copies and child processes on this machine), `slurm` (Slurm and rclone's rcd), `auto` (default). */
   readonly hpc: string | undefined;
+  /** The orchestrator's own HPC folder: staging, the local mover's and queue's state, batch jobs' output. */
   readonly hpcDir: string;
   readonly staging: string | undefined;
   readonly trainCommand: string | undefined;
@@ -127,30 +138,162 @@ export interface LocalCentralOptions {
   readonly transferBytesPerSec: number | undefined;
   readonly summaryEveryMs: number | undefined;
   readonly stallTimeoutMs: number | undefined;
+  /** Where Slurm and rclone are (default: hpcServiceFacts() of the environment and ./.hpc). */
+  readonly services?: HpcServiceFacts | undefined;
+}
+
+export type LocalCentralOptions = CentralFlags;
+
+/**
+ * The orchestrator as `arcnet central --hpc ...` asks: with `auto` it uses Slurm and rclone when
+ * both answer (`npm run hpc:start` started them, or the environment points at a site's), else the
+ * local mover and queue, saying so through `notice` with how to start the real ones.
+ */
+export async function centralRoleFromFlags(flags: CentralFlags, notice: (message: string, details: Record<string, unknown>) => void): Promise<{ role: Role; hpc: 'local' | 'slurm' }> {
+  const choice = flags.hpc ?? 'auto';
+  if (choice !== 'local' && choice !== 'slurm' && choice !== 'auto') {
+    throw new ArcError(ErrorCodes.USAGE, `--hpc ${choice}: use local (this machine's files and child processes), slurm (Slurm and rclone's rcd) or auto`);
+  }
+  if (choice === 'local') return { role: localCentralRole(flags), hpc: 'local' };
+  const facts = flags.services ?? hpcServiceFacts();
+  const problem = await hpcServicesProblem(facts);
+  if (problem !== undefined) {
+    if (choice === 'slurm') {
+      throw new ArcError(
+        ErrorCodes.BATCH_QUEUE,
+        `--hpc slurm: ${problem}. Start them with \`npm run hpc:start\`, or point SLURM_CONF, ARCNET_RCLONE_RC_URL and ARCNET_RCLONE_RC_CREDENTIALS at your site's (see the README)`,
+        { facts },
+      );
+    }
+    notice('Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes); run `npm run hpc:start` to use the real ones', { problem });
+    return { role: localCentralRole({ ...flags, hpc: 'local' }), hpc: 'local' };
+  }
+  notice('HPC jobs use Slurm and rclone', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
+  // --transfer-rate paces the local mover only: under auto it is for the fallback, not an error.
+  const forSlurm = choice === 'auto' ? { ...flags, transferBytesPerSec: undefined } : flags;
+  return { role: slurmCentralRole(forSlurm, facts), hpc: 'slurm' };
+}
+
+function checkShard(shardId: string | undefined): void {
+  if (shardId !== undefined && !/^[A-Z0-9_-]{1,32}$/.test(shardId)) {
+    throw new ArcError(ErrorCodes.USAGE, `--central-shard ${shardId}: use upper-case letters, digits, _ or - (at most 32)`);
+  }
+}
+
+function configOf(flags: CentralFlags, stagingUri: string): Partial<CentralConfig> {
+  return {
+    stagingUri,
+    ...(flags.summaryEveryMs === undefined ? {} : { summaryEveryMs: flags.summaryEveryMs }),
+    transferStallTimeoutMs: flags.stallTimeoutMs ?? defaultCentralConfig.transferStallTimeoutMs,
+  };
 }
 
 /** The orchestrator with the local data mover and batch queue (`arcnet central --hpc local`, tests, the demo). */
 export function localCentralRole(flags: LocalCentralOptions): Role {
   const kind = flags.hpc ?? 'local';
-  if (kind !== 'local') {
-    throw new ArcError(ErrorCodes.USAGE, `--hpc ${kind}: this build has the local data mover and queue only (--hpc local); Slurm and rclone come with the HPC adapters`);
-  }
-  if (flags.shardId !== undefined && !/^[A-Z0-9_-]{1,32}$/.test(flags.shardId)) {
-    throw new ArcError(ErrorCodes.USAGE, `--central-shard ${flags.shardId}: use upper-case letters, digits, _ or - (at most 32)`);
-  }
+  if (kind !== 'local') throw new ArcError(ErrorCodes.USAGE, `--hpc ${kind}: localCentralRole builds --hpc local only; use centralRoleFromFlags`);
+  checkShard(flags.shardId);
   const hpcDir = resolve(flags.hpcDir);
-  const config: Partial<CentralConfig> = {
-    stagingUri: flags.staging ?? pathToFileURL(join(hpcDir, 'staging')).href,
-    ...(flags.summaryEveryMs === undefined ? {} : { summaryEveryMs: flags.summaryEveryMs }),
-    transferStallTimeoutMs: flags.stallTimeoutMs ?? defaultCentralConfig.transferStallTimeoutMs,
-  };
   return centralRole({
     shardId: flags.shardId,
-    config,
+    config: configOf(flags, flags.staging ?? pathToFileURL(join(hpcDir, 'staging')).href),
     mover: new FsDataMover({ stateDir: join(hpcDir, 'transfers'), bytesPerSec: flags.transferBytesPerSec }),
     queue: new ProcessBatchQueue({ stateDir: join(hpcDir, 'queue') }),
     trainCommand: ['/bin/sh', '-c', flags.trainCommand ?? DEFAULT_TRAIN_COMMAND],
     jobWorkDir: hpcDir,
     pollEveryMs: flags.pollEveryMs,
   });
+}
+
+/**
+ * The orchestrator on Slurm and rclone's rcd. rclone copies a dataset folder into
+ * `<staging>/<hpcNameOf(job id)>/` (its destination is always `<destinationUri>/<key>`), so the
+ * batch job's ARCNET_STAGED_PATH is that folder; the Slurm job has the same name. Staging and the jobs' work folder default to the
+ * orchestrator's HPC folder: on this node both rcd and a Slurm job can read and write it; on a
+ * site, --staging and --hpc-dir must name a filesystem shared with the compute nodes.
+ */
+export function slurmCentralRole(flags: CentralFlags, facts: HpcServiceFacts): Role {
+  checkShard(flags.shardId);
+  if (flags.transferBytesPerSec !== undefined) {
+    throw new ArcError(ErrorCodes.USAGE, '--transfer-rate applies to the local data mover only (--hpc local); rclone copies at its own --bwlimit');
+  }
+  const hpcDir = resolve(flags.hpcDir);
+  mkdirSync(hpcDir, { recursive: true });
+  const stagingUri = flags.staging ?? pathToFileURL(join(hpcDir, 'staging')).href;
+  const services = hpcServicesFromEnvironment({
+    ...process.env,
+    ARCNET_HPC_DIR: facts.hpcDir,
+    ARCNET_RCLONE_RC_URL: facts.rcUrl,
+    ARCNET_RCLONE_RC_CREDENTIALS: facts.rcCredentialsFile ?? '',
+    SLURM_CONF: facts.slurmConf ?? '',
+    ARCNET_SLURM_PARTITION: facts.partition ?? '',
+  });
+  return centralRole({
+    shardId: flags.shardId,
+    config: configOf(flags, stagingUri),
+    mover: new StagingFolderMover(services.dataMover, stagingUri),
+    queue: new TaggedNameQueue(services.batchQueue, stagingUri),
+    trainCommand: ['/bin/sh', '-c', flags.trainCommand ?? DEFAULT_TRAIN_COMMAND],
+    jobWorkDir: hpcDir,
+    pollEveryMs: flags.pollEveryMs,
+    stagedUriOf: (job) => transferDestination({ destinationUri: stagingUri, key: hpcNameOf(job.jobId, stagingUri) }),
+  });
+}
+
+/**
+ * The name a job's copy (rclone's stats group and staging folder) and its Slurm job carry: the job
+ * id and a tag of the staging area. rcd and slurmctld remember finished work for a while and may be
+ * shared by several orchestrators (or one started afresh in a new data folder), and both are
+ * looked up by name before anything is started: the tag keeps one orchestrator from taking
+ * another's copy or job of the same job id for its own.
+ */
+export function hpcNameOf(jobId: string, stagingUri: string): string {
+  const tag = createHash('sha256').update(stagingUri).digest('hex').slice(0, 8);
+  return `${jobId.slice(0, 119)}.${tag}`;
+}
+
+/** Every job's copy goes to `<staging>/<hpcNameOf(job id)>/` (rclone lands a copy in `<destinationUri>/<key>`). */
+class StagingFolderMover implements DataMover {
+  constructor(
+    private readonly inner: DataMover,
+    private readonly stagingUri: string,
+  ) {}
+  private request(request: TransferRequest): TransferRequest {
+    return { ...request, key: hpcNameOf(request.key, this.stagingUri), destinationUri: this.stagingUri };
+  }
+  start(request: TransferRequest): Promise<TransferStatus> {
+    return this.inner.start(this.request(request));
+  }
+  status(transferId: string): Promise<TransferStatus> {
+    return this.inner.status(transferId);
+  }
+  find(key: string): Promise<TransferStatus | undefined> {
+    return this.inner.find(hpcNameOf(key, this.stagingUri));
+  }
+  cancel(transferId: string): Promise<void> {
+    return this.inner.cancel(transferId);
+  }
+  verify(request: TransferRequest): Promise<{ readonly ok: boolean; readonly detail: string }> {
+    return this.inner.verify(this.request(request));
+  }
+}
+
+/** Slurm jobs named `hpcNameOf(job id)`. */
+class TaggedNameQueue implements BatchQueue {
+  constructor(
+    private readonly inner: BatchQueue,
+    private readonly stagingUri: string,
+  ) {}
+  submit(spec: BatchJobSpec): ReturnType<BatchQueue['submit']> {
+    return this.inner.submit({ ...spec, name: hpcNameOf(spec.name, this.stagingUri) });
+  }
+  status(queueJobId: string): Promise<BatchJobStatus> {
+    return this.inner.status(queueJobId);
+  }
+  findByName(name: string): Promise<BatchJobStatus | undefined> {
+    return this.inner.findByName(hpcNameOf(name, this.stagingUri));
+  }
+  cancel(queueJobId: string): Promise<void> {
+    return this.inner.cancel(queueJobId);
+  }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { destination, pino } from 'pino';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -18,7 +18,8 @@ import { runKeysCommand } from './keys-command.js';
 import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
 import { defaultRateLimitPerSec } from '../app/region-security.js';
-import { localCentralRole } from '../app/central-role.js';
+import { withDemoFeed } from '../app/central-demo-feed.js';
+import { centralRoleFromFlags } from '../app/central-role.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
@@ -48,19 +49,25 @@ const usage = `arcnet: the ArcNet regional runtime
       inspector; processes of one group share the geozones (a consumer group decides who owns which) and
       take over from one that dies. It waits for a broker that is not up yet. --node-ca: telemetry and
       results on the input topics must be signed by a node certificate of the geozone they claim.
-  arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
+  arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc auto|slurm|local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
                  [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
-                 [--central-shard CENTRAL]
+                 [--central-shard CENTRAL] [--sim-jobs PER_MINUTE] [--summaries-from REGION_URL]
                  and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
                  --data-key-file as for region
       The central orchestrator: training jobs (POST /v1/jobs, arc.job.submission) classified HPC or
       federated; federated ones published on arc.scheduler.training for the best-ranked geozone; HPC
       ones staged by the data mover and run by the batch queue; the global view of every region's
       summaries (GET /v1/global, /v1/global/history) with alerts on arc.event.system.
+      --hpc slurm copies datasets (folders) with rclone's rcd into --staging (default --hpc-dir/staging,
+      --hpc-dir default DIR/hpc) and runs batch jobs on Slurm, found as \`npm run hpc:start\` left them or
+      by SLURM_CONF, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS, ARCNET_SLURM_PARTITION;
       --hpc local copies files and runs batch jobs as child processes on this machine (state in
-      --hpc-dir, default DIR/hpc); --train-command is the batch job's shell command (it finds
+      --hpc-dir); --hpc auto (default) is slurm when both answer, else local with a notice. --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
       group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
+      --sim-jobs submits a seeded mix of training jobs (about 2 in 5 HPC-sized) with small generated
+      datasets; --summaries-from reads a region's GET /v1/summary each summary period into the global
+      view (for embedded processes, which share no bus). npm start uses both.
   arcnet kafka:topics --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]]
       Create the ArcNet topics on a Kafka cluster (the seed's table and retention; idempotent).
   arcnet kafka:acls --kafka BROKERS --geozones A,B,C [--kafka-tls-ca F [--kafka-tls-cert F --kafka-tls-key F]] [--json]
@@ -189,6 +196,8 @@ async function main(argv: string[]): Promise<void> {
       'node-ca': { type: 'string' },
       hpc: { type: 'string' },
       'hpc-dir': { type: 'string' },
+      'sim-jobs': { type: 'string' },
+      'summaries-from': { type: 'string' },
       staging: { type: 'string' },
       'train-command': { type: 'string' },
       'poll-every': { type: 'string' },
@@ -238,13 +247,14 @@ async function main(argv: string[]): Promise<void> {
           if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
         }
       } else {
-        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
+        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
           if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
         }
       }
       const journal = regionJournal(values, central ? 'arcnet-central' : 'arcnet-region');
-      const role = central
-        ? localCentralRole({
+      // --hpc auto (the default) probes Slurm and rclone first and says which it uses.
+      const centralFlags = central
+        ? {
             shardId: values['central-shard'],
             hpc: values.hpc,
             hpcDir: values['hpc-dir'] ?? (journal.kind === 'lmdb' ? join(journal.dataDir, 'hpc') : '.hpc-local'),
@@ -254,8 +264,21 @@ async function main(argv: string[]): Promise<void> {
             transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
             summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
             stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
-          })
+          }
         : undefined;
+      const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));
+      const simJobsPerMinute = values['sim-jobs'] === undefined ? 0 : rate(values['sim-jobs'], 0, 'sim-jobs');
+      const role =
+        chosen === undefined || centralFlags === undefined || (simJobsPerMinute === 0 && values['summaries-from'] === undefined)
+          ? chosen?.role
+          : withDemoFeed(chosen.role, {
+              jobsPerMinute: simJobsPerMinute,
+              seed: integer(values.seed, 'seed', 1),
+              datasetDir: join(resolve(centralFlags.hpcDir), 'demo-datasets'),
+              datasetShape: chosen.hpc === 'slurm' ? 'folder' : 'file',
+              summariesFrom: values['summaries-from'],
+              summaryEveryMs: centralFlags.summaryEveryMs ?? 60_000,
+            });
       const { line, exitCode } = await runRegion({
         role,
         journal,

@@ -133,23 +133,50 @@ export class HpcDriver {
   // ------------------------------------------------------------------ transfer
 
   private async transfer(jobId: string, request: TransferRequest, follower: { cancelled: boolean }): Promise<void> {
-    const started = await this.attempt(follower, 'transfer start', jobId, () => this.options.mover.start(request));
+    let started = await this.attempt(follower, 'transfer start', jobId, () => this.options.mover.start(request));
     if (started === undefined) return;
     this.observe(jobId, { kind: 'transfer.started', transferId: started.transferId }, follower);
     let status: TransferStatus = started;
+    // A copy started again (the mover forgot the first one) counts only the bytes it still has to
+    // move; what the first one moved is added back so the progress shown never goes backwards.
+    let movedBefore = 0;
+    let firstTotal: number | null = started.bytesTotal;
+    let bestDone = 0;
     for (;;) {
       if (status.state === 'running') {
-        if (status.bytesDone > 0) this.observe(jobId, { kind: 'transfer.progress', bytesDone: status.bytesDone, bytesTotal: status.bytesTotal }, follower);
+        const total = firstTotal ?? status.bytesTotal;
+        if (status.bytesTotal !== null && firstTotal === null) firstTotal = status.bytesTotal;
+        bestDone = Math.max(bestDone, movedBefore + status.bytesDone);
+        if (bestDone > 0) this.observe(jobId, { kind: 'transfer.progress', bytesDone: total === null ? bestDone : Math.min(bestDone, total), bytesTotal: total }, follower);
         if (!(await this.wait(follower, this.options.pollEveryMs))) return;
-        const next = await this.attempt(follower, 'transfer status', jobId, () => this.options.mover.status(started.transferId));
-        if (next === undefined) return;
+        const transferId = started.transferId;
+        const next = await this.attempt(follower, 'transfer status', jobId, async () => {
+          try {
+            return await this.options.mover.status(transferId);
+          } catch (error) {
+            // rclone's rcd forgets a copy after its job expiry or a restart: start it again (complete files are skipped).
+            if (error instanceof ArcError && error.code === ErrorCodes.UNKNOWN_QUEUE_ITEM) return undefined;
+            throw error;
+          }
+        });
+        if (follower.cancelled) return;
+        if (next === undefined) {
+          const again = await this.attempt(follower, 'transfer restart', jobId, () => this.options.mover.start(request));
+          if (again === undefined) return;
+          started = again;
+          movedBefore = bestDone;
+          if (again.bytesTotal !== null && firstTotal !== null) movedBefore = Math.max(movedBefore, firstTotal - again.bytesTotal);
+          status = again;
+          continue;
+        }
         status = next;
         continue;
       }
       if (status.state === 'succeeded') {
         const verdict = await this.attempt(follower, 'transfer verify', jobId, () => this.options.mover.verify(request));
         if (verdict === undefined) return;
-        if (verdict.ok) this.observe(jobId, { kind: 'transfer.verified', bytesDone: status.bytesDone, detail: verdict.detail.slice(0, 512) }, follower);
+        const moved = Math.max(bestDone, firstTotal ?? 0, status.bytesDone);
+        if (verdict.ok) this.observe(jobId, { kind: 'transfer.verified', bytesDone: moved, detail: verdict.detail.slice(0, 512) }, follower);
         else this.observe(jobId, { kind: 'transfer.failed', reason: `checksum mismatch: ${verdict.detail}`.slice(0, 1024) }, follower);
         return;
       }
@@ -178,7 +205,7 @@ export class HpcDriver {
   private async watchQueue(jobId: string, queueJobId: string, follower: { cancelled: boolean }): Promise<void> {
     let last = '';
     for (;;) {
-      const status = await this.attempt(follower, 'queue status', jobId, () => this.options.queue.status(queueJobId));
+      const status = await this.attempt(follower, 'queue status', jobId, () => this.queueStatusOrForgotten(queueJobId));
       if (status === undefined) return;
       if (status.state !== 'queued' && status.state !== last) {
         this.observe(jobId, { kind: 'queue.state', queueJobId, state: status.state, rawState: status.rawState, exitCode: status.exitCode, reason: status.reason }, follower);
@@ -189,14 +216,38 @@ export class HpcDriver {
     }
   }
 
+  /**
+   * The queue job's status; a job the queue no longer knows (Slurm forgets finished jobs after
+   * MinJobAge, so after a long outage of the orchestrator) ended unseen: it is reported failed with
+   * where to look, rather than submitted again or polled forever.
+   */
+  private async queueStatusOrForgotten(queueJobId: string): Promise<BatchJobStatus> {
+    try {
+      return await this.options.queue.status(queueJobId);
+    } catch (error) {
+      if (!(error instanceof ArcError && error.code === ErrorCodes.UNKNOWN_QUEUE_ITEM)) throw error;
+      return {
+        queueJobId,
+        name: '',
+        state: 'failed',
+        rawState: 'FORGOTTEN',
+        exitCode: null,
+        reason: `the batch queue no longer knows job ${queueJobId}: it ended while the orchestrator was not watching, long enough ago to be forgotten; its output file and checkpoint say how it went`,
+      };
+    }
+  }
+
   // ------------------------------------------------------------------ cancel
 
   private async cancel(command: Extract<HpcCommand, { kind: 'cancel' }>): Promise<void> {
     const { mover, queue } = this.options;
     // What the journal does not know yet (a crash between the call and its record) is found by key and name.
-    const transferId = command.transferId ?? (await mover.find(command.jobId))?.transferId;
+    // A journaled transfer id the mover forgot (its copy was started again since) is found by key.
+    const journaled = command.transferId === null ? undefined : await mover.status(command.transferId).catch(() => undefined);
+    const transfer = journaled ?? (await mover.find(command.jobId));
+    const transferId = transfer?.transferId;
     if (transferId !== undefined) {
-      const status = await mover.status(transferId).catch(() => undefined);
+      const status = transfer?.state === 'running' ? await mover.status(transferId).catch(() => undefined) : transfer;
       if (status?.state === 'running') await mover.cancel(transferId);
     }
     const queueJobId = command.queueJobId ?? (await queue.findByName(command.jobId))?.queueJobId;

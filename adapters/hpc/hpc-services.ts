@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BatchQueue } from '../../runtime/batch-queue.js';
 import type { DataMover } from '../../runtime/data-mover.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
-import type { RcCredentials } from '../rclone/rc-client.js';
+import { RcClient, type RcCredentials } from '../rclone/rc-client.js';
 import { RcloneDataMover } from '../rclone/rclone-data-mover.js';
 import { SlurmBatchQueue } from '../slurm/slurm-batch-queue.js';
 
@@ -98,4 +99,32 @@ function readConnectionFile(file: string): { rcUrl?: string; rcCredentialsFile?:
     // A torn or foreign file: fall back to the environment and defaults.
     return {};
   }
+}
+
+/** One probe call may take this long before the service counts as not answering. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * Whether both services answer (`sinfo` lists a node; rcd answers rc/noopauth with the
+ * credentials): undefined when they do, else what is wrong, for a notice that says how to fix it.
+ */
+export async function hpcServicesProblem(facts: HpcServiceFacts): Promise<string | undefined> {
+  const slurm = new Promise<string | undefined>((resolvePromise) => {
+    const env = facts.slurmConf === null ? process.env : { ...process.env, SLURM_CONF: facts.slurmConf };
+    execFile('sinfo', ['-h', '-o', '%T'], { env, timeout: PROBE_TIMEOUT_MS, encoding: 'utf8' }, (error, stdout) => {
+      if (error !== null) resolvePromise(`Slurm: sinfo failed (${error.message.split('\n')[0] ?? ''})`);
+      else resolvePromise(stdout.trim() === '' ? 'Slurm: sinfo lists no node' : undefined);
+    });
+  });
+  const rclone = (async (): Promise<string | undefined> => {
+    try {
+      const credentials = facts.rcCredentialsFile === null ? undefined : readRcCredentials(facts.rcCredentialsFile);
+      await new RcClient({ url: facts.rcUrl, credentials, requestTimeoutMs: PROBE_TIMEOUT_MS }).call('rc/noopauth');
+      return undefined;
+    } catch (err) {
+      return `rclone rcd at ${facts.rcUrl}: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  })();
+  const problems = (await Promise.all([slurm, rclone])).filter((p): p is string => p !== undefined);
+  return problems.length === 0 ? undefined : problems.join('; ');
 }

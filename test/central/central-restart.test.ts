@@ -17,7 +17,7 @@ test('kill -9 mid-transfer and while the batch job runs: one queue job, staged d
   const data = join(dir, 'data');
   const dataset = join(dir, 'dataset.bin');
   makeDataset(dataset, 16 * 1024 * 1024);
-  const args = ['--data', data, '--transfer-rate', String(2 * 1024 * 1024), '--poll-every', '100ms', '--train-command', `sleep 4 && ${DEFAULT_TRAIN_COMMAND}`];
+  const args = ['--data', data, '--hpc', 'local', '--transfer-rate', String(2 * 1024 * 1024), '--poll-every', '100ms', '--train-command', `sleep 4 && ${DEFAULT_TRAIN_COMMAND}`];
   const start = (): Promise<LiveRegion> => startLiveRegion(args, process.env, 'central');
   const get = async (origin: string): Promise<Record<string, unknown>> => (await (await fetch(`${origin}/v1/jobs/survivor`)).json()) as Record<string, unknown>;
   const kill9 = async (live: LiveRegion): Promise<void> => {

@@ -62,3 +62,9 @@ export function slurmTest(title: string, fn: (t: ExecutionContext) => Promise<vo
 export function rcloneTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
   register('rclone rcd', rcloneProblem, title, fn);
 }
+
+/** Registers a test that needs both the Slurm queue and rclone's rcd (`arcnet central --hpc slurm`). */
+export function slurmAndRcloneTest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  const problems = [slurmProblem, rcloneProblem].filter((p) => p !== undefined);
+  register('Slurm and rclone rcd', problems.length === 0 ? undefined : problems.join('; '), title, fn);
+}

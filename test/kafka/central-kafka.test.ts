@@ -15,7 +15,7 @@ kafkaTest('central on Kafka: a TrainingJob on arc.job.submission becomes a Feder
   const run = randomUUID().slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
   const geozone = `K${run}`;
   const { dir, cleanup } = tempDir();
-  const central = await startLiveRegion(['--kafka', brokers.join(','), '--group', `central-${run}`, '--central-shard', `CENTRAL-${run}`, '--hpc-dir', join(dir, 'hpc')], process.env, 'central');
+  const central = await startLiveRegion(['--kafka', brokers.join(','), '--group', `central-${run}`, '--central-shard', `CENTRAL-${run}`, '--hpc-dir', join(dir, 'hpc'), '--hpc', 'local'], process.env, 'central');
   const kafka = testKafka(`central-${run}`);
   const producer = kafka.producer();
   const observer = kafka.consumer({ groupId: `central-observer-${run}` });
@@ -107,7 +107,7 @@ kafkaTest('central on Kafka: kill -9 of the member that owns the orchestrator; t
   t.timeout(240_000, 'central failover');
   const run = randomUUID().slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
   const { dir, cleanup } = tempDir();
-  const args = ['--kafka', brokers.join(','), '--group', `central-fo-${run}`, '--central-shard', `CF-${run}`, '--hpc-dir', join(dir, 'hpc')];
+  const args = ['--kafka', brokers.join(','), '--group', `central-fo-${run}`, '--central-shard', `CF-${run}`, '--hpc-dir', join(dir, 'hpc'), '--hpc', 'local'];
   const first = await startLiveRegion(args, process.env, 'central');
   const second = await startLiveRegion(args, process.env, 'central');
   const owned = async (origin: string): Promise<string[]> => {
