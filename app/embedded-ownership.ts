@@ -52,7 +52,8 @@ export function embeddedOwnership(host: OwnershipHost, options: EmbeddedOptions)
         () => stopping,
         (error, topic) => log.warn({ err: error, topic }, 'input refused'),
       );
-      const training = host.training?.bind(host);
+      // Federated rounds run in a region's geozone shards; the orchestrator publishes FederatedTasks, it does not take them.
+      const training = host.role.name === 'region' ? host.training?.bind(host) : undefined;
       if (training !== undefined) trainingEdge = connectTrainingInputs(bus, training, () => stopping, (error, topic) => log.warn({ err: error, topic }, 'training input refused'));
       recovered = true;
       return Promise.resolve();
