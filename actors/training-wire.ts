@@ -34,8 +34,12 @@ export const MAX_ROUNDS = 1000;
 export const MAX_WANTED_PARTICIPANTS = 10_000;
 export const MAX_HYPER_PARAMETERS = 32;
 
-const datasetUri = uri.refine((u) => u.startsWith('builtin:') || u.startsWith('file:'), { message: 'a builtin: or file: URI' });
-const checkpointUri = uri.refine((u) => u.startsWith('file:///'), { message: 'a file:/// URI of a folder the region may write' });
+/** A region's participants read a data set built in or from a local file; any other scheme (s3:, globus:, ...) they cannot. */
+export const regionReadsDataset = (datasetUri: string): boolean => datasetUri.startsWith('builtin:') || datasetUri.startsWith('file:');
+/** A region writes each round's aggregate to a local folder only. */
+export const regionWritesCheckpoint = (checkpointUri: string): boolean => checkpointUri.startsWith('file:///');
+const datasetUri = uri.refine(regionReadsDataset, { message: 'a builtin: or file: URI' });
+const checkpointUri = uri.refine(regionWritesCheckpoint, { message: 'a file:/// URI of a folder the region may write' });
 
 /** The hyper-parameters this region's trainer reads; any other name is refused (a typo must not train silently with a default). */
 export const hyperParametersSchema = z.strictObject({
@@ -47,6 +51,14 @@ export const hyperParametersSchema = z.strictObject({
   partitioning: z.enum(PARTITION_SCHEMES).optional(),
   'test-fraction': z.number().min(0.05).max(0.5).optional(),
 });
+export type HyperParametersV1 = z.infer<typeof hyperParametersSchema>;
+/** The names hyperParametersSchema accepts. */
+export const REGION_HYPER_PARAMETER_NAMES: readonly string[] = Object.keys(hyperParametersSchema.shape);
+
+/** The entries of a free-form map whose names this region's trainer reads (the rest are not the region's business). */
+export function regionHyperParameterEntries(all: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(all).filter(([name]) => REGION_HYPER_PARAMETER_NAMES.includes(name)));
+}
 
 export const defaultHyper = { learningRate: 0.5, localEpochs: 1, batchSize: 16, l2: 1e-4, seed: 1, partitioning: 'iid', testFraction: 0.2 } as const;
 
@@ -116,8 +128,8 @@ export const trainTaskSchema = z.strictObject({
 });
 export type TrainTaskV1 = z.infer<typeof trainTaskSchema>;
 
-export function taskToSpec(t: FederatedTaskV1): TrainingJobSpec {
-  const h = t['hyper-parameters'];
+/** The training settings of a job, the defaults filling what it does not say. */
+export function hyperFromWire(h: HyperParametersV1): Pick<TrainingJobSpec, 'local' | 'partitioning' | 'testFraction'> {
   const local: LocalHyper = {
     learningRate: h['learning-rate'] ?? defaultHyper.learningRate,
     localEpochs: h['local-epochs'] ?? defaultHyper.localEpochs,
@@ -125,6 +137,10 @@ export function taskToSpec(t: FederatedTaskV1): TrainingJobSpec {
     l2: h.l2 ?? defaultHyper.l2,
     seed: h.seed ?? defaultHyper.seed,
   };
+  return { local, partitioning: h.partitioning ?? defaultHyper.partitioning, testFraction: h['test-fraction'] ?? defaultHyper.testFraction };
+}
+
+export function taskToSpec(t: FederatedTaskV1): TrainingJobSpec {
   return {
     jobId: t['job-id'],
     geozone: t.geozone,
@@ -135,9 +151,7 @@ export function taskToSpec(t: FederatedTaskV1): TrainingJobSpec {
     participants: t.participants,
     roundDeadlineMs: t['round-deadline-ms'],
     checkpointUri: t['checkpoint-uri'],
-    local,
-    partitioning: h.partitioning ?? defaultHyper.partitioning,
-    testFraction: h['test-fraction'] ?? defaultHyper.testFraction,
+    ...hyperFromWire(t['hyper-parameters']),
   };
 }
 
@@ -184,13 +198,17 @@ export function updateFromWire(u: TrainingUpdateV1): ReceivedUpdate {
   };
 }
 
-/** Size first, then JSON, then the strict schema; coded errors, as actors/wire.ts does for the seed's formats. */
-export function parseTrainingWire<T>(what: string, schema: z.ZodType<T>, raw: unknown): T {
+/**
+ * Size first, then JSON, then the strict schema; coded errors, as actors/wire.ts
+ * does for the seed's formats. The central orchestrator's formats parse with it too.
+ * `tooLargeAdvice` ends the too-large message (what the sender can do instead).
+ */
+export function parseTrainingWire<T>(what: string, schema: z.ZodType<T>, raw: unknown, tooLargeAdvice = ' (send large weights by weights-sha256)'): T {
   let value = raw;
   if (typeof raw === 'string' || raw instanceof Uint8Array) {
     const bytes = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.byteLength;
     if (bytes > limits.maxMessageBytes) {
-      throw new ArcError(ErrorCodes.PAYLOAD_TOO_LARGE, `${what} message is ${bytes} bytes; the limit is ${limits.maxMessageBytes} (send large weights by weights-sha256)`, { bytes, limit: limits.maxMessageBytes });
+      throw new ArcError(ErrorCodes.PAYLOAD_TOO_LARGE, `${what} message is ${bytes} bytes; the limit is ${limits.maxMessageBytes}${tooLargeAdvice}`, { bytes, limit: limits.maxMessageBytes });
     }
     try {
       value = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8'));

@@ -8,6 +8,7 @@ import { defaultAlertConfig, silenceAlert, summaryAlerts, type Alert, type Alert
 import { GLOBAL_VIEW_KIND, globalViewActorId, globalViewKind, HPC_JOB_KIND, hpcJobActorId, hpcJobKind } from './actors.js';
 import type { CentralInput, HpcObservation, TrainingJob } from './central-io.js';
 import { rankGeozones } from './placement.js';
+import { hyperFromWire, hyperParametersSchema, regionHyperParameterEntries, regionReadsDataset, regionWritesCheckpoint } from '../training-wire.js';
 
 export interface CentralConfig {
   /** Where staged datasets go: the copy of a job's dataset is `${stagingUri}/${jobId}/${its file name}`. */
@@ -54,6 +55,23 @@ const HPC_FINAL = new Set(['completed', 'failed', 'cancelled']);
 export function stagedUriOf(stagingUri: string, jobId: string, datasetUri: string): string {
   const base = datasetUri.replace(/\/+$/, '').split('/').pop() ?? 'dataset';
   return `${stagingUri.replace(/\/+$/, '')}/${jobId}/${base === '' ? 'dataset' : base}`;
+}
+
+/**
+ * The seed's rules, then one of the federated path's own: a job they would send
+ * to a region trains there only if the region can read its dataset-uri (builtin:
+ * or file:) and write its checkpoint-uri (file:///). Any other (s3:, globus:, a
+ * remote folder) goes to HPC, whose data mover stages the data set from where it
+ * is and whose batch job writes the checkpoint: the submitter asked for training
+ * and gets it where the data can be reached, rather than a task every region
+ * refuses or a refusal for a job central can run.
+ */
+export function classifyForRegions(job: TrainingJob): { target: TrainingTarget; reason: string } {
+  const seed = classifyTrainingJob(job);
+  if (seed.target !== 'federated') return seed;
+  if (!regionReadsDataset(job.datasetUri)) return { target: 'hpc', reason: 'dataset-uri not readable by a region (only builtin: and file:)' };
+  if (!regionWritesCheckpoint(job.checkpointUri)) return { target: 'hpc', reason: 'checkpoint-uri not writable by a region (only file:///)' };
+  return seed;
 }
 
 /**
@@ -108,7 +126,7 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
       ctx.emit({ type: 'system', atMs: ctx.nowMs, severity: 'warn', message: `training job ${job.jobId} submitted again: refused as a duplicate`, details: { jobId: job.jobId } });
       return;
     }
-    const { target, reason } = classifyTrainingJob(job);
+    const { target, reason } = classifyForRegions(job);
     ctx.note({ type: 'job.classified', jobId: job.jobId, job: { ...job }, target, reason });
     if (target === 'federated') return this.placeFederated(job, ctx);
     ctx.spawn(HPC_JOB_KIND, hpcJobActorId(job.jobId), {
@@ -128,10 +146,14 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
   private placeFederated(job: TrainingJob, ctx: Ctx): void {
     const d = this.config.federatedDefaults;
     const minParticipants = job.minParticipants ?? d.minParticipants;
+    // Only the names a region's trainer reads go to it (its schema refuses any other);
+    // intake refused values it would not take, so a failure here is a job journaled
+    // before intake checked them: it is not placed rather than refused by its region.
+    const hyper = hyperParametersSchema.safeParse(regionHyperParameterEntries(job.hyperParameters ?? {}));
     const candidates = [...this.views.entries()].map(([geozone, v]) => ({ geozone, silent: v.state === 'silent', view: v.context }));
-    const placement = rankGeozones(candidates, minParticipants);
+    const placement = hyper.success ? rankGeozones(candidates, minParticipants) : { geozone: null, reason: `hyper-parameters a region refuses: ${hyper.error.issues.map((i) => i.path.join('.')).join(', ')}`, ranked: [] };
     ctx.note({ type: 'job.placed', jobId: job.jobId, geozone: placement.geozone, reason: placement.reason, ranked: [...placement.ranked] });
-    if (placement.geozone === null) {
+    if (placement.geozone === null || !hyper.success) {
       ctx.emit({ type: 'system', atMs: ctx.nowMs, severity: 'warn', message: `federated job ${job.jobId} not placed: ${placement.reason}`, details: { jobId: job.jobId, reason: placement.reason } });
       return;
     }
@@ -148,9 +170,9 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
         participants: Math.max(minParticipants, job.participants ?? d.participants),
         roundDeadlineMs: job.roundDeadlineMs ?? d.roundDeadlineMs,
         checkpointUri: job.checkpointUri,
-        hyperParameters: { ...(job.hyperParameters ?? {}) },
-        reason: placement.reason,
+        ...hyperFromWire(hyper.data),
       },
+      reason: placement.reason,
     });
   }
 

@@ -1,6 +1,6 @@
 import type { BatchJobState } from '../../runtime/batch-queue.js';
 import type { Urgency } from '../../machines/hpc-job.js';
-import type { RegionalSummary } from '../region-io.js';
+import type { RegionalSummary, TrainingJobSpec } from '../region-io.js';
 
 /** The orchestrator's shard: one for the whole federation (see CENTRAL_SHARD). */
 export const CENTRAL_SHARD = 'CENTRAL';
@@ -46,23 +46,14 @@ export type HpcCommand =
   | { readonly kind: 'watch-queue'; readonly jobId: string; readonly queueJobId: string }
   | { readonly kind: 'cancel'; readonly jobId: string; readonly transferId: string | null; readonly queueJobId: string | null };
 
-export interface FederatedTask {
-  readonly jobId: string;
-  readonly geozone: string;
-  readonly modelId: string;
-  readonly datasetUri: string;
-  readonly rounds: number;
-  readonly minParticipants: number;
-  readonly participants: number;
-  readonly roundDeadlineMs: number;
-  readonly checkpointUri: string;
-  readonly hyperParameters: Readonly<Record<string, string | number | boolean>>;
-  readonly reason: string;
-}
-
 export type CentralEffect =
-  /** arc.scheduler.training: FederatedTask v1 for the chosen geozone's region. */
-  | { readonly type: 'federated-task'; readonly atMs: number; readonly task: FederatedTask }
+  /**
+   * arc.scheduler.training: FederatedTask v1 for the chosen geozone's region. The
+   * task is the region's own job spec (what its FederatedTask v1 parses into), so
+   * what central publishes is written by the region's specToTask and satisfies
+   * the region's schema; `reason` says why this geozone (for operators).
+   */
+  | { readonly type: 'federated-task'; readonly atMs: number; readonly task: TrainingJobSpec; readonly reason: string }
   /** ornl.bridge.ingress: HpcJob v1 once the dataset is staged and verified. */
   | {
       readonly type: 'hpc-ingress';

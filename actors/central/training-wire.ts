@@ -1,18 +1,17 @@
 import { z } from 'zod';
 import { urgencySchema } from '../../machines/hpc-job.js';
-import { ArcError, ErrorCodes } from '../../runtime/errors.js';
-import { geozone, id, isoTimestamp, limits } from '../wire.js';
+import { geozone, id, isoTimestamp } from '../wire.js';
 import { regionalSummarySchema, type RegionalSummaryV1 } from '../wire-out.js';
 import type { RegionalSummary } from '../region-io.js';
+import { hyperParametersSchema, jobId, MAX_HYPER_PARAMETERS, parseTrainingWire, regionHyperParameterEntries } from '../training-wire.js';
 import type { TrainingJob } from './central-io.js';
 
 /**
  * The wire formats of the central orchestrator (kebab-case JSON, strict zod):
  * what it takes in (TrainingJob v1 on arc.job.submission, RegionalSummary v1 on
- * arc.summary.regional) and what it publishes for others (FederatedTask v1 on
- * arc.scheduler.training, which a region's federated rounds consume; HpcJob v1
- * on ornl.bridge.ingress). One module, so the region side imports the very
- * schema central writes with.
+ * arc.summary.regional) and HpcJob v1, which it publishes on ornl.bridge.ingress.
+ * The FederatedTask v1 it publishes on arc.scheduler.training is the region's
+ * own schema (actors/training-wire.ts): there is one, the one its consumer checks.
  */
 
 export const centralTopics = {
@@ -24,14 +23,23 @@ export const centralTopics = {
   system: 'arc.event.system',
 } as const;
 
-/** Job ids name transfers, staging folders and batch jobs: a small alphabet safe for all three. */
-export const jobId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, '1 to 128 letters, digits, . _ or -');
+/** Job ids name transfers, staging folders and batch jobs as well as a region's checkpoint files. */
+export { jobId };
 const uri = z.string().min(1).max(2048);
-export const MAX_HYPER_PARAMETERS = 32;
-/** Hyper-parameters: a small flat map of names to numbers, strings or booleans. */
+/**
+ * Hyper-parameters: a small flat map of names to numbers, strings or booleans.
+ * The names a region's trainer reads must hold values it accepts: a federated
+ * job would otherwise be refused by its region after central placed it, so it
+ * is refused here, where the submitter still gets the answer.
+ */
 const hyperParameters = z
   .record(z.string().min(1).max(64), z.union([z.number(), z.string().max(256), z.boolean()]))
-  .refine((o) => Object.keys(o).length <= MAX_HYPER_PARAMETERS, { message: `at most ${MAX_HYPER_PARAMETERS} hyper-parameters` });
+  .refine((o) => Object.keys(o).length <= MAX_HYPER_PARAMETERS, { message: `at most ${MAX_HYPER_PARAMETERS} hyper-parameters` })
+  .superRefine((all, ctx) => {
+    const known = hyperParametersSchema.safeParse(regionHyperParameterEntries(all));
+    if (known.success) return;
+    for (const issue of known.error.issues) ctx.addIssue({ code: 'custom', path: issue.path, message: `${issue.message} (a region's trainer reads this name)` });
+  });
 
 /** arc.job.submission and POST /v1/jobs — TrainingJob v1 */
 export const trainingJobSchema = z.strictObject({
@@ -52,26 +60,6 @@ export const trainingJobSchema = z.strictObject({
   'hyper-parameters': hyperParameters.optional(),
 });
 export type TrainingJobV1 = z.infer<typeof trainingJobSchema>;
-
-/** arc.scheduler.training — FederatedTask v1: a federated job handed to the region of `geozone`. */
-export const federatedTaskSchema = z.strictObject({
-  'job-id': jobId,
-  /** The geozone whose region runs the rounds (also the Kafka key). */
-  geozone,
-  'model-id': id,
-  'dataset-uri': uri,
-  rounds: z.number().int().min(1).max(1000),
-  'min-participants': z.number().int().min(1).max(10_000),
-  /** How many nodes the region invites per round (at least min-participants). */
-  participants: z.number().int().min(1).max(10_000),
-  'round-deadline-ms': z.number().int().min(1_000).max(24 * 3600_000),
-  'checkpoint-uri': uri,
-  'hyper-parameters': hyperParameters,
-  /** Why this geozone (the ranking, for operators). */
-  reason: z.string().max(1024),
-  timestamp: isoTimestamp,
-});
-export type FederatedTaskV1 = z.infer<typeof federatedTaskSchema>;
 
 /** ornl.bridge.ingress — HpcJob v1: a job whose dataset is staged, handed to the HPC bridge. */
 export const hpcJobWireSchema = z.strictObject({
@@ -138,28 +126,5 @@ export function summaryFromWire(s: RegionalSummaryV1): RegionalSummary {
   };
 }
 
-/** Validates one raw message (size before parsing, JSON, strict schema) with coded errors. */
-export function parseCentralWire<T>(what: string, schema: z.ZodType<T>, raw: unknown): T {
-  let value = raw;
-  if (typeof raw === 'string' || raw instanceof Uint8Array) {
-    const bytes = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.byteLength;
-    if (bytes > limits.maxMessageBytes) {
-      throw new ArcError(ErrorCodes.PAYLOAD_TOO_LARGE, `${what} message is ${bytes} bytes; the limit is ${limits.maxMessageBytes}`, { bytes, limit: limits.maxMessageBytes });
-    }
-    try {
-      value = JSON.parse(typeof raw === 'string' ? raw : Buffer.from(raw).toString('utf8'));
-    } catch (error) {
-      throw new ArcError(ErrorCodes.MALFORMED_JSON, `${what} message is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message }));
-    const first = issues[0];
-    throw new ArcError(ErrorCodes.VALIDATION, `invalid ${what} message: ${first === undefined ? 'unknown problem' : `${first.path || '(root)'}: ${first.message}`}`, { issues });
-  }
-  return parsed.data;
-}
-
-export const parseTrainingJob = (raw: unknown): TrainingJob => trainingJobFromWire(parseCentralWire('TrainingJob', trainingJobSchema, raw));
-export const parseRegionalSummary = (raw: unknown): RegionalSummary => summaryFromWire(parseCentralWire('RegionalSummary', regionalSummarySchema, raw));
+export const parseTrainingJob = (raw: unknown): TrainingJob => trainingJobFromWire(parseTrainingWire('TrainingJob', trainingJobSchema, raw, ''));
+export const parseRegionalSummary = (raw: unknown): RegionalSummary => summaryFromWire(parseTrainingWire('RegionalSummary', regionalSummarySchema, raw, ''));

@@ -1,5 +1,5 @@
 import type { RegionEffect } from '../../actors/region-io.js';
-import type { TrainEffect, TrainTaskV1 } from '../../actors/training-wire.js';
+import { specToTask, type TrainEffect, type TrainTaskV1 } from '../../actors/training-wire.js';
 
 /**
  * The seed's topic names and the wire form (kebab-case JSON) of what the region
@@ -86,26 +86,8 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
     case 'train':
       // On a topic the weights travel by hash (the agent channel sends them inline).
       return { topic: topics.training, message: trainTaskOf(effect, null) };
-    case 'federated-task': {
-      const t = effect.task;
-      return {
-        topic: topics.training,
-        message: {
-          'job-id': t.jobId,
-          geozone: t.geozone,
-          'model-id': t.modelId,
-          'dataset-uri': t.datasetUri,
-          rounds: t.rounds,
-          'min-participants': t.minParticipants,
-          participants: t.participants,
-          'round-deadline-ms': t.roundDeadlineMs,
-          'checkpoint-uri': t.checkpointUri,
-          'hyper-parameters': { ...t.hyperParameters },
-          reason: t.reason,
-          timestamp: iso(effect.atMs),
-        },
-      };
-    }
+    case 'federated-task':
+      return { topic: topics.training, message: { ...specToTask(effect.task), reason: effect.reason, timestamp: iso(effect.atMs) } };
     case 'hpc-ingress':
       return {
         topic: topics.hpcIngress,

@@ -1,7 +1,9 @@
 import test from 'ava';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../../actors/central/central-behaviour.js';
 import { CENTRAL_SHARD, type HpcObservation, type TrainingJob } from '../../actors/central/central-io.js';
-import { federatedTaskSchema } from '../../actors/central/training-wire.js';
+import { parseTrainingJob } from '../../actors/central/training-wire.js';
+import { federatedTaskSchema } from '../../actors/training-wire.js';
+import { type ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { createRegion, type Region } from '../../actors/region.js';
 import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { effectToWire } from '../../adapters/bus/topics.js';
@@ -262,4 +264,42 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     await replayed.store.close();
     cleanup();
   }
+});
+
+test('what central publishes for a region always passes the region\'s FederatedTask v1 schema: only the hyper-parameters a region reads go to it; a data set or checkpoint a region cannot reach goes to HPC', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const c = open(dir);
+  try {
+    const s = c.region.supervisor;
+    s.submit({ type: 'summary.in', summary: summary('PJM', 0, { activeNodes: 10, energyBreakdown: { cogen: 0, grid: 10, battery: 0 } }) }, 0);
+    s.submit({ type: 'job.submit', job: job('fed-hyper', { hyperParameters: { 'learning-rate': 0.1, 'local-epochs': 2, partitioning: 'label-skew', optimizer: 'adam', 'warmup-steps': 100 } }) }, 0);
+    s.submit({ type: 'job.submit', job: job('fed-s3', { datasetUri: 's3://bucket/set.bin' }) }, 0);
+    s.submit({ type: 'job.submit', job: job('fed-remote-ckpt', { checkpointUri: 's3://bucket/ckpt' }) }, 0);
+    await c.settle();
+
+    const tasks = c.effects.filter((e) => e.type === 'federated-task');
+    t.is(tasks.length, 1);
+    const task = federatedTaskSchema.parse(effectToWire(tasks[0] as RegionEffect)?.message);
+    t.like(task, { 'job-id': 'fed-hyper', geozone: 'PJM', 'hyper-parameters': { 'learning-rate': 0.1, 'local-epochs': 2, partitioning: 'label-skew' } });
+    t.false('optimizer' in task['hyper-parameters']);
+
+    const b = c.behaviour();
+    t.deepEqual(b.job('fed-s3')?.target, 'hpc');
+    t.regex(b.job('fed-s3')?.reason ?? '', /dataset-uri not readable by a region/);
+    t.deepEqual(b.job('fed-remote-ckpt')?.target, 'hpc');
+    t.regex(b.job('fed-remote-ckpt')?.reason ?? '', /checkpoint-uri not writable by a region/);
+    const transfers = c.effects.flatMap((e) => (e.type === 'hpc-command' && e.command.kind === 'transfer' ? [e.command.jobId] : []));
+    t.deepEqual(transfers, ['fed-s3', 'fed-remote-ckpt']);
+  } finally {
+    await c.store.close();
+    cleanup();
+  }
+});
+
+test('TrainingJob v1 intake refuses a hyper-parameter a region reads with a value it would refuse, and takes names that are not the region\'s', (t) => {
+  const wire = { 'job-id': 'j1', 'dataset-uri': 'builtin:digits', 'dataset-size-gb': 0.001, 'estimated-flops': 1e12, 'checkpoint-uri': 'file:///tmp/j1', urgency: 'normal' };
+  const error = t.throws(() => parseTrainingJob(JSON.stringify({ ...wire, 'hyper-parameters': { 'learning-rate': 'fast' } })));
+  t.is((error as ArcError).code, ErrorCodes.VALIDATION);
+  t.regex(error?.message ?? '', /learning-rate/);
+  t.deepEqual(parseTrainingJob(JSON.stringify({ ...wire, 'hyper-parameters': { optimizer: 'adam', seed: 3 } })).hyperParameters, { optimizer: 'adam', seed: 3 });
 });

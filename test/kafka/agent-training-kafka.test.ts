@@ -1,13 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { startAgent, type AgentProcess } from '../helpers/agent-process.js';
-import { makeCertificates } from '../helpers/certificates.js';
-import { tempDir } from '../helpers/fixtures.js';
-import { brokers, kafkaTest } from '../helpers/kafka-broker.js';
-import { startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
+import { kafkaTest } from '../helpers/kafka-broker.js';
+import { newRun, startKafkaAgents, until, type KafkaAgents } from '../helpers/kafka-agents.js';
 
 /**
  * `arcnet agent --kafka` in a federated job: the agents take their `train` messages
@@ -17,31 +11,6 @@ import { startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
  * requires signed input (--node-ca). The job completes with every update counted.
  */
 
-/**
- * A node certificate (subject O=arcnet-node, OU=<geozone>, CN=<node-id>, as `kafka.mjs node-cert` makes)
- * from a throw-away CA: the agents reach the broker on its loopback listener here, so the CA only has to
- * be the one the region trusts with --node-ca.
- */
-function nodeCert(ca: { caCert: string; caKey: string }, nodeId: string, geozone: string, outDir: string): { certFile: string; keyFile: string } {
-  mkdirSync(outDir, { recursive: true });
-  const keyFile = join(outDir, 'node-key.pem');
-  const csr = join(outDir, 'node.csr');
-  const certFile = join(outDir, 'node.pem');
-  const ext = join(outDir, 'ext.cnf');
-  writeFileSync(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n');
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', csr, '-subj', `/O=arcnet-node/OU=${geozone}/CN=${nodeId}`], { stdio: 'ignore' });
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca.caCert, '-CAkey', ca.caKey, '-CAcreateserial', '-days', '2', '-out', certFile, '-extfile', ext], { stdio: 'ignore' });
-  return { certFile, keyFile };
-}
-
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs: number, detail: () => string): Promise<void> => {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}\n${detail()}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-};
-
 interface Round {
   round: number;
   updates: { 'node-id': string }[];
@@ -50,29 +19,12 @@ interface Round {
 
 kafkaTest('arcnet agent --kafka trains a federated job: train messages from the training topic, weights by hash from the blob topic, signed updates', async (t) => {
   t.timeout(200_000, 'agents training on Kafka');
-  const run = randomUUID().slice(0, 6).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
-  const zones = [`AT${run}A`, `AT${run}B`];
-  const zone = zones[1] as string;
-  const { dir, cleanup } = tempDir();
-  const certificates = makeCertificates();
+  const run = newRun();
   const nodeIds = [1, 2, 3].map((i) => `kt-${run.toLowerCase()}-${i}`);
-  const agents: AgentProcess[] = [];
-  let region: LiveRegion | undefined;
+  let setup: KafkaAgents | undefined;
   try {
-    region = await startLiveRegion(['--kafka', brokers.join(','), '--geozones', zones.join(','), '--group', `agent-train-${run}`, '--node-ca', certificates.paths.caCert, '--sim-nodes', '0']);
-    const origin = region.origin;
-    const diagnostics = (): string => agents.map((a) => `${a.nodeId}: ${a.stderr().slice(-1500)}`).join('\n') + `\nregion: ${region?.stderr().slice(-2000) ?? ''}`;
-    await until('the region to be ready', async () => (await fetch(`${origin}/readyz`)).status === 200, 120_000, diagnostics);
-    for (const nodeId of nodeIds) {
-      const cert = nodeCert(certificates.paths, nodeId, zone, join(dir, nodeId));
-      agents.push(
-        startAgent(
-          nodeId,
-          ['--kafka', brokers.join(','), '--kafka-geozones', zones.join(','), '--geozone', zone, '--geohash', '9q9hvu', '--node-cert', cert.certFile, '--node-key', cert.keyFile, '--report-every', '1s', '--nvidia-smi', 'off'],
-          { ...process.env, LOG_LEVEL: 'warn' },
-        ),
-      );
-    }
+    setup = await startKafkaAgents({ zonePrefix: `AT${run}`, group: `agent-train-${run}`, nodeIds, agentArgs: [] });
+    const { origin, zone, dir, agents, diagnostics } = setup;
     const known = async (id: string): Promise<boolean> => (await fetch(`${origin}/v1/nodes/${id}`)).status === 200;
     await until('the agents to be known', async () => (await Promise.all(nodeIds.map(known))).every(Boolean), 120_000, diagnostics);
 
@@ -122,9 +74,6 @@ kafkaTest('arcnet agent --kafka trains a federated job: train messages from the 
       t.is(line['updatesOwed'], 0);
     }
   } finally {
-    for (const agent of agents) if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    if (region !== undefined) await region.stop().catch(() => region?.child.kill('SIGKILL'));
-    certificates.cleanup();
-    cleanup();
+    await setup?.close();
   }
 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { federatedTaskSchema, type FederatedTaskV1 } from '../../actors/central/training-wire.js';
+import { federatedTaskSchema, type FederatedTaskV1 } from '../../actors/training-wire.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 import { startLiveRegion } from '../helpers/live-region.js';
