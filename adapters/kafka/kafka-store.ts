@@ -8,6 +8,7 @@ import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.
 import { isFenced, KafkaJournal, type JournalWriteStatus, type Tail } from './kafka-journal.js';
 import { claimValue, classifyJournalMessage, WRITER_HEADER } from './journal-message.js';
 import { TopicReader } from './topic-reader.js';
+import { waitForTopicsReady } from './topics.js';
 
 export { KafkaJournal, type ConsumerOffsets, type JournalWriteStatus } from './kafka-journal.js';
 
@@ -319,6 +320,9 @@ async function ensureTopics(admin: Admin, prefix: string, shardIds: readonly str
     const now = new Set(await admin.listTopics());
     if (missing.some((t) => !now.has(t.topic))) throw error;
   }
+  // Just created: a broker may still answer "does not host this topic-partition" to the claim
+  // that follows at once; wait until every partition is served.
+  await waitForTopicsReady(admin, missing.map((t) => t.topic));
 }
 
 // ------------------------------------------------------------------ preload

@@ -169,7 +169,8 @@ test('a straggler is left out at the round deadline and named; below quorum the 
     // fed-n4 never answers job A; in job B only fed-n1 and fed-n2 answer.
     const fleet = await agents(origin, 4, (nodeId, jobId) => (jobId === 'fed-a' ? nodeId !== 'fed-n4' : nodeId === 'fed-n1' || nodeId === 'fed-n2'));
     try {
-      const base = { rounds: 2, participants: 4, 'min-participants': 3, 'round-deadline-ms': 3_000 };
+      // Long enough for the three who answer to train on a loaded machine; fed-n4 is waited for until then.
+      const base = { rounds: 2, participants: 4, 'min-participants': 3, 'round-deadline-ms': 12_000 };
       t.is((await post(origin, '/v1/training', task('fed-a', 'CAISO', join(dir, 'ck'), base))).status, 202);
       const a = await untilJob(origin, 'fed-a', (j) => j.state !== 'training');
       t.is(a.state, 'done', JSON.stringify(a));
