@@ -148,16 +148,10 @@ function onOff(value: string | undefined, flag: string): boolean {
   throw new ArcError(ErrorCodes.USAGE, `--${flag} takes on or off, got '${value}'`);
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(usage);
-    return;
-  }
-  const own = selfParsing[command];
-  if (own !== undefined) return own(rest);
-  const { values } = parseOptions({
-    args: rest,
+/** The flags every command but the self-parsing ones shares (each command reads its own). */
+function parseFlags(args: string[]) {
+  return parseOptions({
+    args,
     strict: true,
     options: {
       seed: { type: 'string' },
@@ -206,7 +200,89 @@ async function main(argv: string[]): Promise<void> {
       'stall-timeout': { type: 'string' },
       'central-shard': { type: 'string' },
     },
+  }).values;
+}
+
+type Flags = ReturnType<typeof parseFlags>;
+
+/** `arcnet region` and `arcnet central`: flags to the process options; the process runs until a signal or --run-for. */
+async function serve(command: 'region' | 'central', values: Flags): Promise<void> {
+  const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
+  const central = command === 'central';
+  if (central) {
+    for (const flag of ['sim-nodes', 'geozones', 'node-ca'] as const) {
+      if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
+    }
+  } else {
+    for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
+      if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
+    }
+  }
+  const journal = regionJournal(values, central ? 'arcnet-central' : 'arcnet-region');
+  // --hpc auto (the default) probes Slurm and rclone first and says which it uses.
+  const centralFlags = central
+    ? {
+        shardId: values['central-shard'],
+        hpc: values.hpc,
+        hpcDir: values['hpc-dir'] ?? (journal.kind === 'lmdb' ? join(journal.dataDir, 'hpc') : '.hpc-local'),
+        staging: values.staging,
+        trainCommand: values['train-command'],
+        pollEveryMs: values['poll-every'] === undefined ? undefined : parseDurationMs(values['poll-every']),
+        transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
+        summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
+        stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
+      }
+    : undefined;
+  const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));
+  const simJobsPerMinute = values['sim-jobs'] === undefined ? 0 : rate(values['sim-jobs'], 0, 'sim-jobs');
+  const role =
+    chosen === undefined || centralFlags === undefined || (simJobsPerMinute === 0 && values['summaries-from'] === undefined)
+      ? chosen?.role
+      : withDemoFeed(chosen.role, {
+          jobsPerMinute: simJobsPerMinute,
+          seed: integer(values.seed, 'seed', 1),
+          datasetDir: join(resolve(centralFlags.hpcDir), 'demo-datasets'),
+          datasetShape: chosen.hpc === 'slurm' ? 'folder' : 'file',
+          summariesFrom: values['summaries-from'],
+          summaryEveryMs: centralFlags.summaryEveryMs ?? 60_000,
+        });
+  const { line, exitCode } = await runRegion({
+    role,
+    journal,
+    geozones: central ? [] : geozoneList(values.geozones),
+    simNodes: integer(values['sim-nodes'], 'sim-nodes', 0),
+    ratePerSec: rate(values.rate, 50),
+    seed: integer(values.seed, 'seed', 1),
+    faults: onOff(values.faults, 'faults'),
+    statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
+    effectsLog: values['effects-log'],
+    runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
+    port: values.port === 'off' ? undefined : integer(values.port, 'port', 8080),
+    security: {
+      apiKeysFile: values['api-keys'],
+      rateLimitPerSec: rate(values['rate-limit'], defaultRateLimitPerSec, 'rate-limit'),
+      tlsCert: values['tls-cert'],
+      tlsKey: values['tls-key'],
+      tlsCa: values['tls-ca'],
+      tlsClientAuth: values['tls-client-auth'],
+    },
+    otlpEndpoint: values.otlp,
+    logger,
   });
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+  // kafkajs may leave sockets behind for a while after disconnecting: the final line is out, so leave now.
+  process.exit(exitCode);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(usage);
+    return;
+  }
+  const own = selfParsing[command];
+  if (own !== undefined) return own(rest);
+  const values = parseFlags(rest);
   switch (command) {
     case 'sim': {
       const durationMs = parseDurationMs(required(values.duration, 'duration'));
@@ -239,74 +315,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'region':
-    case 'central': {
-      const logger = pino({ name: 'arcnet', level: process.env['LOG_LEVEL'] ?? 'info' }, destination(2));
-      const central = command === 'central';
-      if (central) {
-        for (const flag of ['sim-nodes', 'geozones', 'node-ca'] as const) {
-          if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
-        }
-      } else {
-        for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
-          if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
-        }
-      }
-      const journal = regionJournal(values, central ? 'arcnet-central' : 'arcnet-region');
-      // --hpc auto (the default) probes Slurm and rclone first and says which it uses.
-      const centralFlags = central
-        ? {
-            shardId: values['central-shard'],
-            hpc: values.hpc,
-            hpcDir: values['hpc-dir'] ?? (journal.kind === 'lmdb' ? join(journal.dataDir, 'hpc') : '.hpc-local'),
-            staging: values.staging,
-            trainCommand: values['train-command'],
-            pollEveryMs: values['poll-every'] === undefined ? undefined : parseDurationMs(values['poll-every']),
-            transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
-            summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
-            stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
-          }
-        : undefined;
-      const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));
-      const simJobsPerMinute = values['sim-jobs'] === undefined ? 0 : rate(values['sim-jobs'], 0, 'sim-jobs');
-      const role =
-        chosen === undefined || centralFlags === undefined || (simJobsPerMinute === 0 && values['summaries-from'] === undefined)
-          ? chosen?.role
-          : withDemoFeed(chosen.role, {
-              jobsPerMinute: simJobsPerMinute,
-              seed: integer(values.seed, 'seed', 1),
-              datasetDir: join(resolve(centralFlags.hpcDir), 'demo-datasets'),
-              datasetShape: chosen.hpc === 'slurm' ? 'folder' : 'file',
-              summariesFrom: values['summaries-from'],
-              summaryEveryMs: centralFlags.summaryEveryMs ?? 60_000,
-            });
-      const { line, exitCode } = await runRegion({
-        role,
-        journal,
-        geozones: central ? [] : geozoneList(values.geozones),
-        simNodes: integer(values['sim-nodes'], 'sim-nodes', 0),
-        ratePerSec: rate(values.rate, 50),
-        seed: integer(values.seed, 'seed', 1),
-        faults: onOff(values.faults, 'faults'),
-        statusEveryMs: values['status-every'] === undefined ? 10_000 : parseDurationMs(values['status-every']),
-        effectsLog: values['effects-log'],
-        runForMs: values['run-for'] === undefined ? undefined : parseDurationMs(values['run-for']),
-        port: values.port === 'off' ? undefined : integer(values.port, 'port', 8080),
-        security: {
-          apiKeysFile: values['api-keys'],
-          rateLimitPerSec: rate(values['rate-limit'], defaultRateLimitPerSec, 'rate-limit'),
-          tlsCert: values['tls-cert'],
-          tlsKey: values['tls-key'],
-          tlsCa: values['tls-ca'],
-          tlsClientAuth: values['tls-client-auth'],
-        },
-        otlpEndpoint: values.otlp,
-        logger,
-      });
-      process.stdout.write(`${JSON.stringify(line)}\n`);
-      // kafkajs may leave sockets behind for a while after disconnecting: the final line is out, so leave now.
-      process.exit(exitCode);
-      return;
-    }
+    case 'central':
+      return serve(command, values);
     case 'kafka:topics': {
       const brokers = (values.kafka ?? process.env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
       const result = await kafkaTopicsCommand({ brokers, geozones: geozoneList(values.geozones), ssl: kafkaTls(values) });
