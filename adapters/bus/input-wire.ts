@@ -1,6 +1,6 @@
 import type { RegionInput } from '../../actors/region-io.js';
 import { trainingJobToWire } from '../../actors/central/training-wire.js';
-import { topics } from './topics.js';
+import { summaryToWire, topics } from './topics.js';
 
 /**
  * What a simulated node agent or client puts on the bus: the seed's wire
@@ -48,21 +48,8 @@ export function inputToWire(input: RegionInput): { topic: string; message: Recor
       };
     case 'job.submit':
       return { topic: topics.jobSubmission, message: trainingJobToWire(input.job) };
-    case 'summary.in': {
-      const s = input.summary;
-      return {
-        topic: topics.summary,
-        message: {
-          'geozone-id': s.geozoneId,
-          'total-nodes': s.totalNodes,
-          'active-nodes': s.activeNodes,
-          'avg-gpu-util': s.avgGpuUtil,
-          'energy-breakdown': { ...s.energyBreakdown },
-          'open-reservations': s.openReservations,
-          timestamp: new Date(s.atMs).toISOString(),
-        },
-      };
-    }
+    case 'summary.in':
+      return { topic: topics.summary, message: summaryToWire(input.summary) };
     default:
       return undefined; // cancels and operator actions have no seed topic; they go to the region directly
   }

@@ -1,4 +1,4 @@
-import type { RegionEffect } from '../../actors/region-io.js';
+import type { RegionalSummary, RegionEffect } from '../../actors/region-io.js';
 import { specToTask, type TrainEffect, type TrainTaskV1 } from '../../actors/training-wire.js';
 
 /**
@@ -32,6 +32,19 @@ export const topics = {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+/** RegionalSummary v1 as it goes on arc.summary.regional (a region's effect, or an orchestrator's input re-sent). */
+export function summaryToWire(s: RegionalSummary): Record<string, unknown> {
+  return {
+    'geozone-id': s.geozoneId,
+    'total-nodes': s.totalNodes,
+    'active-nodes': s.activeNodes,
+    'avg-gpu-util': s.avgGpuUtil,
+    'energy-breakdown': { ...s.energyBreakdown },
+    'open-reservations': s.openReservations,
+    timestamp: iso(s.atMs),
+  };
+}
+
 /** The topic and wire message for an effect leaving the region (undefined for internal ones). */
 export function effectToWire(effect: RegionEffect): { topic: string; message: Record<string, unknown> } | undefined {
   switch (effect.type) {
@@ -48,18 +61,9 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
         },
       };
     case 'summary': {
-      const s = effect.summary;
       return {
         topic: topics.summary,
-        message: {
-          'geozone-id': s.geozoneId,
-          'total-nodes': s.totalNodes,
-          'active-nodes': s.activeNodes,
-          'avg-gpu-util': s.avgGpuUtil,
-          'energy-breakdown': s.energyBreakdown,
-          'open-reservations': s.openReservations,
-          timestamp: iso(s.atMs),
-        },
+        message: summaryToWire(effect.summary),
       };
     }
     case 'system':
