@@ -660,7 +660,6 @@ async function stop() {
     info('no broker running');
     return;
   }
-  info(`stopping broker pid ${pid}`);
   await terminate(pid, 30_000);
   if (isAlive(pid)) throw new CliError(`broker pid ${pid} survived SIGKILL`);
   rmSync(PID_FILE, { force: true });
