@@ -425,6 +425,8 @@ export async function httpInferenceBench(dir: string): Promise<Figure[]> {
         ...outcomes(region),
         cpuUsPerRequest: round(region.cpuUsPerRequest, 1),
         baselineCpuUsPerRequest: round(baseline.cpuUsPerRequest, 1),
+        // Steadier than requests/s on a shared machine: what the ratio would be where CPU alone binds.
+        cpuRatio: round(baseline.cpuUsPerRequest / region.cpuUsPerRequest, 3),
         runsPerSec: perSecOf(untracedRuns),
         baselineRunsPerSec: perSecOf(bareRuns),
         ...setup,
@@ -440,6 +442,7 @@ export async function httpInferenceBench(dir: string): Promise<Figure[]> {
         what: "the region's HTTP API (hooks, route, edge validation, decision body) in front of a RegionApi that answers at once: the HTTP side's own cost",
         cpuUsPerRequest: round(layer.cpuUsPerRequest, 1),
         baselineCpuUsPerRequest: round(baseline.cpuUsPerRequest, 1),
+        cpuRatio: round(baseline.cpuUsPerRequest / layer.cpuUsPerRequest, 3),
         runsPerSec: perSecOf(layerRuns),
         ...setup,
       },

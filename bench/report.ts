@@ -80,7 +80,7 @@ export function formatNumber(v: number): string {
   const trim = (n: number): string => String(Number(n.toPrecision(3)));
   if (abs >= 1e9) return `${trim(v / 1e9)}G`;
   if (abs >= 1e6) return `${trim(v / 1e6)}M`;
-  if (abs >= 1e4) return `${trim(v / 1e3)}k`;
+  if (abs >= 1e3) return `${trim(v / 1e3)}k`;
   return trim(v);
 }
 
