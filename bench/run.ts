@@ -31,10 +31,11 @@ const dir = mkdtempSync(join(tmpdir(), 'arcnet-bench-'));
 const startedAt = new Date().toISOString();
 const emitted: Figure[] = [];
 
-/** `--report DIR` or `--report=DIR`. */
+/** `--report DIR` or `--report=DIR`, relative to where npm was run from (INIT_CWD), not the package root it runs in. */
 function reportDirOf(argv: readonly string[]): string | undefined {
+  const from = process.env['INIT_CWD'] ?? process.cwd();
   const inline = argv.find((arg) => arg.startsWith('--report='));
-  if (inline !== undefined) return resolve(inline.slice('--report='.length));
+  if (inline !== undefined) return resolve(from, inline.slice('--report='.length));
   const at = argv.indexOf('--report');
   if (at === -1) return undefined;
   const next = argv[at + 1];
@@ -42,7 +43,7 @@ function reportDirOf(argv: readonly string[]): string | undefined {
     process.stderr.write('--report needs a directory: npm run bench -- --report DIR\n');
     process.exit(2);
   }
-  return resolve(next);
+  return resolve(from, next);
 }
 
 function emit(figures: Figure[]): void {
