@@ -126,11 +126,18 @@ async function offeredLoad(origin: string, offeredPerSec: number, durationMs: nu
   const send = (n: number, dueMs: number): void => {
     const request = pool
       .request({ path: '/v1/inference', method: 'POST', headers: { 'content-type': 'application/json' }, body: requestBody(idPrefix, n) })
-      .then(async (response) => {
-        await response.body.text();
-        latencies.push(monotonicNowMs() - dueMs);
-        statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1;
-      })
+      .then(
+        async (response) => {
+          await response.body.text();
+          latencies.push(monotonicNowMs() - dueMs);
+          statuses[response.statusCode] = (statuses[response.statusCode] ?? 0) + 1;
+        },
+        // Counted, not thrown: a request failing mid-sweep is an outcome of the load, and a rejection
+        // nobody awaits yet would end the process.
+        () => {
+          statuses['error'] = (statuses['error'] ?? 0) + 1;
+        },
+      )
       .finally(() => inFlight.delete(request));
     inFlight.add(request);
   };
@@ -411,7 +418,7 @@ export async function httpInferenceBench(dir: string): Promise<Figure[]> {
   });
   const maxPerSec = (runs: readonly OfferedRun[]): number => Math.max(...runs.map((r) => r.perSec));
   const sweepExtra = (runs: readonly OfferedRun[]): Record<string, unknown>[] =>
-    runs.map((r) => ({ offeredPerSec: r.offeredPerSec, achievedPerSec: round(r.perSec), p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), shed: r.shed, ...outcomes(r) }));
+    runs.map((r) => ({ offeredPerSec: r.offeredPerSec, achievedPerSec: round(r.perSec), p50Ms: round(r.p50Ms), p99Ms: round(r.p99Ms), shed: r.shed, errors: r.statuses['error'] ?? 0, ...outcomes(r) }));
   return [
     figure({
       bench: 'http_inference',
