@@ -6,6 +6,7 @@ import type { Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import { trainingActorId } from '../actors/training-actor.js';
 import type { TrainingJobView } from '../actors/training-coordinator.js';
+import { DEFAULT_AGGREGATE_WHEN } from '../machines/federated-round.js';
 import { parseFederatedTask, parseTrainingUpdate, type TrainEffect, type TrainTaskV1 } from '../actors/training-wire.js';
 import { trainTaskOf } from '../adapters/bus/topics.js';
 import { trainTaskKey } from '../adapters/agent/agent-channel.js';
@@ -214,6 +215,7 @@ export function jobDocument(view: TrainingJobView): Record<string, unknown> {
     'checkpoint-uri': view.spec.checkpointUri,
     rounds: view.spec.rounds,
     'min-participants': view.spec.minParticipants,
+    'aggregate-when': view.spec.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
     state: view.state,
     'failure-reason': view.failureReason,
     'failure-detail': view.failureDetail,
@@ -229,7 +231,9 @@ export function jobDocument(view: TrainingJobView): Record<string, unknown> {
       updates: r.updates.map((u) => ({ 'node-id': u.nodeId, 'sample-count': u.sampleCount, 'weights-sha256': u.weightsSha256, loss: u.loss, accuracy: u.accuracy })),
       dropped: r.dropped,
       stragglers: r.stragglers,
+      late: r.late,
       'closed-at': iso(r.closedAtMs),
+      'closed-by': r.closedBy,
       'aggregate-sha256': r.aggregateSha256,
       accuracy: r.accuracy,
       loss: r.loss,

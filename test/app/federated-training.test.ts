@@ -26,6 +26,8 @@ interface Round {
   round: number;
   updates: { 'node-id': string; 'sample-count': number; 'weights-sha256': string }[];
   stragglers: string[];
+  late: string[];
+  'closed-by': string | null;
   accuracy: number | null;
   'aggregate-sha256': string | null;
   'checkpoint-uri': string | null;
@@ -60,6 +62,8 @@ function task(jobId: string, geozone: string, checkpointDir: string, overrides: 
     'dataset-uri': 'builtin:digits',
     rounds: 4,
     'min-participants': 3,
+    // Most tests count every update; the quorum rule has its own test.
+    'aggregate-when': 'all',
     participants: 5,
     'round-deadline-ms': 20_000,
     'checkpoint-uri': pathToFileURL(checkpointDir).href,
@@ -108,11 +112,20 @@ async function checkTrainingJournal(dataDir: string): Promise<InvariantReport> {
   }
 }
 
-async function agents(origin: string, count: number, answers?: (nodeId: string, jobId: string, round: number) => boolean): Promise<TrainingAgent[]> {
+async function agents(origin: string, count: number, answers?: (nodeId: string, jobId: string, round: number) => boolean, holdMs?: (nodeId: string) => number): Promise<TrainingAgent[]> {
   const started: TrainingAgent[] = [];
   for (let i = 1; i <= count; i++) {
     const nodeId = `fed-n${i}`;
-    started.push(await startTrainingAgent({ origin, nodeId, geozone: 'CAISO', energySource: i % 2 === 0 ? 'cogen' : 'grid', answers: answers === undefined ? undefined : (jobId, round) => answers(nodeId, jobId, round) }));
+    started.push(
+      await startTrainingAgent({
+        origin,
+        nodeId,
+        geozone: 'CAISO',
+        energySource: i % 2 === 0 ? 'cogen' : 'grid',
+        answers: answers === undefined ? undefined : (jobId, round) => answers(nodeId, jobId, round),
+        holdMs: holdMs === undefined ? undefined : () => holdMs(nodeId),
+      }),
+    );
   }
   // Telemetry first: participants are chosen from the node actors it creates.
   const deadline = Date.now() + 20_000;
@@ -175,6 +188,7 @@ test('a straggler is left out at the round deadline and named; below quorum the 
       const a = await untilJob(origin, 'fed-a', (j) => j.state !== 'training');
       t.is(a.state, 'done', JSON.stringify(a));
       for (const round of a['round-history']) {
+        t.is(round['closed-by'], 'deadline', 'aggregate-when all waits for fed-n4 until the deadline');
         t.deepEqual(round.stragglers, ['fed-n4']);
         t.deepEqual(round.updates.map((u) => u['node-id']).sort(), ['fed-n1', 'fed-n2', 'fed-n3']);
       }
@@ -191,6 +205,38 @@ test('a straggler is left out at the round deadline and named; below quorum the 
       t.is(c.status, 202);
       t.is(c.body['state'], 'failed');
       t.regex(String(c.body['failure-detail']), /only 4 eligible nodes/);
+    } finally {
+      await Promise.all(fleet.map((a) => a.close()));
+    }
+  });
+});
+
+test('aggregate-when quorum (the default): a round closes once min-participants answered; the late update is not counted and its node is named', async (t) => {
+  t.timeout(180_000);
+  await withRegion(t, async (_region, origin, dir) => {
+    // fed-n4 trains like the others but sends its update 5 s later, long after the three others answered.
+    const fleet = await agents(origin, 4, undefined, (nodeId) => (nodeId === 'fed-n4' ? 5_000 : 0));
+    try {
+      const { 'aggregate-when': _all, ...quorumTask } = task('fed-q', 'CAISO', join(dir, 'ck'), { rounds: 2, participants: 4, 'min-participants': 3, 'round-deadline-ms': 120_000 });
+      const accepted = await post(origin, '/v1/training', quorumTask);
+      t.is(accepted.status, 202, JSON.stringify(accepted.body));
+      t.is(accepted.body['aggregate-when'], 'quorum');
+      // Done long before the 120 s deadline, and both late updates seen (the last one after the job ended).
+      const job = await untilJob(origin, 'fed-q', (j) => j.state !== 'training' && j['round-history'].every((r) => r.late.length > 0), 60_000);
+      t.is(job.state, 'done', JSON.stringify(job));
+      t.is(job['round-history'].length, 2);
+      const sent = new Map(fleet.flatMap((a) => [...a.sent]));
+      for (const round of job['round-history']) {
+        t.is(round['closed-by'], 'quorum');
+        t.deepEqual(round.stragglers, ['fed-n4']);
+        t.deepEqual(round.late, ['fed-n4']);
+        t.deepEqual(round.updates.map((u) => u['node-id']).sort(), ['fed-n1', 'fed-n2', 'fed-n3']);
+        // The aggregate is FedAvg of the three counted updates only: fed-n4's weights are not in it.
+        const counted = round.updates.map((u) => ({ nodeId: u['node-id'], sampleCount: u['sample-count'], weights: (sent.get(u['weights-sha256']) as { weights: Float32Array }).weights }));
+        t.is(round['aggregate-sha256'], sha256Hex(weightsToBytes(fedAvg(counted))));
+      }
+      const late = fleet.find((a) => a.nodeId === 'fed-n4') as TrainingAgent;
+      t.is([...late.sent.values()].filter((s) => s.jobId === 'fed-q').length, 2, 'fed-n4 did train and send both rounds');
     } finally {
       await Promise.all(fleet.map((a) => a.close()));
     }
