@@ -11,6 +11,7 @@ import { parseFederatedTask, parseTrainingUpdate, type TrainEffect, type TrainTa
 import { trainTaskOf } from '../adapters/bus/topics.js';
 import { trainTaskKey } from '../adapters/agent/agent-channel.js';
 import { loadDataset } from '../adapters/datasets/dataset-files.js';
+import type { UpdateSigner } from './kafka-training-edge.js';
 import { sha256Hex, type BlobStore } from '../runtime/blob-store.js';
 import { realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -162,11 +163,17 @@ export function createTrainingWiring(options: { region: Region; blobs: BlobStore
       if (view === undefined) throw new ArcError(ErrorCodes.INVARIANT, `training job ${job.jobId} was journaled but has no view`);
       return view;
     },
-    /** A TrainingUpdate v1 from any edge: weights checked and stored by hash, then the shard decides; resolves once durable. */
-    async update(body: unknown, scope: (geozone: string) => boolean): Promise<void> {
+    /**
+     * A TrainingUpdate v1 from any edge: weights checked and stored by hash, then the shard decides; resolves once durable.
+     * `signer`: the node certificate that signed it (Kafka with --node-ca), which must be of the job's geozone.
+     */
+    async update(body: unknown, scope: (geozone: string) => boolean, signer?: UpdateSigner): Promise<void> {
       const { update, weights } = parseTrainingUpdate(body);
       const job = findJob(update.jobId);
       if (job === undefined || !scope(job.geozone)) throw new ArcError(ErrorCodes.NOT_FOUND, `no training job ${update.jobId} in the geozones this key reaches`);
+      if (signer !== undefined && (signer.geozone !== job.geozone || signer.nodeId !== update.nodeId)) {
+        throw new ArcError(ErrorCodes.PRODUCER_IDENTITY, `TrainingUpdate of ${update.nodeId} refused: signed by node ${signer.nodeId} of ${signer.geozone}, but job ${job.jobId} trains in ${job.geozone}; sign with the certificate of a node of ${job.geozone}`, { reason: 'geozone-mismatch' });
+      }
       let weightsSha256: string;
       if ('inline' in weights) {
         const dataset = loadDataset(job.spec.datasetUri);
