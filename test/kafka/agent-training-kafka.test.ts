@@ -101,7 +101,7 @@ kafkaTest('eight arcnet agent --kafka processes train a federated job with signe
     await send(zone, value, signNodeMessage(victimIdentity, topic, zone, value.replace('"sample-count":100', '"sample-count":101')));
     await send(zone, value, signNodeMessage(outsider, topic, zone, value));
     const neighbourValue = forged(neighbourId);
-    await send(zones[0] as string, neighbourValue, signNodeMessage(neighbour, topic, zones[0] as string, neighbourValue));
+    await send(zones[0] as string, neighbourValue, signNodeMessage(neighbour, topic, zones[0], neighbourValue));
 
     let job: { state: string; 'round-history': Round[] } | undefined;
     await until(
