@@ -286,7 +286,7 @@ export class TrainingCoordinator {
       const closedBy = context.roundClosedBy;
       ctx.note({ type: 'training.closed', jobId, round: context.round, counted, stragglers: context.stragglers, closedBy });
       if (context.stragglers.length > 0) {
-        const when = closedBy === 'quorum' ? `once ${counted.length} of min-participants ${context.minParticipants} answered` : 'at its deadline';
+        const when = closedBy === 'quorum' ? `at quorum (${counted.length} answered, min-participants ${context.minParticipants})` : 'at its deadline';
         ctx.emit(this.system(ctx, 'warn', `training job ${jobId}: round ${context.round} closed ${when}; stragglers left out: ${context.stragglers.join(', ')}`, { jobId, round: context.round, closedBy, stragglers: context.stragglers }));
       }
       this.emitAggregate(job, ctx);
