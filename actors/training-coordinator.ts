@@ -517,7 +517,15 @@ export class TrainingCoordinator {
 
   loadState(saved: unknown): void {
     this.jobs.clear();
-    for (const job of (saved as TrainingJobView[] | undefined) ?? []) this.jobs.set(job.jobId, structuredClone(job));
+    for (const job of (saved as TrainingJobView[] | undefined) ?? []) {
+      const copy = structuredClone(job);
+      // Views saved before rounds recorded what closed them and who came late read as "not known".
+      for (const round of copy.rounds) {
+        round.late ??= [];
+        round.closedBy ??= null;
+      }
+      this.jobs.set(copy.jobId, copy);
+    }
   }
 
   private system(ctx: Ctx, severity: 'info' | 'warn' | 'error' | 'success', message: string, details: Record<string, unknown>): RegionEffect {
