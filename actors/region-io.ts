@@ -1,5 +1,6 @@
 import type { NodeReport } from '../machines/node.js';
 import type { Priority } from '../machines/reservation.js';
+import type { AggregateWhen } from '../machines/federated-round.js';
 import type { CentralEffect, CentralInput } from './central/central-io.js';
 
 /**
@@ -59,6 +60,8 @@ export interface TrainingJobSpec {
   readonly datasetUri: string;
   readonly rounds: number;
   readonly minParticipants: number;
+  /** When a round may close before its deadline (absent: DEFAULT_AGGREGATE_WHEN, quorum). */
+  readonly aggregateWhen?: AggregateWhen;
   /** Nodes invited (at most this many of the eligible ones). */
   readonly participants: number;
   readonly roundDeadlineMs: number;

@@ -1,5 +1,5 @@
 import type { AnyMachineSnapshot } from 'xstate';
-import type { FederatedRoundContext } from '../machines/federated-round.js';
+import { DEFAULT_AGGREGATE_WHEN, type FederatedRoundContext, type RoundClosedBy } from '../machines/federated-round.js';
 import type { NodeContext, NodeStatus } from '../machines/node.js';
 import type { JournalRecord } from '../runtime/journal.js';
 import type { ShardContext } from '../runtime/shard.js';
@@ -22,7 +22,11 @@ export interface TrainingRoundView {
   dropped: string[];
   /** Participants still in the round that had not answered when it closed. */
   stragglers: string[];
+  /** Stragglers whose update came after the round closed: not counted (each named once). */
+  late: string[];
   closedAtMs: number | null;
+  /** What closed it: min-participants answered, everyone answered, or the deadline. */
+  closedBy: RoundClosedBy | null;
   aggregateSha256: string | null;
   /** Held-out accuracy of the aggregate, measured by the region. */
   accuracy: number | null;
@@ -136,6 +140,7 @@ export class TrainingCoordinator {
       totalRounds: spec.rounds,
       participants: participants.map((p) => p.nodeId),
       minParticipants: spec.minParticipants,
+      aggregateWhen: spec.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
       roundTimeoutMs: spec.roundDeadlineMs,
       createdAtMs: ctx.nowMs,
     });
@@ -147,11 +152,35 @@ export class TrainingCoordinator {
   private onUpdate(update: TrainingUpdate, ctx: Ctx): void {
     const actorId = trainingActorId(update.jobId);
     const before = ctx.snapshot(actorId);
-    if (before === undefined) return; // the job ended, or is not ours: nothing to count
+    if (before === undefined) {
+      this.onNotCounted(update, ctx); // the job ended, or is not ours: nothing to count
+      return;
+    }
     const after = ctx.send(actorId, { type: 'update.received', atMs: ctx.nowMs, nodeId: update.nodeId, round: update.round });
-    if (after === before) return; // late, repeated, or from a node not in the round: never counted
+    if (after === before) {
+      this.onNotCounted(update, ctx); // late, repeated, or from a node not in the round: never counted
+      return;
+    }
     ctx.note({ type: 'training.update', ...update });
     this.afterChange(update.jobId, after, ctx, null);
+  }
+
+  /**
+   * A straggler's update for a round that already closed: not counted, and
+   * named once in the round's view and on the console (the agent resends until
+   * acknowledged, so repeats are expected and say nothing new).
+   */
+  private onNotCounted(update: TrainingUpdate, ctx: Ctx): void {
+    const round = this.jobs.get(update.jobId)?.rounds.find((r) => r.round === update.round);
+    if (round === undefined || round.closedAtMs === null || !round.stragglers.includes(update.nodeId) || round.late.includes(update.nodeId)) return;
+    ctx.note({ type: 'training.late', jobId: update.jobId, round: update.round, nodeId: update.nodeId });
+    ctx.emit(
+      this.system(ctx, 'warn', `training job ${update.jobId}: the update of ${update.nodeId} for round ${update.round} came after the round closed (${round.closedBy ?? 'closed'}); not counted`, {
+        jobId: update.jobId,
+        round: update.round,
+        nodeId: update.nodeId,
+      }),
+    );
   }
 
   private onAggregated(input: Extract<TrainingInput, { type: 'training.aggregated' }>, ctx: Ctx): void {
@@ -254,9 +283,11 @@ export class TrainingCoordinator {
     }
     if (state === 'aggregating' && current !== undefined && current.closedAtMs === null) {
       const counted = current.updates.map((u) => u.nodeId);
-      ctx.note({ type: 'training.closed', jobId, round: context.round, counted, stragglers: context.stragglers });
+      const closedBy = context.roundClosedBy;
+      ctx.note({ type: 'training.closed', jobId, round: context.round, counted, stragglers: context.stragglers, closedBy });
       if (context.stragglers.length > 0) {
-        ctx.emit(this.system(ctx, 'warn', `training job ${jobId}: round ${context.round} closed at its deadline without ${context.stragglers.join(', ')}`, { jobId, round: context.round, stragglers: context.stragglers }));
+        const when = closedBy === 'quorum' ? `at quorum (${counted.length} answered, min-participants ${context.minParticipants})` : 'at its deadline';
+        ctx.emit(this.system(ctx, 'warn', `training job ${jobId}: round ${context.round} closed ${when}; stragglers left out: ${context.stragglers.join(', ')}`, { jobId, round: context.round, closedBy, stragglers: context.stragglers }));
       }
       this.emitAggregate(job, ctx);
       return;
@@ -357,7 +388,9 @@ export class TrainingCoordinator {
           updates: [],
           dropped: [],
           stragglers: [],
+          late: [],
           closedAtMs: null,
+          closedBy: null,
           aggregateSha256: null,
           accuracy: null,
           loss: null,
@@ -382,11 +415,18 @@ export class TrainingCoordinator {
         break;
       case 'training.closed':
         if (round !== undefined) {
-          this.keepFields(round, ['closedAtMs', 'stragglers']);
+          this.keepFields(round, ['closedAtMs', 'stragglers', 'closedBy']);
           round.closedAtMs = record.atMs;
           round.stragglers = [...(e['stragglers'] as string[])];
+          round.closedBy = (e['closedBy'] as RoundClosedBy | undefined) ?? null;
         }
         break;
+      case 'training.late': {
+        const late = job.rounds.find((r) => r.round === e['round']);
+        if (late !== undefined) this.onUndo(() => late.late.pop());
+        late?.late.push(e['nodeId'] as string);
+        break;
+      }
       case 'training.aggregated':
         if (round !== undefined) {
           this.keepFields(round, ['aggregateSha256', 'accuracy', 'loss']);
@@ -477,7 +517,15 @@ export class TrainingCoordinator {
 
   loadState(saved: unknown): void {
     this.jobs.clear();
-    for (const job of (saved as TrainingJobView[] | undefined) ?? []) this.jobs.set(job.jobId, structuredClone(job));
+    for (const job of (saved as TrainingJobView[] | undefined) ?? []) {
+      const copy = structuredClone(job);
+      // Views saved before rounds recorded what closed them and who came late read as "not known".
+      for (const round of copy.rounds) {
+        round.late ??= [];
+        round.closedBy ??= null;
+      }
+      this.jobs.set(copy.jobId, copy);
+    }
   }
 
   private system(ctx: Ctx, severity: 'info' | 'warn' | 'error' | 'success', message: string, details: Record<string, unknown>): RegionEffect {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { aggregateWhenSchema, DEFAULT_AGGREGATE_WHEN } from '../machines/federated-round.js';
 import { PARTITION_SCHEMES } from '../training/split.js';
 import { TRAINING_LIMITS } from '../training/softmax-regression.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -72,6 +73,12 @@ export const federatedTaskSchema = z
     'dataset-uri': datasetUri,
     rounds: z.number().int().min(1).max(MAX_ROUNDS),
     'min-participants': z.number().int().min(1).max(MAX_WANTED_PARTICIPANTS),
+    /**
+     * "quorum" (the default): a round is aggregated as soon as min-participants answered;
+     * "all": only when every participant answered. Either way the deadline closes a
+     * round that has its quorum, and whoever had not answered is named a straggler.
+     */
+    'aggregate-when': aggregateWhenSchema.optional(),
     /** How many nodes the region invites (at least min-participants). */
     participants: z.number().int().min(1).max(MAX_WANTED_PARTICIPANTS),
     'round-deadline-ms': z.number().int().min(1_000).max(24 * 3600_000),
@@ -148,6 +155,7 @@ export function taskToSpec(t: FederatedTaskV1): TrainingJobSpec {
     datasetUri: t['dataset-uri'],
     rounds: t.rounds,
     minParticipants: t['min-participants'],
+    aggregateWhen: t['aggregate-when'] ?? DEFAULT_AGGREGATE_WHEN,
     participants: t.participants,
     roundDeadlineMs: t['round-deadline-ms'],
     checkpointUri: t['checkpoint-uri'],
@@ -163,6 +171,7 @@ export function specToTask(s: TrainingJobSpec): FederatedTaskV1 {
     'dataset-uri': s.datasetUri,
     rounds: s.rounds,
     'min-participants': s.minParticipants,
+    'aggregate-when': s.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
     participants: s.participants,
     'round-deadline-ms': s.roundDeadlineMs,
     'checkpoint-uri': s.checkpointUri,

@@ -1,15 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, KafkaMessage } from 'kafkajs';
 import type { Logger } from 'pino';
-import { trainingTopics } from '../actors/training-wire.js';
+import { parseTrainingUpdate, trainingTopics } from '../actors/training-wire.js';
 import { kafkaClient } from '../adapters/kafka/kafka-client.js';
+import { deadLetterHeaders, MAX_ERROR_MESSAGE_CHARS } from '../adapters/kafka/dead-letter.js';
+import { createInputIdentityVerifier } from '../adapters/security/node-identity.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { realScheduler } from '../runtime/clock.js';
-import type { TrainingIngress } from './bus-edge.js';
+
+/** The node whose certificate signed an update (its CN and OU), when the region checks signatures. */
+export interface UpdateSigner {
+  readonly nodeId: string;
+  readonly geozone: string;
+}
+
+/** What the edge hands on: a task, or an update with its verified signer (undefined without --node-ca). */
+export type KafkaTrainingIngress = (kind: 'task' | 'update', raw: string, signer: UpdateSigner | undefined) => Promise<void>;
 
 /** Codes that say the message itself is bad: dead-lettered (by one process: see below). */
-const POISON: ReadonlySet<string> = new Set([ErrorCodes.VALIDATION, ErrorCodes.MALFORMED_JSON, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.DATASET, ErrorCodes.BLOB_MISSING]);
+const POISON: ReadonlySet<string> = new Set([ErrorCodes.VALIDATION, ErrorCodes.MALFORMED_JSON, ErrorCodes.PAYLOAD_TOO_LARGE, ErrorCodes.DATASET, ErrorCodes.BLOB_MISSING, ErrorCodes.PRODUCER_IDENTITY]);
 /** Codes that say the message is for a geozone or job elsewhere, or already taken: passed over. */
 const NOT_HERE: ReadonlySet<string> = new Set([ErrorCodes.FORBIDDEN, ErrorCodes.UNKNOWN_SHARD, ErrorCodes.DUPLICATE_JOB, ErrorCodes.NOT_FOUND]);
 const RESTART_AFTER_MS = 1_000;
@@ -24,6 +34,14 @@ const RESTART_AFTER_MS = 1_000;
  * them again, so a task published while the geozone had no owner is not lost.
  * A poison message is dead-lettered by the owner of the federation's first
  * geozone only, so the group writes one dead letter, not one per process.
+ *
+ * With a node CA (--node-ca), a TrainingUpdate counts only when signed as the
+ * agents sign telemetry (adapters/security/node-identity.ts): the certificate
+ * chains to the CA, its CN is the update's node-id and its OU the geozone in the
+ * message key; the job's geozone must then be that geozone (checked where the
+ * job is known). Anything else is dead-lettered with ARC_ERR_PRODUCER_IDENTITY
+ * and never reaches an actor: every node may write arc.result.training, so
+ * without this any of them could send weights in another node's name.
  */
 export function startKafkaTrainingEdge(options: {
   brokers: readonly string[];
@@ -32,7 +50,9 @@ export function startKafkaTrainingEdge(options: {
   deadLetterTopic: string;
   federation: readonly string[];
   owned: () => readonly string[];
-  handle: TrainingIngress;
+  handle: KafkaTrainingIngress;
+  /** PEM of the node CA: updates must be signed by a node certificate it issued. */
+  nodeCaPem?: string | undefined;
   log: Logger;
 }): { restart(): void; stop(): Promise<void>; counters: { accepted: number; deadLettered: number; passedOver: number } } {
   const kafka = kafkaClient(options.brokers, `${options.clientId}-training`, options.ssl);
@@ -44,6 +64,18 @@ export function startKafkaTrainingEdge(options: {
   let stopped = false;
   let pending: (() => void) | undefined;
   let running: Promise<void> = Promise.resolve();
+  const verify = options.nodeCaPem === undefined ? undefined : createInputIdentityVerifier({ caPem: options.nodeCaPem });
+
+  /** Who signed an update; throws ARC_ERR_PRODUCER_IDENTITY (or the update's own validation error) when it does not hold. */
+  const signerOf = (message: KafkaMessage, topic: string, raw: string): UpdateSigner | undefined => {
+    if (verify === undefined) return undefined;
+    const claimedNodeId = parseTrainingUpdate(raw).update.nodeId;
+    // Agents key each message by their geozone, and the signature covers the key.
+    const claimedGeozone = message.key === null ? '' : message.key.toString('utf8');
+    const verdict = verify(message.headers, topic, message.key, message.value, claimedGeozone, claimedNodeId);
+    if (!verdict.ok) throw new ArcError(ErrorCodes.PRODUCER_IDENTITY, `TrainingUpdate of ${claimedNodeId} refused: ${verdict.message}`, { reason: verdict.reason });
+    return { nodeId: verdict.nodeId, geozone: verdict.geozone };
+  };
 
   const ensureTopics = async (): Promise<void> => {
     const existing = await admin.listTopics();
@@ -51,12 +83,28 @@ export function startKafkaTrainingEdge(options: {
     if (missing.length > 0) await admin.createTopics({ waitForLeaders: true, topics: missing.map((topic) => ({ topic, numPartitions: 1 })) });
   };
 
-  const deadLetter = async (topic: string, value: Buffer, error: ArcError): Promise<void> => {
+  // The dead letter as adapters/kafka/dead-letter.ts describes it: the original key, value and headers, then why.
+  const deadLetter = async (topic: string, partition: number, message: KafkaMessage, error: ArcError): Promise<void> => {
     if (first === undefined || !options.owned().includes(first)) return;
     await producer.send({
       topic: options.deadLetterTopic,
       acks: -1,
-      messages: [{ partition: 0, value, headers: { 'x-arcnet-error-code': error.code, 'x-arcnet-error-message': error.message.slice(0, 1024), 'x-arcnet-source-topic': topic } }],
+      messages: [
+        {
+          partition: 0,
+          key: message.key,
+          value: message.value,
+          headers: {
+            ...message.headers,
+            [deadLetterHeaders.code]: error.code,
+            [deadLetterHeaders.message]: error.message.slice(0, MAX_ERROR_MESSAGE_CHARS),
+            [deadLetterHeaders.sourceTopic]: topic,
+            [deadLetterHeaders.sourcePartition]: String(partition),
+            [deadLetterHeaders.sourceOffset]: message.offset,
+            [deadLetterHeaders.wireKind]: topic === trainingTopics.scheduler ? 'FederatedTask' : 'TrainingUpdate',
+          },
+        },
+      ],
     });
     counters.deadLettered++;
   };
@@ -72,18 +120,18 @@ export function startKafkaTrainingEdge(options: {
     await next.connect();
     await next.subscribe({ topics: [trainingTopics.scheduler, trainingTopics.result], fromBeginning: true });
     await next.run({
-      eachMessage: async ({ topic, message }) => {
+      eachMessage: async ({ topic, partition, message }) => {
         if (message.value === null) return;
         const raw = message.value.toString('utf8');
         const kind = topic === trainingTopics.scheduler ? 'task' : 'update';
         // The region's own train messages for the nodes share the scheduler topic: not inputs.
         if (kind === 'task' && raw.includes('"type":"train"')) return;
         try {
-          await options.handle(kind, raw);
+          await options.handle(kind, raw, kind === 'update' ? signerOf(message, topic, raw) : undefined);
           counters.accepted++;
         } catch (error) {
           if (error instanceof ArcError && NOT_HERE.has(error.code)) counters.passedOver++;
-          else if (error instanceof ArcError && POISON.has(error.code)) await deadLetter(topic, message.value, error);
+          else if (error instanceof ArcError && POISON.has(error.code)) await deadLetter(topic, partition, message, error);
           else options.log.warn({ err: error, topic }, 'training input refused');
         }
       },

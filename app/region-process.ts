@@ -13,7 +13,7 @@ import { liveInspectorSource } from '../inspector/source.js';
 import { monotonicNowMs, realScheduler, WallClock } from '../runtime/clock.js';
 import { LiveTimer } from '../runtime/live-timer.js';
 import { createAgentWiring } from './agent-wiring.js';
-import { startKafkaTrainingEdge } from './kafka-training-edge.js';
+import { startKafkaTrainingEdge, type UpdateSigner } from './kafka-training-edge.js';
 import { trainingBlobStore } from './training-blobs.js';
 import { createTrainingWiring, type TrainEffect } from './training-wiring.js';
 import type { TrainTaskV1 } from '../actors/training-wire.js';
@@ -202,7 +202,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
       const view = await training.submit(body, scope);
       return training.job(view.jobId, scope) ?? {};
     },
-    update: (body: string, scope: (geozone: string) => boolean) => training.update(body, scope),
+    update: (body: string, scope: (geozone: string) => boolean, signer?: UpdateSigner) => training.update(body, scope, signer),
     job: (jobId: string, scope: (geozone: string) => boolean) => training.job(jobId, scope),
   };
 
@@ -263,10 +263,11 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
           federation: options.geozones,
           owned: () => owner.owned().map((o) => o.geozone),
           // Scoped to the geozones owned here: a task for another geozone is passed over, not judged here.
-          handle: (kind, raw) => {
+          handle: (kind, raw, signer) => {
             const ownedHere = (geozone: string): boolean => owner.owned().some((o) => o.geozone === geozone);
-            return kind === 'task' ? trainingApi.submit(raw, ownedHere).then(() => undefined) : trainingApi.update(raw, ownedHere);
+            return kind === 'task' ? trainingApi.submit(raw, ownedHere).then(() => undefined) : trainingApi.update(raw, ownedHere, signer);
           },
+          nodeCaPem: options.journal.nodeCaPem,
           log,
         })
       : undefined;

@@ -6,10 +6,12 @@ import type { Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import { trainingActorId } from '../actors/training-actor.js';
 import type { TrainingJobView } from '../actors/training-coordinator.js';
+import { DEFAULT_AGGREGATE_WHEN } from '../machines/federated-round.js';
 import { parseFederatedTask, parseTrainingUpdate, type TrainEffect, type TrainTaskV1 } from '../actors/training-wire.js';
 import { trainTaskOf } from '../adapters/bus/topics.js';
 import { trainTaskKey } from '../adapters/agent/agent-channel.js';
 import { loadDataset } from '../adapters/datasets/dataset-files.js';
+import type { UpdateSigner } from './kafka-training-edge.js';
 import { sha256Hex, type BlobStore } from '../runtime/blob-store.js';
 import { realScheduler } from '../runtime/clock.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
@@ -161,11 +163,17 @@ export function createTrainingWiring(options: { region: Region; blobs: BlobStore
       if (view === undefined) throw new ArcError(ErrorCodes.INVARIANT, `training job ${job.jobId} was journaled but has no view`);
       return view;
     },
-    /** A TrainingUpdate v1 from any edge: weights checked and stored by hash, then the shard decides; resolves once durable. */
-    async update(body: unknown, scope: (geozone: string) => boolean): Promise<void> {
+    /**
+     * A TrainingUpdate v1 from any edge: weights checked and stored by hash, then the shard decides; resolves once durable.
+     * `signer`: the node certificate that signed it (Kafka with --node-ca), which must be of the job's geozone.
+     */
+    async update(body: unknown, scope: (geozone: string) => boolean, signer?: UpdateSigner): Promise<void> {
       const { update, weights } = parseTrainingUpdate(body);
       const job = findJob(update.jobId);
       if (job === undefined || !scope(job.geozone)) throw new ArcError(ErrorCodes.NOT_FOUND, `no training job ${update.jobId} in the geozones this key reaches`);
+      if (signer !== undefined && (signer.geozone !== job.geozone || signer.nodeId !== update.nodeId)) {
+        throw new ArcError(ErrorCodes.PRODUCER_IDENTITY, `TrainingUpdate of ${update.nodeId} refused: signed by node ${signer.nodeId} of ${signer.geozone}, but job ${job.jobId} trains in ${job.geozone}; sign with the certificate of a node of ${job.geozone}`, { reason: 'geozone-mismatch' });
+      }
       let weightsSha256: string;
       if ('inline' in weights) {
         const dataset = loadDataset(job.spec.datasetUri);
@@ -214,6 +222,7 @@ export function jobDocument(view: TrainingJobView): Record<string, unknown> {
     'checkpoint-uri': view.spec.checkpointUri,
     rounds: view.spec.rounds,
     'min-participants': view.spec.minParticipants,
+    'aggregate-when': view.spec.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
     state: view.state,
     'failure-reason': view.failureReason,
     'failure-detail': view.failureDetail,
@@ -229,7 +238,9 @@ export function jobDocument(view: TrainingJobView): Record<string, unknown> {
       updates: r.updates.map((u) => ({ 'node-id': u.nodeId, 'sample-count': u.sampleCount, 'weights-sha256': u.weightsSha256, loss: u.loss, accuracy: u.accuracy })),
       dropped: r.dropped,
       stragglers: r.stragglers,
+      late: r.late,
       'closed-at': iso(r.closedAtMs),
+      'closed-by': r.closedBy,
       'aggregate-sha256': r.aggregateSha256,
       accuracy: r.accuracy,
       loss: r.loss,

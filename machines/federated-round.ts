@@ -23,6 +23,22 @@ const roundTimeoutMsSchema = z.number().int().positive().max(MAX_ROUND_TIMEOUT_M
 const partitionSchema = z.strictObject({ nodeId: idSchema, datasetShardUri: uriSchema });
 export type Partition = z.infer<typeof partitionSchema>;
 
+/**
+ * When a round closes before its deadline: `quorum` as soon as minParticipants
+ * answered (the rest are stragglers, named, and their later updates are not
+ * counted); `all` only when every active participant answered. Either way the
+ * deadline closes a round that has its quorum.
+ */
+export const AGGREGATE_WHEN = ['quorum', 'all'] as const;
+export const aggregateWhenSchema = z.enum(AGGREGATE_WHEN);
+export type AggregateWhen = z.infer<typeof aggregateWhenSchema>;
+/** The seed's rule: aggregate once min-participants answered, or at the deadline. */
+export const DEFAULT_AGGREGATE_WHEN: AggregateWhen = 'quorum';
+
+/** Why a round stopped collecting updates. */
+export const roundClosedBySchema = z.enum(['quorum', 'all', 'deadline']);
+export type RoundClosedBy = z.infer<typeof roundClosedBySchema>;
+
 // ---------------------------------------------------------------------------
 // Input, events, context
 
@@ -34,6 +50,8 @@ export const federatedRoundInputSchema = z
     participants: z.array(idSchema).min(1).max(MAX_PARTICIPANTS),
     /** Quorum: fewest answering participants that still make a usable round. */
     minParticipants: z.number().int().min(1),
+    /** Absent: DEFAULT_AGGREGATE_WHEN. */
+    aggregateWhen: aggregateWhenSchema.optional(),
     roundTimeoutMs: roundTimeoutMsSchema,
     createdAtMs: atMsSchema,
   })
@@ -86,6 +104,7 @@ export const federatedRoundContextSchema = z.strictObject({
   jobId: idSchema,
   totalRounds: z.number().int().min(1),
   minParticipants: z.number().int().min(1),
+  aggregateWhen: aggregateWhenSchema,
   roundTimeoutMs: roundTimeoutMsSchema,
   createdAtMs: atMsSchema,
   /** Still-active participants, sorted. */
@@ -105,6 +124,8 @@ export const federatedRoundContextSchema = z.strictObject({
   /** Active nodes that had not answered when the current round closed, sorted. */
   stragglers: z.array(idSchema),
   roundClosedAtMs: atMsSchema.nullable(),
+  /** What closed the current round; null while it collects updates. */
+  roundClosedBy: roundClosedBySchema.nullable(),
   aggregatedAtMs: atMsSchema.nullable(),
   lastCheckpointUri: uriSchema.nullable(),
   roundsCompleted: z.number().int().nonnegative(),
@@ -135,6 +156,7 @@ function initialContext(input: FederatedRoundInput): FederatedRoundContext {
     jobId: input.jobId,
     totalRounds: input.totalRounds,
     minParticipants: input.minParticipants,
+    aggregateWhen: input.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
     roundTimeoutMs: input.roundTimeoutMs,
     createdAtMs: input.createdAtMs,
     participants: [...new Set(input.participants)].sort(compareIds),
@@ -147,6 +169,7 @@ function initialContext(input: FederatedRoundInput): FederatedRoundContext {
     answered: [],
     stragglers: [],
     roundClosedAtMs: null,
+    roundClosedBy: null,
     aggregatedAtMs: null,
     lastCheckpointUri: null,
     roundsCompleted: 0,
@@ -168,6 +191,7 @@ function openRound(context: FederatedRoundContext, round: number, atMs: number):
     answered: [],
     stragglers: [],
     roundClosedAtMs: null,
+    roundClosedBy: null,
     aggregatedAtMs: null,
   };
 }
@@ -206,6 +230,8 @@ export const federatedRoundMachine = setup({
       context.participants.length - 1 < context.minParticipants,
     quorumLost: ({ context }) => context.participants.length < context.minParticipants,
     allAnswered: ({ context }) => context.participants.every((id) => context.answered.includes(id)),
+    // Answers of nodes that dropped after answering count: their updates are in.
+    closesAtQuorum: ({ context }) => context.aggregateWhen === 'quorum' && context.answered.length >= context.minParticipants,
     // The timer wheel may deliver a deadline early or for an older round;
     // only the current deadline counts.
     roundDeadlinePassed: ({ context, event }) =>
@@ -238,10 +264,11 @@ export const federatedRoundMachine = setup({
         dropped: insertSorted(context.dropped, event.nodeId),
       };
     }),
-    closeRound: assign(({ context, event }) => ({
+    closeRound: assign(({ context, event }, params: { by: RoundClosedBy }) => ({
       stragglers: context.participants.filter((id) => !context.answered.includes(id)),
       roundDeadlineAtMs: null,
       roundClosedAtMs: event.atMs,
+      roundClosedBy: params.by,
     })),
     recordAggregated: assign(({ event }) => {
       assertEvent(event, 'aggregated');
@@ -294,20 +321,22 @@ export const federatedRoundMachine = setup({
         ],
       },
     },
-    // Collecting updates for `round` until all active participants answered
-    // or roundDeadlineAtMs passes.
+    // Collecting updates for `round` until it may close (aggregateWhen: quorum
+    // or all answered) or roundDeadlineAtMs passes.
     training: {
       // Checked after every event handled here; quorum first, so a drop that
-      // both completes and breaks the round fails it.
+      // both completes and breaks the round fails it. All before quorum, so a
+      // round everyone answered says so whatever the rule.
       always: [
         { guard: 'quorumLost', target: 'failed', actions: { type: 'fail', params: { reason: 'quorum-lost' } } },
-        { guard: 'allAnswered', target: 'aggregating', actions: 'closeRound' },
+        { guard: 'allAnswered', target: 'aggregating', actions: { type: 'closeRound', params: { by: 'all' } } },
+        { guard: 'closesAtQuorum', target: 'aggregating', actions: { type: 'closeRound', params: { by: 'quorum' } } },
       ],
       on: {
         'update.received': { guard: 'isNewUpdateForThisRound', actions: 'recordUpdate' },
         'participant.dropped': { guard: 'isActiveParticipant', actions: 'recordDrop' },
         deadline: [
-          { guard: 'roundDeadlinePassedWithQuorum', target: 'aggregating', actions: 'closeRound' },
+          { guard: 'roundDeadlinePassedWithQuorum', target: 'aggregating', actions: { type: 'closeRound', params: { by: 'deadline' } } },
           {
             guard: 'roundDeadlinePassed',
             target: 'failed',

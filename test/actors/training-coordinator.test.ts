@@ -64,3 +64,12 @@ test('a step that is undone leaves the job views exactly as they were (same cont
   t.is(JSON.stringify(coordinator.saveState()), before);
   t.deepEqual(coordinator.jobIds(), ['a', 'b']);
 });
+
+test('views saved before rounds recorded closed-by and late load with those as unknown, and take late notes again', (t) => {
+  const coordinator = new TrainingCoordinator('CAISO', defaultTrainingConfig, () => []);
+  const oldRound = { round: 1, startedAtMs: 0, deadlineAtMs: 100, startWeightsSha256: null, updates: [], dropped: [], stragglers: ['n3'], closedAtMs: 50, aggregateSha256: null, accuracy: null, loss: null, checkpointUri: null, checkpointSha256: null };
+  coordinator.loadState([{ jobId: 'old', geozone: 'CAISO', spec: spec('old'), acceptedAtMs: 0, participants: [], selection: { eligible: 3, reason: 'r' }, state: 'training', failureReason: null, failureDetail: null, endedAtMs: null, rounds: [oldRound] }]);
+  t.like(coordinator.view('old')?.rounds[0], { late: [], closedBy: null, stragglers: ['n3'] });
+  coordinator.applyNote(note({ type: 'training.late', jobId: 'old', round: 1, nodeId: 'n3' }));
+  t.deepEqual(coordinator.view('old')?.rounds[0]?.late, ['n3']);
+});

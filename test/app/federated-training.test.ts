@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { pino } from 'pino';
+import WebSocket from 'ws';
 import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
 import { LmdbBlobStore } from '../../adapters/lmdb/lmdb-blob-store.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
@@ -26,6 +27,8 @@ interface Round {
   round: number;
   updates: { 'node-id': string; 'sample-count': number; 'weights-sha256': string }[];
   stragglers: string[];
+  late: string[];
+  'closed-by': string | null;
   accuracy: number | null;
   'aggregate-sha256': string | null;
   'checkpoint-uri': string | null;
@@ -60,6 +63,8 @@ function task(jobId: string, geozone: string, checkpointDir: string, overrides: 
     'dataset-uri': 'builtin:digits',
     rounds: 4,
     'min-participants': 3,
+    // Most tests count every update; the quorum rule has its own test.
+    'aggregate-when': 'all',
     participants: 5,
     'round-deadline-ms': 20_000,
     'checkpoint-uri': pathToFileURL(checkpointDir).href,
@@ -108,11 +113,51 @@ async function checkTrainingJournal(dataDir: string): Promise<InvariantReport> {
   }
 }
 
-async function agents(origin: string, count: number, answers?: (nodeId: string, jobId: string, round: number) => boolean): Promise<TrainingAgent[]> {
+interface SystemMessage {
+  severity: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The console's system messages about one job, as a WebSocket client of /telemetry receives them. */
+async function watchConsole(origin: string, jobId: string): Promise<{ socket: WebSocket; system: SystemMessage[] }> {
+  const system: SystemMessage[] = [];
+  const socket = new WebSocket(`${origin.replace(/^http/, 'ws')}/telemetry?types=system`);
+  socket.on('message', (data: Buffer) => {
+    const message = JSON.parse(data.toString()) as SystemMessage & { type: string };
+    if (message.type === 'system' && message.details?.['jobId'] === jobId) system.push(message);
+  });
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, system };
+}
+
+async function waitFor<T>(check: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`not there within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function agents(origin: string, count: number, answers?: (nodeId: string, jobId: string, round: number) => boolean, holdMs?: (nodeId: string) => number): Promise<TrainingAgent[]> {
   const started: TrainingAgent[] = [];
   for (let i = 1; i <= count; i++) {
     const nodeId = `fed-n${i}`;
-    started.push(await startTrainingAgent({ origin, nodeId, geozone: 'CAISO', energySource: i % 2 === 0 ? 'cogen' : 'grid', answers: answers === undefined ? undefined : (jobId, round) => answers(nodeId, jobId, round) }));
+    started.push(
+      await startTrainingAgent({
+        origin,
+        nodeId,
+        geozone: 'CAISO',
+        energySource: i % 2 === 0 ? 'cogen' : 'grid',
+        answers: answers === undefined ? undefined : (jobId, round) => answers(nodeId, jobId, round),
+        holdMs: holdMs === undefined ? undefined : () => holdMs(nodeId),
+      }),
+    );
   }
   // Telemetry first: participants are chosen from the node actors it creates.
   const deadline = Date.now() + 20_000;
@@ -171,10 +216,17 @@ test('a straggler is left out at the round deadline and named; below quorum the 
     try {
       // Long enough for the three who answer to train on a loaded machine; fed-n4 is waited for until then.
       const base = { rounds: 2, participants: 4, 'min-participants': 3, 'round-deadline-ms': 12_000 };
+      const watchA = await watchConsole(origin, 'fed-a');
+      const watchB = await watchConsole(origin, 'fed-b');
+      t.teardown(() => {
+        watchA.socket.close();
+        watchB.socket.close();
+      });
       t.is((await post(origin, '/v1/training', task('fed-a', 'CAISO', join(dir, 'ck'), base))).status, 202);
       const a = await untilJob(origin, 'fed-a', (j) => j.state !== 'training');
       t.is(a.state, 'done', JSON.stringify(a));
       for (const round of a['round-history']) {
+        t.is(round['closed-by'], 'deadline', 'aggregate-when all waits for fed-n4 until the deadline');
         t.deepEqual(round.stragglers, ['fed-n4']);
         t.deepEqual(round.updates.map((u) => u['node-id']).sort(), ['fed-n1', 'fed-n2', 'fed-n3']);
       }
@@ -185,6 +237,13 @@ test('a straggler is left out at the round deadline and named; below quorum the 
       t.is(b['failure-reason'], 'quorum-not-reached');
       t.is(b['round-history'].length, 1);
       t.is(b['round-history'][0]?.['aggregate-sha256'], null, 'no aggregate below quorum');
+      // The console said so: fed-a's rounds closed at the deadline without fed-n4; fed-b failed with its reason.
+      const a1 = await waitFor(() => watchA.system.find((m) => m.message.includes('round 1 closed')));
+      t.is(a1.severity, 'warn');
+      t.is(a1.message, 'training job fed-a: round 1 closed at its deadline; stragglers left out: fed-n4');
+      const failed = await waitFor(() => watchB.system.find((m) => m.severity === 'error'));
+      t.is(failed.message, 'training job fed-b failed in round 1: quorum-not-reached');
+      t.is(failed.details?.['reason'], 'quorum-not-reached');
 
       // Too few eligible nodes: refused at once, with the count in the reason.
       const c = await post(origin, '/v1/training', task('fed-c', 'CAISO', join(dir, 'ck'), { participants: 10, 'min-participants': 6 }));
@@ -192,6 +251,61 @@ test('a straggler is left out at the round deadline and named; below quorum the 
       t.is(c.body['state'], 'failed');
       t.regex(String(c.body['failure-detail']), /only 4 eligible nodes/);
     } finally {
+      await Promise.all(fleet.map((a) => a.close()));
+    }
+  });
+});
+
+test('aggregate-when quorum (the default): a round closes once min-participants answered; the late update is not counted and its node is named', async (t) => {
+  t.timeout(180_000);
+  await withRegion(t, async (_region, origin, dir) => {
+    // fed-n4 trains like the others but sends its update 5 s later, long after the three others answered.
+    const fleet = await agents(origin, 4, undefined, (nodeId) => (nodeId === 'fed-n4' ? 5_000 : 0));
+    // The console's system messages: what an operator watching the region sees of the rounds.
+    const { socket: console, system } = await watchConsole(origin, 'fed-q');
+    try {
+      const { 'aggregate-when': _all, ...quorumTask } = task('fed-q', 'CAISO', join(dir, 'ck'), { rounds: 2, participants: 4, 'min-participants': 3, 'round-deadline-ms': 120_000 });
+      const accepted = await post(origin, '/v1/training', quorumTask);
+      t.is(accepted.status, 202, JSON.stringify(accepted.body));
+      t.is(accepted.body['aggregate-when'], 'quorum');
+      // Done long before the 120 s deadline, and both late updates seen (the last one after the job ended).
+      const job = await untilJob(origin, 'fed-q', (j) => j.state !== 'training' && j['round-history'].every((r) => r.late.length > 0), 60_000);
+      t.is(job.state, 'done', JSON.stringify(job));
+      t.is(job['round-history'].length, 2);
+      const sent = new Map(fleet.flatMap((a) => [...a.sent]));
+      for (const round of job['round-history']) {
+        t.is(round['closed-by'], 'quorum');
+        t.deepEqual(round.stragglers, ['fed-n4']);
+        t.deepEqual(round.late, ['fed-n4']);
+        t.deepEqual(round.updates.map((u) => u['node-id']).sort(), ['fed-n1', 'fed-n2', 'fed-n3']);
+        // The aggregate is FedAvg of the three counted updates only: fed-n4's weights are not in it.
+        const counted = round.updates.map((u) => ({ nodeId: u['node-id'], sampleCount: u['sample-count'], weights: (sent.get(u['weights-sha256']) as { weights: Float32Array }).weights }));
+        t.is(round['aggregate-sha256'], sha256Hex(weightsToBytes(fedAvg(counted))));
+      }
+      const late = fleet.find((a) => a.nodeId === 'fed-n4') as TrainingAgent;
+      t.is([...late.sent.values()].filter((s) => s.jobId === 'fed-q').length, 2, 'fed-n4 did train and send both rounds');
+
+      // Each outcome on the console, in order: round started, closed at quorum without fed-n4, aggregated with
+      // its accuracy, fed-n4's late update not counted; then the job done.
+      const messages = (await waitFor(() => (system.some((m) => m.message.includes('done after')) && system.filter((m) => m.message.includes('not counted')).length === 2 ? system : undefined))).map(
+        (m) => `${m.severity}: ${m.message}`,
+      );
+      t.log(messages);
+      const expected = [
+        /^info: training job fed-q: round 1 of 2 started with 4 participants$/,
+        /^warn: training job fed-q: round 1 closed at quorum \(3 answered, min-participants 3\); stragglers left out: fed-n4$/,
+        /^success: training job fed-q: round 1 of 2 aggregated from 3 updates, held-out accuracy 0\.\d{4}, checkpoint file:/,
+        /^info: training job fed-q: round 2 of 2 started/,
+      ];
+      expected.forEach((pattern, i) => t.regex(messages[i] ?? '', pattern));
+      t.true(messages.some((m) => /^warn: training job fed-q: the update of fed-n4 for round 1 came after the round closed \(quorum\); not counted$/.test(m)));
+      t.true(messages.some((m) => /^warn: training job fed-q: the update of fed-n4 for round 2 came after the round closed \(quorum\); not counted$/.test(m)));
+      t.true(messages.some((m) => /^success: training job fed-q done after 2 rounds; last checkpoint file:/.test(m)));
+      const aggregated = system.filter((m) => m.message.includes('aggregated from'));
+      t.deepEqual(aggregated.map((m) => m.details?.['accuracy']), job['round-history'].map((r) => r.accuracy), 'the console carries the same accuracy as GET /v1/training');
+      t.deepEqual(aggregated.map((m) => m.details?.['stragglers']), [['fed-n4'], ['fed-n4']]);
+    } finally {
+      console.close();
       await Promise.all(fleet.map((a) => a.close()));
     }
   });

@@ -106,6 +106,8 @@ test('arcnet agent processes train a federated job: accuracy rises round over ro
         'dataset-uri': 'builtin:digits',
         rounds: ROUNDS,
         'min-participants': 5,
+        // The rounds wait for all eight (the test checks every update was counted); the kill -9 round closes at its deadline.
+        'aggregate-when': 'all',
         participants: AGENTS,
         'round-deadline-ms': ROUND_DEADLINE_MS,
         'checkpoint-uri': pathToFileURL(join(dir, 'checkpoints')).href,

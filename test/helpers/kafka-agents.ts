@@ -52,6 +52,10 @@ export interface KafkaAgents {
   readonly dir: string;
   readonly origin: string;
   readonly agents: readonly AgentProcess[];
+  /** The node CA the region trusts (--node-ca), to make more node certificates with nodeCert. */
+  readonly nodeCa: { readonly caCert: string; readonly caKey: string };
+  /** Each agent's certificate and key files (made with nodeCert), by node id. */
+  readonly nodeCerts: ReadonlyMap<string, { certFile: string; keyFile: string }>;
   /** The agents' and the region's last stderr, for failure messages. */
   readonly diagnostics: () => string;
   /** Stops the region (its final line); close() then leaves it be. */
@@ -77,6 +81,7 @@ export async function startKafkaAgents(options: KafkaAgentsOptions): Promise<Kaf
   const { dir, cleanup } = tempDir();
   const certificates = makeCertificates();
   const agents: AgentProcess[] = [];
+  const nodeCerts = new Map<string, { certFile: string; keyFile: string }>();
   let region: LiveRegion | undefined;
   const diagnostics = (): string => agents.map((a) => `${a.nodeId}: ${a.stderr().slice(-1500)}`).join('\n') + `\nregion: ${region?.stderr().slice(-2000) ?? ''}`;
   const close = async (): Promise<void> => {
@@ -91,6 +96,7 @@ export async function startKafkaAgents(options: KafkaAgentsOptions): Promise<Kaf
     await until('the region to be ready', async () => (await fetch(`${origin}/readyz`)).status === 200, 120_000, diagnostics);
     for (const nodeId of options.nodeIds) {
       const cert = nodeCert(certificates.paths, nodeId, zone, join(dir, nodeId));
+      nodeCerts.set(nodeId, cert);
       agents.push(
         startAgent(
           nodeId,
@@ -106,7 +112,7 @@ export async function startKafkaAgents(options: KafkaAgentsOptions): Promise<Kaf
       region = undefined;
       return final;
     };
-    return { zones, zone, dir, origin, agents, diagnostics, stopRegion, close };
+    return { zones, zone, dir, origin, agents, nodeCa: certificates.paths, nodeCerts, diagnostics, stopRegion, close };
   } catch (error) {
     await close();
     throw error;

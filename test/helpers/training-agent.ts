@@ -28,6 +28,8 @@ export interface TrainingAgentOptions {
   readonly gpuUtilization?: number;
   /** Whether to answer this job's round (default: always). */
   readonly answers?: (jobId: string, round: number) => boolean;
+  /** How long to hold the update back after training (default: 0, sent at once). */
+  readonly holdMs?: (jobId: string, round: number) => number;
 }
 
 export async function startTrainingAgent(options: TrainingAgentOptions): Promise<TrainingAgent> {
@@ -75,18 +77,24 @@ export async function startTrainingAgent(options: TrainingAgentOptions): Promise
     });
     const bytes = weightsToBytes(result.weights);
     sent.set(sha256Hex(bytes), { sampleCount: result.sampleCount, weights: result.weights, round, jobId });
-    socket.send(
-      JSON.stringify({
-        type: 'training-update',
-        id: ++messageId,
-        'job-id': jobId,
-        round,
-        'node-id': options.nodeId,
-        'sample-count': result.sampleCount,
-        weights: Buffer.from(bytes).toString('base64'),
-        metrics: { loss: result.loss, accuracy: result.accuracy },
-      }),
-    );
+    const update = (): void => {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      socket.send(
+        JSON.stringify({
+          type: 'training-update',
+          id: ++messageId,
+          'job-id': jobId,
+          round,
+          'node-id': options.nodeId,
+          'sample-count': result.sampleCount,
+          weights: Buffer.from(bytes).toString('base64'),
+          metrics: { loss: result.loss, accuracy: result.accuracy },
+        }),
+      );
+    };
+    const holdMs = options.holdMs?.(jobId, round) ?? 0;
+    if (holdMs > 0) setTimeout(update, holdMs);
+    else update();
   });
   await new Promise<void>((resolve, reject) => {
     socket.once('open', () => resolve());

@@ -51,6 +51,8 @@ kafkaTest('kafka region: agents train the digits over rounds, weights kept in th
       'dataset-uri': 'builtin:digits',
       rounds: 3,
       'min-participants': 3,
+      // Every update counted (the test compares counts): wait for all four, not the quorum.
+      'aggregate-when': 'all',
       participants: 4,
       'round-deadline-ms': 30_000,
       'checkpoint-uri': pathToFileURL(join(dir, 'ck')).href,

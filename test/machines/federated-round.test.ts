@@ -14,12 +14,14 @@ const TIMEOUT_MS = 60_000;
 const CONFIGURED_AT_MS = 1_000;
 const ROUND1_DEADLINE_MS = CONFIGURED_AT_MS + TIMEOUT_MS;
 
-// Deliberately unsorted: the machine must sort.
+// Deliberately unsorted: the machine must sort. Most tests wait for every
+// participant ("all"); the quorum rule has its own tests below.
 const baseInput: FederatedRoundInput = {
   jobId: 'fed-1',
   totalRounds: 2,
   participants: ['node-c', 'node-a', 'node-b'],
   minParticipants: 2,
+  aggregateWhen: 'all',
   roundTimeoutMs: TIMEOUT_MS,
   createdAtMs: 0,
 };
@@ -188,6 +190,75 @@ for (const [name, events] of ignoredUpdates) {
     t.deepEqual(actor.getSnapshot().context.answered, expected);
   });
 }
+
+test('closes by all when every participant answered, and says so', (t) => {
+  const { value, context } = startWith(toAggregating).getSnapshot();
+  t.is(value, 'aggregating');
+  t.is(context.roundClosedBy, 'all');
+});
+
+test('aggregateWhen quorum: the round closes as soon as minParticipants answered; the rest are stragglers; a late update is not counted', (t) => {
+  const actor = startWith([...toTraining, update('node-c', 1, 2_000)], { aggregateWhen: 'quorum' });
+  t.is(actor.getSnapshot().value, 'training', 'one answer is below the quorum of two');
+  actor.send(update('node-a', 1, 2_500));
+  const closed = actor.getSnapshot();
+  t.is(closed.value, 'aggregating');
+  t.is(closed.context.roundClosedBy, 'quorum');
+  t.is(closed.context.roundClosedAtMs, 2_500);
+  t.deepEqual(closed.context.answered, ['node-a', 'node-c']);
+  t.deepEqual(closed.context.stragglers, ['node-b']);
+  t.is(closed.context.roundDeadlineAtMs, null);
+  assertSerialisable(t, closed.context);
+  // node-b answers after the close: the round is unchanged.
+  actor.send(update('node-b', 1, 2_600));
+  t.is(actor.getSnapshot(), closed);
+  // And in round 2 the quorum rule applies again, from a fresh answered set.
+  actor.send({ type: 'aggregated', atMs: 3_000 });
+  actor.send({ type: 'checkpoint.published', atMs: 3_100, checkpointUri: 's3://ckpt/fed-1/1' });
+  t.is(actor.getSnapshot().context.roundClosedBy, null);
+  actor.send(update('node-b', 2, 3_200));
+  actor.send(update('node-c', 2, 3_300));
+  t.is(actor.getSnapshot().value, 'aggregating');
+  t.deepEqual(actor.getSnapshot().context.stragglers, ['node-a']);
+});
+
+test('aggregateWhen all: quorum answered is not enough before the deadline; the deadline closes it with the stragglers named', (t) => {
+  const actor = startWith([...toTraining, update('node-c', 1, 2_000), update('node-a', 1, 2_500)], { aggregateWhen: 'all' });
+  t.is(actor.getSnapshot().value, 'training');
+  actor.send({ type: 'deadline', atMs: ROUND1_DEADLINE_MS });
+  const { value, context } = actor.getSnapshot();
+  t.is(value, 'aggregating');
+  t.is(context.roundClosedBy, 'deadline');
+  t.deepEqual(context.stragglers, ['node-b']);
+});
+
+test('aggregateWhen defaults to quorum, the issue\'s rule', (t) => {
+  const { aggregateWhen: _omit, ...input } = baseInput;
+  const actor = createActor(federatedRoundMachine, { input }).start();
+  t.is(actor.getSnapshot().context.aggregateWhen, 'quorum');
+  for (const event of [...toTraining, update('node-a', 1, 2_000), update('node-b', 1, 2_000)]) actor.send(event);
+  t.is(actor.getSnapshot().value, 'aggregating');
+});
+
+test('aggregateWhen quorum: everyone answering at once closes by all; a drop that leaves the answers at quorum closes by quorum', (t) => {
+  const everyone = startWith([...toTraining, update('node-a', 1, 2_000)], { aggregateWhen: 'quorum', minParticipants: 3 });
+  everyone.send(update('node-b', 1, 2_100));
+  t.is(everyone.getSnapshot().value, 'training');
+  everyone.send(update('node-c', 1, 2_200));
+  t.is(everyone.getSnapshot().context.roundClosedBy, 'all');
+
+  const five = ['n1', 'n2', 'n3', 'n4', 'n5'];
+  const actor = startWith(
+    [{ type: 'configure', atMs: CONFIGURED_AT_MS, partitions: partitionsFor(five) }, update('n1', 1, 2_000), update('n2', 1, 2_000)],
+    { participants: five, minParticipants: 3, aggregateWhen: 'quorum' },
+  );
+  actor.send({ type: 'participant.dropped', atMs: 2_100, nodeId: 'n5' });
+  t.is(actor.getSnapshot().value, 'training');
+  actor.send(update('n3', 1, 2_200));
+  t.is(actor.getSnapshot().value, 'aggregating');
+  t.is(actor.getSnapshot().context.roundClosedBy, 'quorum');
+  t.deepEqual(actor.getSnapshot().context.stragglers, ['n4']);
+});
 
 test('a deadline before roundDeadlineAtMs is ignored', (t) => {
   const actor = startWith([...toTraining, update('node-a', 1, 2_000), update('node-b', 1, 2_000)]);
@@ -492,6 +563,7 @@ test('input schema accepts a valid job and rejects bad ones', (t) => {
     { ...baseInput, minParticipants: 4 },
     { ...baseInput, roundTimeoutMs: 0 },
     { ...baseInput, createdAtMs: -1 },
+    { ...baseInput, aggregateWhen: 'most' },
     { ...baseInput, extra: true },
   ];
   for (const value of bad) t.false(federatedRoundInputSchema.safeParse(value).success, JSON.stringify(value));
