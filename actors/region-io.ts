@@ -60,8 +60,8 @@ export interface TrainingJobSpec {
   readonly datasetUri: string;
   readonly rounds: number;
   readonly minParticipants: number;
-  /** When a round may close before its deadline (absent: DEFAULT_AGGREGATE_WHEN, quorum). */
-  readonly aggregateWhen?: AggregateWhen;
+  /** When a round may close before its deadline. Specs journaled before this field existed lack it: they closed only when all answered (LEGACY_AGGREGATE_WHEN). */
+  readonly aggregateWhen: AggregateWhen;
   /** Nodes invited (at most this many of the eligible ones). */
   readonly participants: number;
   readonly roundDeadlineMs: number;

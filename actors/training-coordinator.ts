@@ -1,5 +1,5 @@
 import type { AnyMachineSnapshot } from 'xstate';
-import { DEFAULT_AGGREGATE_WHEN, type FederatedRoundContext, type RoundClosedBy } from '../machines/federated-round.js';
+import { LEGACY_AGGREGATE_WHEN, type AggregateWhen, type FederatedRoundContext, type RoundClosedBy } from '../machines/federated-round.js';
 import type { NodeContext, NodeStatus } from '../machines/node.js';
 import type { JournalRecord } from '../runtime/journal.js';
 import type { ShardContext } from '../runtime/shard.js';
@@ -140,7 +140,8 @@ export class TrainingCoordinator {
       totalRounds: spec.rounds,
       participants: participants.map((p) => p.nodeId),
       minParticipants: spec.minParticipants,
-      aggregateWhen: spec.aggregateWhen ?? DEFAULT_AGGREGATE_WHEN,
+      // A spec journaled before the field existed has none (the type says otherwise for new input).
+      aggregateWhen: (spec.aggregateWhen as AggregateWhen | undefined) ?? LEGACY_AGGREGATE_WHEN,
       roundTimeoutMs: spec.roundDeadlineMs,
       createdAtMs: ctx.nowMs,
     });

@@ -68,6 +68,8 @@ async function regionRoundMs(dir: string, participants: number): Promise<number>
         jobId,
         geozone: 'CAISO',
         modelId: 'digits-softmax',
+        // Round latency is measured until every participant answered.
+        aggregateWhen: 'all',
         datasetUri: 'builtin:digits',
         rounds: ROUNDS,
         minParticipants: participants,

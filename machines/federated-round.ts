@@ -34,6 +34,11 @@ export const aggregateWhenSchema = z.enum(AGGREGATE_WHEN);
 export type AggregateWhen = z.infer<typeof aggregateWhenSchema>;
 /** The seed's rule: aggregate once min-participants answered, or at the deadline. */
 export const DEFAULT_AGGREGATE_WHEN: AggregateWhen = 'quorum';
+/**
+ * What a job journaled before `aggregate-when` existed did: its rounds closed when every participant
+ * answered (or at the deadline). Replay gives such a journal that rule, so its hashes stay what they were.
+ */
+export const LEGACY_AGGREGATE_WHEN: AggregateWhen = 'all';
 
 /** Why a round stopped collecting updates. */
 export const roundClosedBySchema = z.enum(['quorum', 'all', 'deadline']);

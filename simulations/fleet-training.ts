@@ -2,6 +2,7 @@ import type { TrainingJobSpec } from '../actors/region-io.js';
 import type { TrainTaskV1 } from '../actors/training-wire.js';
 import { loadDataset } from '../adapters/datasets/dataset-files.js';
 import type { Prng } from '../runtime/random.js';
+import { DEFAULT_AGGREGATE_WHEN } from '../machines/federated-round.js';
 import { initialWeights, parseShardUri, runTrainingTask, weightsFromBytes, weightsToBytes } from '../training/index.js';
 
 /**
@@ -86,6 +87,7 @@ export function demoJob(geozone: string, jobId: string, n: number, checkpointUri
     datasetUri: 'builtin:digits',
     rounds: 5,
     minParticipants: 6,
+    aggregateWhen: DEFAULT_AGGREGATE_WHEN,
     participants: 12,
     roundDeadlineMs: 15_000,
     checkpointUri,

@@ -1,6 +1,7 @@
 import type { AnyMachineSnapshot } from 'xstate';
 import { classifyTrainingJob, type HpcJobContext, type HpcJobEvent, type TrainingTarget } from '../../machines/hpc-job.js';
 import type { GlobalViewContext, ViewSummary } from '../../machines/global-view.js';
+import { DEFAULT_AGGREGATE_WHEN } from '../../machines/federated-round.js';
 import type { JournalRecord } from '../../runtime/journal.js';
 import type { ShardBehaviour, ShardContext } from '../../runtime/shard.js';
 import type { RegionalSummary, RegionEffect, RegionInput } from '../region-io.js';
@@ -167,6 +168,7 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
         datasetUri: job.datasetUri,
         rounds: job.rounds ?? d.rounds,
         minParticipants,
+        aggregateWhen: DEFAULT_AGGREGATE_WHEN,
         participants: Math.max(minParticipants, job.participants ?? d.participants),
         roundDeadlineMs: job.roundDeadlineMs ?? d.roundDeadlineMs,
         checkpointUri: job.checkpointUri,
