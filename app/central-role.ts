@@ -10,7 +10,7 @@ import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { HpcDriver } from '../actors/central/hpc-driver.js';
 import { centralTopics, parseRegionalSummary, parseTrainingJob } from '../actors/central/training-wire.js';
 import type { BatchJobSpec, BatchJobStatus, BatchQueue } from '../runtime/batch-queue.js';
-import { transferDestination, type DataMover, type TransferRequest, type TransferStatus } from '../runtime/data-mover.js';
+import { stagedLocation, type DataMover, type TransferRequest, type TransferStatus } from '../runtime/data-mover.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { centralRoutes } from './central-api.js';
 import type { Role } from './role.js';
@@ -29,8 +29,6 @@ export interface CentralRoleOptions {
   readonly jobTimeLimitMinutes?: number | undefined;
   /** How often live transfers and queue jobs are polled (default 1 s). */
   readonly pollEveryMs?: number | undefined;
-  /** Where the batch job finds the staged data, when the mover lands it elsewhere than the orchestrator's own layout. */
-  readonly stagedUriOf?: ((job: { jobId: string; stagedUri: string }) => string) | undefined;
 }
 
 const CENTRAL_UNUSED_TOPICS = /arc\.(telemetry\.node|request\.inference|result\.inference|decision\.inference|reservation\.ended|command\.dispatch\.[^.]+)$/;
@@ -99,7 +97,7 @@ export function centralRole(options: CentralRoleOptions): Role {
         scheduler: host.scheduler,
         observe: (input) => host.submit(input),
         pollEveryMs: options.pollEveryMs ?? 1_000,
-        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment({ ...job, stagedUri: options.stagedUriOf?.(job) ?? job.stagedUri }), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
+        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment(job), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
         onError: (error, context) => host.log.warn({ err: error, ...context }, 'HPC data mover or batch queue call failed; retrying'),
       });
       return {
@@ -236,7 +234,6 @@ export function slurmCentralRole(flags: CentralFlags, facts: HpcServiceFacts): R
     trainCommand: ['/bin/sh', '-c', flags.trainCommand ?? DEFAULT_TRAIN_COMMAND],
     jobWorkDir: hpcDir,
     pollEveryMs: flags.pollEveryMs,
-    stagedUriOf: (job) => transferDestination({ destinationUri: stagingUri, key: hpcNameOf(job.jobId, stagingUri) }),
   });
 }
 
@@ -276,6 +273,10 @@ class StagingFolderMover implements DataMover {
   verify(request: TransferRequest): Promise<{ readonly ok: boolean; readonly detail: string }> {
     return this.inner.verify(this.request(request));
   }
+  /** The tagged folder under the staging area, not the untagged one the orchestrator asked for. */
+  landsAt(request: TransferRequest): string {
+    return stagedLocation(this.inner, this.request(request));
+  }
 }
 
 /** Slurm jobs named `hpcNameOf(job id)`. */
@@ -295,5 +296,9 @@ class TaggedNameQueue implements BatchQueue {
   }
   cancel(queueJobId: string): Promise<void> {
     return this.inner.cancel(queueJobId);
+  }
+  nameOf(name: string): string {
+    const tagged = hpcNameOf(name, this.stagingUri);
+    return this.inner.nameOf?.(tagged) ?? tagged;
   }
 }

@@ -103,7 +103,7 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
           'estimated-flops': effect.estimatedFlops,
           'checkpoint-uri': effect.checkpointUri,
           urgency: effect.urgency,
-          'batch-job-name': effect.jobId,
+          'batch-job-name': effect.batchJobName,
           reason: effect.reason,
           timestamp: iso(effect.atMs),
         },

@@ -234,7 +234,7 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     observe('big', 900, { kind: 'transfer.progress', bytesDone: 200_000, bytesTotal: 1_000_000 }); // within 1 s: not journaled
     observe('big', 1_600, { kind: 'transfer.progress', bytesDone: 50_000, bytesTotal: 1_000_000 }); // backwards: ignored
     observe('big', 1_700, { kind: 'transfer.progress', bytesDone: 600_000, bytesTotal: 1_000_000 });
-    observe('big', 2_000, { kind: 'transfer.verified', bytesDone: 1_000_000, detail: 'sha256 x' });
+    observe('big', 2_000, { kind: 'transfer.verified', bytesDone: 1_000_000, detail: 'sha256 x', stagedUri: 'file:///staging/big.a1b2c3d4', batchJobName: 'big.a1b2c3d4' });
     observe('big', 2_100, { kind: 'queue.submitted', queueJobId: 'q-1', resubmitted: true });
     observe('big', 2_200, { kind: 'queue.state', queueJobId: 'q-1', state: 'completed', rawState: 'COMPLETED', exitCode: 0, reason: null });
     c.at(40_000); // 'stalls' made no progress for 30 s
@@ -250,7 +250,11 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     t.true(c.effects.some((e) => e.type === 'hpc-command' && e.command.kind === 'cancel' && e.command.transferId === 't-stalls'), 'the stalled transfer is stopped');
     const ingress = c.effects.filter((e) => e.type === 'hpc-ingress');
     t.is(ingress.length, 1);
-    t.is(effectToWire(ingress[0] as RegionEffect)?.topic, 'ornl.bridge.ingress');
+    const wire = effectToWire(ingress[0] as RegionEffect);
+    t.is(wire?.topic, 'ornl.bridge.ingress');
+    // HpcJob v1 names where the mover said the copy is and the queue's name for the job, not the orchestrator's guess.
+    t.like(wire?.message, { 'staged-uri': 'file:///staging/big.a1b2c3d4', 'batch-job-name': 'big.a1b2c3d4' });
+    t.deepEqual(b.job('big')?.staged, { stagedUri: 'file:///staging/big.a1b2c3d4', batchJobName: 'big.a1b2c3d4' });
     live = s.stateHash();
   } finally {
     await c.store.close();

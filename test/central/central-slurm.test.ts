@@ -2,15 +2,19 @@ import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { readRcCredentials } from '../../adapters/hpc/hpc-services.js';
 import { RcClient } from '../../adapters/rclone/rc-client.js';
-import { DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
+import { hpcJobWireSchema } from '../../actors/central/training-wire.js';
+import type { RegionEffect } from '../../actors/region-io.js';
+import { effectToWire } from '../../adapters/bus/topics.js';
+import { centralRoleFromFlags, DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
+import { createRegionProcess } from '../../app/region-process.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { hpcFacts, slurmAndRcloneTest } from '../helpers/hpc-services.js';
 import { arcnetCli, arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
-import { eventually, jobBody, makeDataset, replayedHash, sha256File } from './helpers.js';
+import { eventually, jobBody, makeDataset, quiet, replayedHash, sha256File } from './helpers.js';
 
 /**
  * `arcnet central --hpc slurm` on the Slurm queue and rclone rcd that `npm run hpc:start` runs:
@@ -135,6 +139,45 @@ slurmAndRcloneTest('a 2e18-FLOP job over HTTP: rclone stages a few hundred MB wi
     t.is(await replayedHash(data), line['stateHash'] as string);
   } finally {
     if (live.child.exitCode === null) live.child.kill('SIGKILL');
+    cleanup();
+  }
+});
+
+slurmAndRcloneTest('HpcJob v1 on ornl.bridge.ingress names the tagged staging folder rclone wrote and the Slurm job\'s real name', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const hpcDir = join(dir, 'hpc');
+  const dataset = join(dir, 'dataset');
+  makeDatasetFolder(dataset, 2, 2);
+  const checkpoint = join(dir, 'ckpt', 'ingress.json');
+  const { role, hpc } = await centralRoleFromFlags(
+    { hpc: 'slurm', hpcDir, staging: undefined, trainCommand: undefined, pollEveryMs: 200, transferBytesPerSec: undefined, summaryEveryMs: undefined, stallTimeoutMs: undefined, services: hpcFacts },
+    () => undefined,
+  );
+  t.is(hpc, 'slurm');
+  const central = await createRegionProcess({ role, geozones: [], journal: { kind: 'lmdb', dataDir: join(dir, 'data') }, port: 0, security: { rateLimitPerSec: 10_000 }, logger: quiet });
+  const released: RegionEffect[] = [];
+  central.onReleased((effects) => released.push(...effects));
+  await central.start();
+  try {
+    const origin = central.address as string;
+    const posted = await fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jobBody('ingress', dataset, checkpoint) });
+    t.is(posted.status, 202, await posted.text());
+    const done = await eventually('the job ended', async () => {
+      const job = await getJob(origin, 'ingress');
+      return job['state'] === 'completed' || job['state'] === 'failed' ? job : undefined;
+    }, 120_000);
+    t.is(done['state'], 'completed', JSON.stringify(done));
+    const name = hpcNameOf('ingress', pathToFileURL(join(hpcDir, 'staging')).href);
+    const staged = join(hpcDir, 'staging', name);
+    const ingress = released.filter((e) => e.type === 'hpc-ingress').map((e) => hpcJobWireSchema.parse(effectToWire(e)?.message));
+    t.is(ingress.length, 1);
+    t.like(ingress[0], { 'job-id': 'ingress', 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
+    // What it names is really there: the staged folder holds the dataset, and Slurm knows the job by that name.
+    t.deepEqual(await folderDigests(fileURLToPath(ingress[0]?.['staged-uri'] as string)), await folderDigests(dataset));
+    t.deepEqual(slurmJobsNamed(ingress[0]?.['batch-job-name'] as string).map((j) => j.id), [done['queue-job-id'] as string]);
+    t.like(done, { 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
+  } finally {
+    await central.stop('test done');
     cleanup();
   }
 });
