@@ -6,6 +6,7 @@ import { hpcServiceFacts, hpcServicesFromEnvironment, hpcServicesProblem, type H
 import { FsDataMover } from '../adapters/local-hpc/fs-data-mover.js';
 import { ProcessBatchQueue } from '../adapters/local-hpc/process-batch-queue.js';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../actors/central/central-behaviour.js';
+import type { AlertRule } from '../actors/central/alerts.js';
 import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { HpcDriver } from '../actors/central/hpc-driver.js';
 import { centralTopics, parseRegionalSummary, parseTrainingJob } from '../actors/central/training-wire.js';
@@ -30,6 +31,9 @@ export interface CentralRoleOptions {
   /** How often live transfers and queue jobs are polled (default 1 s). */
   readonly pollEveryMs?: number | undefined;
 }
+
+/** The alert detectors (actors/central/alerts.ts): the rules the alerts counter is labelled with. */
+const ALERT_RULES: ReadonlySet<string> = new Set<AlertRule>(['region-silent', 'active-nodes-drop', 'gpu-util-high', 'energy-shift-battery']);
 
 const CENTRAL_UNUSED_TOPICS = /arc\.(telemetry\.node|request\.inference|result\.inference|decision\.inference|reservation\.ended|command\.dispatch\.[^.]+)$/;
 
@@ -61,6 +65,15 @@ export function centralRole(options: CentralRoleOptions): Role {
   const config: CentralConfig = { ...defaultCentralConfig, ...options.config };
   const shard = options.shardId ?? CENTRAL_SHARD;
   let behaviour: CentralBehaviour | undefined;
+  // Alerts released since this process started, by detector and severity (the detectors are a fixed few).
+  const alertCounts = new Map<string, { rule: string; severity: string; count: number }>();
+  const countAlert = (rule: unknown, severity: string): void => {
+    if (typeof rule !== 'string' || !ALERT_RULES.has(rule)) return;
+    const key = `${rule}/${severity}`;
+    const row = alertCounts.get(key) ?? { rule, severity, count: 0 };
+    row.count++;
+    alertCounts.set(key, row);
+  };
   return {
     name: 'central',
     shards: () => [shard],
@@ -83,6 +96,17 @@ export function centralRole(options: CentralRoleOptions): Role {
     kafkaTopics: (specs) => specs.filter((spec) => !CENTRAL_UNUSED_TOPICS.test(spec.name)),
     // The behaviour of the shard owned now (none while another member of the group owns it).
     routes: (host) => centralRoutes(host, shard, () => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined)),
+    metrics: (metrics, host) => {
+      // The shard's figures only while it is owned here (on Kafka another member may own it now).
+      const owned = (): CentralBehaviour | undefined => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined);
+      metrics.addCentral({
+        jobs: () => owned()?.figures().jobs ?? [],
+        transferredBytes: () => owned()?.figures().transferredBytes ?? 0,
+        queueSubmissions: () => owned()?.figures().queueSubmissions ?? 0,
+        summariesFolded: () => owned()?.figures().summariesFolded ?? 0,
+        alerts: () => [...alertCounts.values()],
+      });
+    },
     status: () => {
       if (behaviour === undefined) return 'orchestrator shard not owned here';
       const jobs = behaviour.jobList();
@@ -102,7 +126,10 @@ export function centralRole(options: CentralRoleOptions): Role {
       });
       return {
         onEffects: (effects) => {
-          for (const effect of effects) if (effect.type === 'hpc-command') driver.onCommand(effect.command);
+          for (const effect of effects) {
+            if (effect.type === 'hpc-command') driver.onCommand(effect.command);
+            else if (effect.type === 'system') countAlert(effect.details['rule'], effect.severity);
+          }
         },
         stop: () => driver.stop(),
       };

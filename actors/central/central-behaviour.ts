@@ -437,6 +437,31 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
     return this.liveHpc.get(jobId);
   }
 
+  /**
+   * What the orchestrator's metrics show, from its state (journal and snapshots), so a restart
+   * keeps them: jobs by class and state, bytes staged, queue submissions, summaries folded.
+   */
+  figures(): { jobs: { target: TrainingTarget; state: string; count: number }[]; transferredBytes: number; queueSubmissions: number; summariesFolded: number } {
+    const counts = new Map<string, { target: TrainingTarget; state: string; count: number }>();
+    let transferredBytes = 0;
+    let queueSubmissions = 0;
+    for (const record of this.jobs.values()) {
+      const live = this.liveHpc.get(record.jobId);
+      const state = record.target === 'federated' ? (record.placement?.geozone === null ? 'unplaced' : 'published') : (live?.state ?? record.ended?.state ?? 'pending');
+      const key = `${record.target}/${state}`;
+      const row = counts.get(key) ?? { target: record.target, state, count: 0 };
+      row.count++;
+      counts.set(key, row);
+      const context = live?.context ?? record.ended?.context;
+      if (context === undefined) continue;
+      transferredBytes += context.bytesTransferred;
+      if (context.schedulerJobId !== null) queueSubmissions++;
+    }
+    let summariesFolded = 0;
+    for (const view of this.views.values()) summariesFolded += view.context.summaries;
+    return { jobs: [...counts.values()].sort((a, b) => (a.target === b.target ? (a.state < b.state ? -1 : 1) : a.target < b.target ? -1 : 1)), transferredBytes, queueSubmissions, summariesFolded };
+  }
+
   globalView(): { geozone: string; state: string; context: GlobalViewContext }[] {
     return [...this.views.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([geozone, v]) => ({ geozone, ...v }));
   }
