@@ -173,6 +173,11 @@ export type LocalCentralOptions = CentralFlags;
  * The orchestrator as `arcnet central --hpc ...` asks: with `auto` it uses Slurm and rclone when
  * both answer (`npm run hpc:start` started them, or the environment points at a site's), else the
  * local mover and queue, saying so through `notice` with how to start the real ones.
+ *
+ * `auto` decides once, at start, and never re-probes: an open job's transfer id and queue job id
+ * belong to the mover and queue that started them (an rclone job id means nothing to the local
+ * mover, a Slurm id nothing to the local queue), so switching under running jobs would strand them
+ * or run them twice. Switching is a restart, where the operator sees the notice again.
  */
 export async function centralRoleFromFlags(flags: CentralFlags, notice: (message: string, details: Record<string, unknown>) => void): Promise<{ role: Role; hpc: 'local' | 'slurm' }> {
   const choice = flags.hpc ?? 'auto';
@@ -190,10 +195,13 @@ export async function centralRoleFromFlags(flags: CentralFlags, notice: (message
         { facts },
       );
     }
-    notice('Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes); run `npm run hpc:start` to use the real ones', { problem });
+    notice(
+      'Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes) for the life of this process: --hpc auto decides once, at start. Run `npm run hpc:start`, then restart arcnet central, to use the real ones',
+      { problem },
+    );
     return { role: localCentralRole({ ...flags, hpc: 'local' }), hpc: 'local' };
   }
-  notice('HPC jobs use Slurm and rclone', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
+  notice('HPC jobs use Slurm and rclone for the life of this process (--hpc auto decides once, at start)', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
   // --transfer-rate paces the local mover only: under auto it is for the fallback, not an error.
   const forSlurm = choice === 'auto' ? { ...flags, transferBytesPerSec: undefined } : flags;
   return { role: slurmCentralRole(forSlurm, facts), hpc: 'slurm' };

@@ -62,7 +62,7 @@ const usage = `arcnet: the ArcNet regional runtime
       --hpc-dir default DIR/hpc) and runs batch jobs on Slurm, found as \`npm run hpc:start\` left them or
       by SLURM_CONF, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS, ARCNET_SLURM_PARTITION;
       --hpc local copies files and runs batch jobs as child processes on this machine (state in
-      --hpc-dir); --hpc auto (default) is slurm when both answer, else local with a notice. --train-command is the batch job's shell command (it finds
+      --hpc-dir); --hpc auto (default) is slurm when both answer at start, else local with a notice (decided once: restart to switch). --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
       group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
       --sim-jobs submits a seeded mix of training jobs (about 2 in 5 HPC-sized) with small generated
