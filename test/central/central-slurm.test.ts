@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
@@ -10,9 +10,9 @@ import { hpcJobWireSchema } from '../../actors/central/training-wire.js';
 import type { RegionEffect } from '../../actors/region-io.js';
 import { effectToWire } from '../../adapters/bus/topics.js';
 import { centralRoleFromFlags, DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
-import { createRegionProcess } from '../../app/region-process.js';
+import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { hpcFacts, slurmAndRcloneTest } from '../helpers/hpc-services.js';
+import { hpcFacts, hpcServices, slurmAndRcloneTest } from '../helpers/hpc-services.js';
 import { arcnetCli, arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
 import { eventually, jobBody, makeDataset, quiet, replayedHash, sha256File } from './helpers.js';
 
@@ -143,33 +143,47 @@ slurmAndRcloneTest('a 2e18-FLOP job over HTTP: rclone stages a few hundred MB wi
   }
 });
 
-slurmAndRcloneTest('HpcJob v1 on ornl.bridge.ingress names the tagged staging folder rclone wrote and the Slurm job\'s real name', async (t) => {
-  const { dir, cleanup } = tempDir();
+/** `arcnet central --hpc slurm` as the command line assembles it, in this process (to see what it releases and ask rcd directly). */
+async function startSlurmCentral(dir: string, trainCommand?: string): Promise<{ process: RegionProcess; origin: string; released: RegionEffect[]; nameOf: (jobId: string) => string; stagedDir: (jobId: string) => string }> {
   const hpcDir = join(dir, 'hpc');
-  const dataset = join(dir, 'dataset');
-  makeDatasetFolder(dataset, 2, 2);
-  const checkpoint = join(dir, 'ckpt', 'ingress.json');
   const { role, hpc } = await centralRoleFromFlags(
-    { hpc: 'slurm', hpcDir, staging: undefined, trainCommand: undefined, pollEveryMs: 200, transferBytesPerSec: undefined, summaryEveryMs: undefined, stallTimeoutMs: undefined, services: hpcFacts },
+    { hpc: 'slurm', hpcDir, staging: undefined, trainCommand, pollEveryMs: 200, transferBytesPerSec: undefined, summaryEveryMs: undefined, stallTimeoutMs: undefined, services: hpcFacts },
     () => undefined,
   );
-  t.is(hpc, 'slurm');
+  if (hpc !== 'slurm') throw new Error(`--hpc slurm chose ${hpc}`);
   const central = await createRegionProcess({ role, geozones: [], journal: { kind: 'lmdb', dataDir: join(dir, 'data') }, port: 0, security: { rateLimitPerSec: 10_000 }, logger: quiet });
   const released: RegionEffect[] = [];
   central.onReleased((effects) => released.push(...effects));
   await central.start();
+  const nameOf = (jobId: string): string => hpcNameOf(jobId, pathToFileURL(join(hpcDir, 'staging')).href);
+  return { process: central, origin: central.address as string, released, nameOf, stagedDir: (jobId) => join(hpcDir, 'staging', nameOf(jobId)) };
+}
+
+const postJob = (origin: string, body: string): Promise<Response> => fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+const ended = (job: Record<string, unknown>): boolean => job['state'] === 'completed' || job['state'] === 'failed' || job['state'] === 'cancelled';
+
+function folderBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).reduce((sum, entry) => (entry.isFile() ? sum + statSync(join(entry.parentPath, entry.name)).size : sum), 0);
+}
+
+slurmAndRcloneTest('HpcJob v1 on ornl.bridge.ingress names the tagged staging folder rclone wrote and the Slurm job\'s real name', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const dataset = join(dir, 'dataset');
+  makeDatasetFolder(dataset, 2, 2);
+  const checkpoint = join(dir, 'ckpt', 'ingress.json');
+  const central = await startSlurmCentral(dir);
   try {
-    const origin = central.address as string;
-    const posted = await fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jobBody('ingress', dataset, checkpoint) });
+    const posted = await postJob(central.origin, jobBody('ingress', dataset, checkpoint));
     t.is(posted.status, 202, await posted.text());
     const done = await eventually('the job ended', async () => {
-      const job = await getJob(origin, 'ingress');
-      return job['state'] === 'completed' || job['state'] === 'failed' ? job : undefined;
+      const job = await getJob(central.origin, 'ingress');
+      return ended(job) ? job : undefined;
     }, 120_000);
     t.is(done['state'], 'completed', JSON.stringify(done));
-    const name = hpcNameOf('ingress', pathToFileURL(join(hpcDir, 'staging')).href);
-    const staged = join(hpcDir, 'staging', name);
-    const ingress = released.filter((e) => e.type === 'hpc-ingress').map((e) => hpcJobWireSchema.parse(effectToWire(e)?.message));
+    const name = central.nameOf('ingress');
+    const staged = central.stagedDir('ingress');
+    const ingress = central.released.filter((e) => e.type === 'hpc-ingress').map((e) => hpcJobWireSchema.parse(effectToWire(e)?.message));
     t.is(ingress.length, 1);
     t.like(ingress[0], { 'job-id': 'ingress', 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
     // What it names is really there: the staged folder holds the dataset, and Slurm knows the job by that name.
@@ -177,7 +191,56 @@ slurmAndRcloneTest('HpcJob v1 on ornl.bridge.ingress names the tagged staging fo
     t.deepEqual(slurmJobsNamed(ingress[0]?.['batch-job-name'] as string).map((j) => j.id), [done['queue-job-id'] as string]);
     t.like(done, { 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
   } finally {
-    await central.stop('test done');
+    await central.process.stop('test done');
+    cleanup();
+  }
+});
+
+slurmAndRcloneTest('POST /v1/jobs/:id/cancel during the rclone copy stops it (no Slurm job); during the Slurm queue cancels the Slurm job', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const dataset = join(dir, 'dataset');
+  makeDatasetFolder(dataset, 4, 25);
+  const central = await startSlurmCentral(dir);
+  const blocker = execFileSync('sbatch', ['--parsable', '--exclusive', '-J', `blocker-${process.pid}`, '-o', '/dev/null', '-t', '10', '--wrap', 'sleep 600'], { env: slurmEnv, encoding: 'utf8' }).trim().split(';')[0] ?? '';
+  try {
+    // During the transfer: rclone's copy stops and no Slurm job is ever submitted.
+    await withRcloneBandwidth('10M', async () => {
+      t.is((await postJob(central.origin, jobBody('cancel-moving', dataset, join(dir, 'ckpt', 'moving.json')))).status, 202);
+      await eventually('the copy under way', async () => ((await getJob(central.origin, 'cancel-moving'))['bytes-transferred'] as number) > 0 || undefined, 60_000);
+      const cancelled = await fetch(`${central.origin}/v1/jobs/cancel-moving/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      t.is(cancelled.status, 202, await cancelled.text());
+      const copy = await eventually('rclone says the copy stopped', async () => {
+        const status = await hpcServices().dataMover.find(central.nameOf('cancel-moving'));
+        return status !== undefined && status.state !== 'running' ? status : undefined;
+      }, 60_000);
+      t.is(copy.state, 'cancelled');
+      // Nothing writes into the staging folder any more, and it holds less than the dataset.
+      const bytes = folderBytes(central.stagedDir('cancel-moving'));
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      t.is(folderBytes(central.stagedDir('cancel-moving')), bytes);
+      t.true(bytes < 100 * MIB);
+    });
+    const moving = await getJob(central.origin, 'cancel-moving');
+    t.like(moving, { state: 'cancelled', 'queue-job-id': null });
+    t.deepEqual(slurmJobsNamed(central.nameOf('cancel-moving')), []);
+
+    // In the queue (held PENDING behind the blocker): the Slurm job ends CANCELLED.
+    t.is((await postJob(central.origin, jobBody('cancel-queued', dataset, join(dir, 'ckpt', 'queued.json')))).status, 202);
+    const queued = await eventually('queued in Slurm', async () => {
+      const job = await getJob(central.origin, 'cancel-queued');
+      if (ended(job)) throw new Error(JSON.stringify(job));
+      return job['state'] === 'queued' && typeof job['queue-job-id'] === 'string' ? job : undefined;
+    }, 120_000);
+    const queueJobId = queued['queue-job-id'] as string;
+    t.is(scontrolState(queueJobId), 'PENDING');
+    const cancelled = await fetch(`${central.origin}/v1/jobs/cancel-queued/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    t.is(cancelled.status, 202, await cancelled.text());
+    await eventually('Slurm says CANCELLED', () => Promise.resolve(scontrolState(queueJobId) === 'CANCELLED' || undefined), 60_000);
+    t.like(await getJob(central.origin, 'cancel-queued'), { state: 'cancelled', 'queue-job-id': queueJobId });
+    t.deepEqual(slurmJobsNamed(central.nameOf('cancel-queued')), [{ id: queueJobId, state: 'CANCELLED' }]);
+  } finally {
+    execFileSync('scancel', [blocker], { env: slurmEnv });
+    await central.process.stop('test done');
     cleanup();
   }
 });
