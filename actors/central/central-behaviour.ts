@@ -145,6 +145,18 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
       submittedAtMs: ctx.nowMs,
       transferStallTimeoutMs: this.config.transferStallTimeoutMs,
     });
+    // The seed's HPC path starts on arc.bridge.pending: the job awaits its transfer.
+    ctx.emit({
+      type: 'hpc-pending',
+      atMs: ctx.nowMs,
+      jobId: job.jobId,
+      datasetUri: job.datasetUri,
+      datasetSizeGb: job.datasetSizeGb,
+      estimatedFlops: job.estimatedFlops,
+      checkpointUri: job.checkpointUri,
+      urgency: job.urgency,
+      reason,
+    });
     ctx.emit({ type: 'hpc-command', command: { kind: 'transfer', jobId: job.jobId, sourceUri: job.datasetUri, destinationUri: stagedUriOf(this.config.stagingUri, job.jobId, job.datasetUri) } });
   }
 

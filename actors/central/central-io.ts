@@ -55,6 +55,18 @@ export type CentralEffect =
    * the region's schema; `reason` says why this geozone (for operators).
    */
   | { readonly type: 'federated-task'; readonly atMs: number; readonly task: TrainingJobSpec; readonly reason: string }
+  /** arc.bridge.pending: HpcJob v1 as the job is classified HPC, awaiting its transfer (nothing staged yet). */
+  | {
+      readonly type: 'hpc-pending';
+      readonly atMs: number;
+      readonly jobId: string;
+      readonly datasetUri: string;
+      readonly datasetSizeGb: number;
+      readonly estimatedFlops: number;
+      readonly checkpointUri: string;
+      readonly urgency: Urgency;
+      readonly reason: string;
+    }
   /** ornl.bridge.ingress: HpcJob v1 once the dataset is staged and verified. */
   | {
       readonly type: 'hpc-ingress';

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../../actors/central/central-behaviour.js';
 import { CENTRAL_SHARD, type HpcObservation, type TrainingJob } from '../../actors/central/central-io.js';
-import { parseTrainingJob } from '../../actors/central/training-wire.js';
+import { hpcPendingWireSchema, parseTrainingJob } from '../../actors/central/training-wire.js';
 import { federatedTaskSchema } from '../../actors/training-wire.js';
 import { type ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { createRegion, type Region } from '../../actors/region.js';
@@ -248,6 +248,13 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     t.is(b.job('stalls')?.ended?.state, 'failed');
     t.is(b.job('stalls')?.ended?.context.failureReason, 'transfer-stalled');
     t.true(c.effects.some((e) => e.type === 'hpc-command' && e.command.kind === 'cancel' && e.command.transferId === 't-stalls'), 'the stalled transfer is stopped');
+    // Classified HPC, each job first goes on arc.bridge.pending as HpcJob v1, nothing staged yet.
+    const pending = c.effects.filter((e) => e.type === 'hpc-pending').map((e) => effectToWire(e));
+    t.deepEqual(pending.map((w) => [w?.topic, hpcPendingWireSchema.parse(w?.message)['job-id']]), [
+      ['arc.bridge.pending', 'big'],
+      ['arc.bridge.pending', 'stalls'],
+    ]);
+    t.like(pending[0]?.message, { 'staged-uri': null, 'batch-job-name': null, reason: 'estimatedFlops > 1e18', 'dataset-size-gb': 0.001 });
     const ingress = c.effects.filter((e) => e.type === 'hpc-ingress');
     t.is(ingress.length, 1);
     const wire = effectToWire(ingress[0] as RegionEffect);

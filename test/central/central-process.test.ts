@@ -71,6 +71,9 @@ test('an HPC job ends completed with its checkpoint, live on the console; a fede
     t.deepEqual(readdirSync(join(dir, 'hpc', 'staging', 'hpc-1')), ['dataset.bin']);
     t.deepEqual(JSON.parse(readFileSync(join(dir, 'ckpt', 'hpc-1.json'), 'utf8')), { 'job-id': 'hpc-1', 'dataset-sha256': await sha256File(dataset) });
     t.deepEqual(central.queue.names(), ['hpc-1']);
+    // HpcJob v1 went to arc.bridge.pending as the job was classified, then to ornl.bridge.ingress once staged.
+    const bridge = central.released.map((e) => effectToWire(e)?.topic).filter((topic) => topic === 'arc.bridge.pending' || topic === 'ornl.bridge.ingress');
+    t.deepEqual(bridge, ['arc.bridge.pending', 'ornl.bridge.ingress']);
     const ingress = central.released.filter((e) => e.type === 'hpc-ingress').map((e) => effectToWire(e));
     t.is(ingress.length, 1);
     t.is(ingress[0]?.topic, 'ornl.bridge.ingress');
