@@ -6,7 +6,7 @@ import { hpcServiceFacts, hpcServicesFromEnvironment, hpcServicesProblem, type H
 import { FsDataMover } from '../adapters/local-hpc/fs-data-mover.js';
 import { ProcessBatchQueue } from '../adapters/local-hpc/process-batch-queue.js';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../actors/central/central-behaviour.js';
-import type { AlertRule } from '../actors/central/alerts.js';
+import type { AlertConfig, AlertRule } from '../actors/central/alerts.js';
 import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { HpcDriver } from '../actors/central/hpc-driver.js';
 import { centralTopics, parseRegionalSummary, parseTrainingJob } from '../actors/central/training-wire.js';
@@ -15,6 +15,9 @@ import { stagedLocation, type DataMover, type TransferRequest, type TransferStat
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { centralRoutes } from './central-api.js';
 import type { Role } from './role.js';
+
+/** `--alerts NAME=VALUE,...` to thresholds (the command line reaches the orchestrator's parts through app/). */
+export { parseAlertThresholds } from '../actors/central/alerts.js';
 
 export interface CentralRoleOptions {
   /** The orchestrator's shard id (its journal's name; default CENTRAL): one per cluster. */
@@ -163,6 +166,8 @@ export interface CentralFlags {
   readonly transferBytesPerSec: number | undefined;
   readonly summaryEveryMs: number | undefined;
   readonly stallTimeoutMs: number | undefined;
+  /** Alert thresholds (`--alerts`; default defaultAlertConfig). */
+  readonly alerts?: AlertConfig | undefined;
   /** Where Slurm and rclone are (default: hpcServiceFacts() of the environment and ./.hpc). */
   readonly services?: HpcServiceFacts | undefined;
 }
@@ -218,6 +223,7 @@ function configOf(flags: CentralFlags, stagingUri: string): Partial<CentralConfi
     stagingUri,
     ...(flags.summaryEveryMs === undefined ? {} : { summaryEveryMs: flags.summaryEveryMs }),
     transferStallTimeoutMs: flags.stallTimeoutMs ?? defaultCentralConfig.transferStallTimeoutMs,
+    ...(flags.alerts === undefined ? {} : { alerts: flags.alerts }),
   };
 }
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { tempDir } from '../helpers/fixtures.js';
-import { startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
+import { arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
 import { eventually } from './helpers.js';
 
 /**
@@ -16,6 +16,8 @@ import { eventually } from './helpers.js';
 type Json = Record<string, unknown>;
 const GEOZONES = ['CAISO', 'ERCOT', 'PJM'];
 const PERIOD_MS = 500;
+/** Not the default 3: the --alerts flag reaches the detector. */
+const SILENT_PERIODS = 4;
 
 const kill9 = async (live: LiveRegion): Promise<void> => {
   const exited = new Promise((resolve) => live.child.once('exit', resolve));
@@ -32,7 +34,7 @@ test('GET /v1/global shows every region a live arcnet region serves; when that r
   let central: LiveRegion | undefined;
   try {
     central = await startLiveRegion(
-      ['--data', join(dir, 'central'), '--hpc', 'local', '--hpc-dir', join(dir, 'hpc'), '--summaries-from', region.origin, '--summary-every', `${PERIOD_MS}ms`],
+      ['--data', join(dir, 'central'), '--hpc', 'local', '--hpc-dir', join(dir, 'hpc'), '--summaries-from', region.origin, '--summary-every', `${PERIOD_MS}ms`, '--alerts', `silent-periods=${SILENT_PERIODS}`],
       process.env,
       'central',
     );
@@ -57,9 +59,9 @@ test('GET /v1/global shows every region a live arcnet region serves; when that r
     socket.close();
     for (const alert of alerts) {
       const details = alert['details'] as Json;
-      t.like(details, { periods: 3, summaryEveryMs: PERIOD_MS });
-      t.true((details['silentForMs'] as number) >= 3 * PERIOD_MS);
-      t.regex(String(details['explanation']), /no summary since logical time \d+; 3 periods of 500 ms passed/);
+      t.like(details, { periods: SILENT_PERIODS, summaryEveryMs: PERIOD_MS });
+      t.true((details['silentForMs'] as number) >= SILENT_PERIODS * PERIOD_MS);
+      t.regex(String(details['explanation']), /no summary since logical time \d+; 4 periods of 500 ms passed/);
     }
     t.deepEqual((await globalView(origin)).map((v) => v['state']), ['silent', 'silent', 'silent']);
     const line = await central.stop();
@@ -67,6 +69,23 @@ test('GET /v1/global shows every region a live arcnet region serves; when that r
   } finally {
     if (region.child.exitCode === null) region.child.kill('SIGKILL');
     if (central !== undefined && central.child.exitCode === null) central.child.kill('SIGKILL');
+    cleanup();
+  }
+});
+
+test('--alerts refuses a threshold it does not know, or a value out of range, with a usage error naming what it takes', (t) => {
+  const { dir, cleanup } = tempDir();
+  try {
+    for (const [value, says] of [
+      ['silence=2', /use NAME=VALUE with NAME one of silent-periods, active-drop, gpu-high, gpu-high-periods, battery-shift, recent-window/],
+      ['gpu-high=1.5', /--alerts gpu-high=1.5: use a number from 0 to 1/],
+      ['silent-periods=2.5', /use a whole number from 1 to 1000/],
+    ] as const) {
+      const run = arcnetSync('central', '--data', join(dir, 'data'), '--hpc', 'local', '--port', 'off', '--alerts', value);
+      t.is(run.status, 2, run.stderr);
+      t.regex(run.stderr, says);
+    }
+  } finally {
     cleanup();
   }
 });
