@@ -170,6 +170,26 @@ export interface CentralFlags {
   readonly alerts?: AlertConfig | undefined;
   /** Where Slurm and rclone are (default: hpcServiceFacts() of the environment and ./.hpc). */
   readonly services?: HpcServiceFacts | undefined;
+  /** `--rclone-rc-url`, `--rclone-rc-credentials`, `--slurm-conf`, `--slurm-partition`: over the environment's and .hpc's. */
+  readonly serviceFlags?: HpcServiceFlags | undefined;
+}
+
+export interface HpcServiceFlags {
+  readonly rcUrl?: string | undefined;
+  readonly rcCredentialsFile?: string | undefined;
+  readonly slurmConf?: string | undefined;
+  readonly partition?: string | undefined;
+}
+
+/** Where Slurm and rclone are: the flags first, then the environment, then `.hpc/connection.json` (hpcServiceFacts). */
+export function hpcFactsWithFlags(flags: HpcServiceFlags | undefined, found: HpcServiceFacts = hpcServiceFacts()): HpcServiceFacts {
+  return {
+    hpcDir: found.hpcDir,
+    rcUrl: flags?.rcUrl ?? found.rcUrl,
+    rcCredentialsFile: flags?.rcCredentialsFile === undefined ? found.rcCredentialsFile : resolve(flags.rcCredentialsFile),
+    slurmConf: flags?.slurmConf === undefined ? found.slurmConf : resolve(flags.slurmConf),
+    partition: flags?.partition ?? found.partition,
+  };
 }
 
 export type LocalCentralOptions = CentralFlags;
@@ -190,13 +210,13 @@ export async function centralRoleFromFlags(flags: CentralFlags, notice: (message
     throw new ArcError(ErrorCodes.USAGE, `--hpc ${choice}: use local (this machine's files and child processes), slurm (Slurm and rclone's rcd) or auto`);
   }
   if (choice === 'local') return { role: localCentralRole(flags), hpc: 'local' };
-  const facts = flags.services ?? hpcServiceFacts();
+  const facts = flags.services ?? hpcFactsWithFlags(flags.serviceFlags);
   const problem = await hpcServicesProblem(facts);
   if (problem !== undefined) {
     if (choice === 'slurm') {
       throw new ArcError(
         ErrorCodes.BATCH_QUEUE,
-        `--hpc slurm: ${problem}. Start them with \`npm run hpc:start\`, or point SLURM_CONF, ARCNET_RCLONE_RC_URL and ARCNET_RCLONE_RC_CREDENTIALS at your site's (see the README)`,
+        `--hpc slurm: ${problem}. Start them with \`npm run hpc:start\`, or point --slurm-conf, --rclone-rc-url and --rclone-rc-credentials (or SLURM_CONF, ARCNET_RCLONE_RC_URL and ARCNET_RCLONE_RC_CREDENTIALS) at your site's (see the README)`,
         { facts },
       );
     }

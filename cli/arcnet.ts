@@ -52,6 +52,7 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc auto|slurm|local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
                  [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
                  [--central-shard CENTRAL] [--sim-jobs PER_MINUTE] [--summaries-from REGION_URL]
+                 [--slurm-conf FILE] [--slurm-partition NAME] [--rclone-rc-url URL] [--rclone-rc-credentials FILE]
                  [--alerts silent-periods=3,active-drop=0.2,gpu-high=0.85,gpu-high-periods=3,battery-shift=0.2,recent-window=5]
                  and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
                  --data-key-file as for region
@@ -62,7 +63,8 @@ const usage = `arcnet: the ArcNet regional runtime
       their thresholds; the ones it does not name keep the defaults shown).
       --hpc slurm copies datasets (folders) with rclone's rcd into --staging (default --hpc-dir/staging,
       --hpc-dir default DIR/hpc) and runs batch jobs on Slurm, found as \`npm run hpc:start\` left them or
-      by SLURM_CONF, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS, ARCNET_SLURM_PARTITION;
+      by --slurm-conf, --slurm-partition, --rclone-rc-url, --rclone-rc-credentials (else SLURM_CONF,
+      ARCNET_SLURM_PARTITION, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS);
       --hpc local copies files and runs batch jobs as child processes on this machine (state in
       --hpc-dir); --hpc auto (default) is slurm when both answer at start, else local with a notice (decided once: restart to switch). --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
@@ -201,6 +203,10 @@ function parseFlags(args: string[]) {
       'summary-every': { type: 'string' },
       'stall-timeout': { type: 'string' },
       alerts: { type: 'string' },
+      'rclone-rc-url': { type: 'string' },
+      'rclone-rc-credentials': { type: 'string' },
+      'slurm-conf': { type: 'string' },
+      'slurm-partition': { type: 'string' },
       'central-shard': { type: 'string' },
     },
   }).values;
@@ -217,7 +223,7 @@ async function serve(command: 'region' | 'central', values: Flags): Promise<void
       if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
     }
   } else {
-    for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout', 'alerts'] as const) {
+    for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout', 'alerts', 'rclone-rc-url', 'rclone-rc-credentials', 'slurm-conf', 'slurm-partition'] as const) {
       if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
     }
   }
@@ -235,6 +241,7 @@ async function serve(command: 'region' | 'central', values: Flags): Promise<void
         summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
         stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
         alerts: values.alerts === undefined ? undefined : parseAlertThresholds(values.alerts),
+        serviceFlags: { rcUrl: values['rclone-rc-url'], rcCredentialsFile: values['rclone-rc-credentials'], slurmConf: values['slurm-conf'], partition: values['slurm-partition'] },
       }
     : undefined;
   const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));

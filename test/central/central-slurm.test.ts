@@ -345,3 +345,32 @@ test('--hpc auto without Slurm and rclone answering runs the local mover and que
     cleanup();
   }
 });
+
+slurmAndRcloneTest('arcnet central finds Slurm and rclone by flags: --slurm-conf, --slurm-partition, --rclone-rc-url, --rclone-rc-credentials over an environment that names none', async (t) => {
+  const { dir, cleanup } = tempDir();
+  // No .hpc/connection.json where it looks, and none of the variables: only the flags say where the services are.
+  const env: NodeJS.ProcessEnv = { ...process.env, ARCNET_HPC_DIR: join(dir, 'no-hpc-here') };
+  for (const name of ['SLURM_CONF', 'ARCNET_RCLONE_RC_URL', 'ARCNET_RCLONE_RC_CREDENTIALS', 'ARCNET_SLURM_PARTITION']) delete env[name];
+  const flags = [
+    ...(hpcFacts.slurmConf === null ? [] : ['--slurm-conf', hpcFacts.slurmConf]),
+    ...(hpcFacts.partition === null ? [] : ['--slurm-partition', hpcFacts.partition]),
+    ...(hpcFacts.rcCredentialsFile === null ? [] : ['--rclone-rc-credentials', hpcFacts.rcCredentialsFile]),
+  ];
+  try {
+    const live = await startLiveRegion(['--data', join(dir, 'data'), '--hpc', 'slurm', '--rclone-rc-url', hpcFacts.rcUrl, ...flags], env, 'central');
+    t.regex(live.stderr(), /HPC jobs use Slurm and rclone/);
+    t.regex(live.stderr(), new RegExp(`"rcUrl":"${hpcFacts.rcUrl.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"`));
+    await live.stop();
+    // A flag beats what the environment would say: an rc URL nothing answers on is refused under --hpc slurm.
+    const refused = spawnSync(process.execPath, [arcnetCli, 'central', '--data', join(dir, 'data2'), '--hpc', 'slurm', '--port', '0', '--rclone-rc-url', 'http://127.0.0.1:9/', ...flags], {
+      env: { ...env, ARCNET_RCLONE_RC_URL: hpcFacts.rcUrl },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.not(refused.status, 0);
+    t.regex(refused.stderr, /ARC_ERR_BATCH_QUEUE/);
+    t.regex(refused.stderr, /rclone rcd at http:\/\/127\.0\.0\.1:9\//);
+  } finally {
+    cleanup();
+  }
+});
