@@ -124,9 +124,11 @@ async function bareRoundMs(dir: string, participants: number): Promise<number> {
 
 export async function federatedRoundsBench(dir: string): Promise<Figure[]> {
   const figures: Figure[] = [];
+  const byParticipants: [participants: number, bareMs: number, liveMs: number][] = [];
   for (const participants of [8, 32, 128]) {
     const bare = await bareRoundMs(dir, participants);
     const live = await regionRoundMs(dir, participants);
+    byParticipants.push([participants, bare, live]);
     figures.push(
       figure({
         bench: 'federated',
@@ -134,6 +136,27 @@ export async function federatedRoundsBench(dir: string): Promise<Figure[]> {
         unit: 'ms',
         value: live,
         baseline: { what: 'the same round without the region: blob puts, FedAvg, accuracy, fsynced checkpoint', value: bare },
+      }),
+    );
+  }
+  // The same rounds as one plot: round latency against participants, region and bare.
+  const [first, last] = [byParticipants[0], byParticipants[byParticipants.length - 1]];
+  if (first !== undefined && last !== undefined) {
+    figures.push(
+      figure({
+        bench: 'federated',
+        metric: 'round_latency_by_participants',
+        unit: 'ms',
+        value: last[2],
+        baseline: { what: `the same round without the region at ${last[0]} participants`, value: last[1] },
+        plot: {
+          x: { label: 'participants', unit: '', scale: 'log' },
+          y: { label: 'round latency', unit: 'ms' },
+          series: [
+            { name: 'embedded region (LMDB)', points: byParticipants.map(([n, , live]) => [n, live]) },
+            { name: 'without the region', points: byParticipants.map(([n, bare]) => [n, bare]) },
+          ],
+        },
       }),
     );
   }

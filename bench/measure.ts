@@ -30,6 +30,36 @@ export interface Figure {
   readonly [extra: string]: unknown;
 }
 
+/**
+ * The shape a figure takes to be drawn as a plot in the report (`--report DIR`):
+ * besides its headline `value`, a figure may carry `x` and `y` (its axes) and
+ * `series` (the lines), as top-level fields of its JSON line:
+ *
+ *   "x": { "label": "offered load", "unit": "requests/s", "scale": "log" },
+ *   "y": { "label": "achieved", "unit": "requests/s" },
+ *   "series": [{ "name": "region", "points": [[500, 498.2], [1000, 991.0]] }]
+ *
+ * `scale` is "linear" (the default) or "log"; points are [x, y] pairs of finite
+ * numbers (a log axis drops points <= 0). Any bench that emits these three
+ * fields gets its plot; the report knows no bench by name.
+ */
+export interface PlotAxis {
+  readonly label: string;
+  readonly unit: string;
+  readonly scale?: 'linear' | 'log';
+}
+
+export interface PlotSeries {
+  readonly name: string;
+  readonly points: readonly (readonly [x: number, y: number])[];
+}
+
+export interface PlotFields {
+  readonly x: PlotAxis;
+  readonly y: PlotAxis;
+  readonly series: readonly PlotSeries[];
+}
+
 export interface FigureInput {
   readonly bench: string;
   readonly metric: string;
@@ -38,13 +68,16 @@ export interface FigureInput {
   readonly baseline: { readonly what: string; readonly value: number };
   readonly goal?: string | undefined;
   readonly extra?: Readonly<Record<string, unknown>>;
+  /** Axes and lines, for figures measured at several points (offered loads, fleet sizes, workers). */
+  readonly plot?: PlotFields;
 }
 
 export function figure(f: FigureInput): Figure {
-  const { extra, ...rest } = f;
+  const { extra, plot, ...rest } = f;
   return {
     ...rest,
     ...extra,
+    ...(plot === undefined ? {} : { x: plot.x, y: plot.y, series: plot.series.map((s) => ({ name: s.name, points: s.points.map(([x, y]) => [round(x, 3), round(y, 3)]) })) }),
     value: round(f.value),
     baseline: { what: f.baseline.what, value: round(f.baseline.value) },
     ratio: round(f.value / f.baseline.value, 3),

@@ -82,10 +82,12 @@ function run(nodeCount: number, decisions: number, useIndex: boolean): { perSec:
 
 export function routingBench(): Figure[] {
   const figures: Figure[] = [];
+  const byNodes: { nodes: number; indexed: number; scanned: number }[] = [];
   for (const nodeCount of [1_000, 10_000]) {
     run(nodeCount, 20_000, true); // warm up the JIT
     const indexed = run(nodeCount, 200_000, true);
     const scanned = run(nodeCount, nodeCount >= 10_000 ? 5_000 : 20_000, false);
+    byNodes.push({ nodes: nodeCount, indexed: indexed.perSec, scanned: scanned.perSec });
     figures.push(
       figure({
         bench: 'routing',
@@ -103,6 +105,28 @@ export function routingBench(): Figure[] {
         baseline: { what: 'full scan p99', value: scanned.p99Us },
         extra: { p50Us: Math.round(indexed.p50Us * 100) / 100, nodes: nodeCount },
         goal: nodeCount === 10_000 ? 'p99 <= 50 µs at 10,000 nodes' : undefined,
+      }),
+    );
+  }
+  // The same runs as one plot: how decisions/s scale with the fleet, index against full scan.
+  const largest = byNodes[byNodes.length - 1];
+  const smallest = byNodes[0];
+  if (largest !== undefined && smallest !== undefined) {
+    figures.push(
+      figure({
+        bench: 'routing',
+        metric: 'decisions_per_sec_by_nodes',
+        unit: 'decisions/s',
+        value: largest.indexed,
+        baseline: { what: `the index at ${smallest.nodes.toLocaleString('en')} nodes (flat cost per decision: ratio 1)`, value: smallest.indexed },
+        plot: {
+          x: { label: 'nodes', unit: '', scale: 'log' },
+          y: { label: 'routing decisions', unit: 'decisions/s', scale: 'log' },
+          series: [
+            { name: 'index', points: byNodes.map((b) => [b.nodes, b.indexed]) },
+            { name: 'full scan', points: byNodes.map((b) => [b.nodes, b.scanned]) },
+          ],
+        },
       }),
     );
   }

@@ -1,6 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { connect } from 'node:net';
 import { centralBench } from './central.js';
 import { consoleFanoutBench } from './console-fanout.js';
@@ -13,20 +13,56 @@ import { inspectorBench } from './inspector.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
 import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
+import { renderReport } from './report.js';
 import { replayBench } from './replay.js';
 import { routingBench } from './routing.js';
 
 /**
  * `npm run bench` (add `-- --json` for JSON lines only): every figure is printed
  * as one JSON line with the raw baseline measured in the same run and the ratio.
+ * `-- --report DIR` also writes DIR/bench.jsonl (the same lines) and
+ * DIR/index.html, a self-contained page with a plot for every figure that
+ * carries plot fields (see PlotFields in measure.ts) and a table of all.
  * Benchmarks, not tests: these machines are shared and noisy, so read ratios.
  */
 const jsonOnly = process.argv.includes('--json');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const reportDir = reportDirOf(process.argv);
 const dir = mkdtempSync(join(tmpdir(), 'arcnet-bench-'));
+const startedAt = new Date().toISOString();
+const emitted: Figure[] = [];
+
+/** `--report DIR` or `--report=DIR`, relative to where npm was run from (INIT_CWD), not the package root it runs in. */
+function reportDirOf(argv: readonly string[]): string | undefined {
+  const from = process.env['INIT_CWD'] ?? process.cwd();
+  const inline = argv.find((arg) => arg.startsWith('--report='));
+  if (inline !== undefined) return resolve(from, inline.slice('--report='.length));
+  const at = argv.indexOf('--report');
+  if (at === -1) return undefined;
+  const next = argv[at + 1];
+  if (next === undefined || next.startsWith('--')) {
+    process.stderr.write('--report needs a directory: npm run bench -- --report DIR\n');
+    process.exit(2);
+  }
+  return resolve(from, next);
+}
 
 function emit(figures: Figure[]): void {
   for (const f of figures) process.stdout.write(`${JSON.stringify(f)}\n`);
+  emitted.push(...figures);
+}
+
+/** Writes the report of what was measured (also after a bench failed: the figures before it still stand). */
+function writeReport(into: string): void {
+  mkdirSync(into, { recursive: true });
+  writeFileSync(join(into, 'bench.jsonl'), emitted.map((f) => `${JSON.stringify(f)}\n`).join(''));
+  const conditions = [
+    `command: npm run bench -- ${process.argv.slice(2).join(' ')}`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${process.platform}/${process.arch}`,
+    `finished: ${new Date().toISOString()}`,
+  ];
+  writeFileSync(join(into, 'index.html'), renderReport(emitted, { generatedAt: startedAt, conditions }));
+  process.stderr.write(`report: ${join(into, 'index.html')} (${emitted.length} figures)\n`);
 }
 
 function note(text: string): void {
@@ -103,4 +139,5 @@ try {
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
+  if (reportDir !== undefined) writeReport(reportDir);
 }

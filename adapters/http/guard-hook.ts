@@ -40,17 +40,20 @@ export function installGuard(app: FastifyInstance, guard: RequestGuard | undefin
     return reply.code(refusal.status).send({ code: refusal.code, message: refusal.message });
   };
 
-  app.addHook('onRequest', (request, reply, done) => {
-    const permission = (request.routeOptions.config as { permission?: Permission }).permission;
-    if (permission === undefined || guard === undefined) return done();
-    const admitted = guard.admit(request.headers, permission);
-    if (!isRefusal(admitted)) {
-      principals.set(request, admitted);
-      return done();
-    }
-    // Answered here: the route (and its body) is never reached.
-    refuse(reply, request, admitted);
-  });
+  // An open API (no keys) adds no hook: every hook is a call on every request, whatever the route.
+  if (guard !== undefined) {
+    app.addHook('onRequest', (request, reply, done) => {
+      const permission = (request.routeOptions.config as { permission?: Permission }).permission;
+      if (permission === undefined) return done();
+      const admitted = guard.admit(request.headers, permission);
+      if (!isRefusal(admitted)) {
+        principals.set(request, admitted);
+        return done();
+      }
+      // Answered here: the route (and its body) is never reached.
+      refuse(reply, request, admitted);
+    });
+  }
 
   return {
     principalOf,

@@ -24,15 +24,25 @@
 /* global fetch, AbortSignal */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CliError,
+  EXIT_FAILURE,
+  EXIT_NOT_AVAILABLE,
+  EXIT_USAGE,
+  infoFor,
+  logTail,
+  ourPid,
+  portFromEnv,
+  runMain,
+  terminate as terminatePid,
+  withStartLock as withLockFile,
+} from '../lib/daemons.mjs';
 
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-const EXIT_NOT_AVAILABLE = 3;
 
 const HOST = '127.0.0.1';
 const SCRIPT_DIR = dirname(fileURLToPath(import.meta.url));
@@ -78,22 +88,7 @@ const NODE_MEMORY_MB_MAX = 2000;
 const REQUIRED_BINARIES = { munge: ['munged'], 'slurm-wlm': ['slurmctld', 'slurmd', 'sbatch', 'squeue', 'scontrol', 'scancel', 'sinfo'], rclone: ['rclone'] };
 const NODE_READY_STATES = new Set(['idle', 'mix', 'mixed', 'alloc', 'allocated', 'comp', 'completing']);
 
-class CliError extends Error {
-  constructor(message, exitCode = EXIT_FAILURE) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
-
-const info = (message) => process.stderr.write(`hpc: ${message}\n`);
-
-function portFromEnv(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`${name}=${raw} is not a TCP port`, EXIT_USAGE);
-  return port;
-}
+const info = infoFor('hpc');
 
 function config() {
   const rcPort = portFromEnv('HPC_RCLONE_PORT', 5572);
@@ -204,40 +199,6 @@ function writeSlurmConf(cfg) {
 
 // ---------------------------------------------------------------- processes
 
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
-  try {
-    return !/^\d+ \(.*\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
-
-function readPid(file) {
-  try {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The pid in `file` if that process runs and its command line holds `marker` (a reused pid is not ours). */
-function ourPid(file, marker) {
-  const pid = readPid(file);
-  if (pid === undefined || !isAlive(pid)) return undefined;
-  try {
-    if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker)) return undefined;
-  } catch {
-    // no /proc: trust the pid file
-  }
-  return pid;
-}
-
 /** The daemons, in start order; each knows its pid file and what its command line must hold to be ours. */
 const DAEMONS = {
   munged: { pidFile: FILES.mungePid, marker: FILES.mungeSocket },
@@ -250,31 +211,8 @@ function runningDaemons() {
   return Object.fromEntries(Object.entries(DAEMONS).map(([name, d]) => [name, ourPid(d.pidFile, d.marker)]));
 }
 
-async function waitUntilGone(pid, timeoutMs) {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await sleep(100);
-  }
-  return !isAlive(pid);
-}
-
-async function terminate(name, pid, graceMs = 15_000) {
-  info(`stopping ${name} (pid ${pid})`);
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch (err) {
-    if (err.code === 'ESRCH') return;
-    throw err;
-  }
-  if (await waitUntilGone(pid, graceMs)) return;
-  info(`${name} (pid ${pid}) still running after ${graceMs / 1000} s; sending SIGKILL`);
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch (err) {
-    if (err.code !== 'ESRCH') throw err;
-  }
-  await waitUntilGone(pid, 5_000);
+function terminate(name, pid, graceMs = 15_000) {
+  return terminatePid(info, name, pid, graceMs);
 }
 
 /** Spawns a foreground daemon detached from this script, its output into logFile; records its pid. */
@@ -291,11 +229,6 @@ function spawnDaemon(name, command, args, { env, logFile, pidFile, cwd }) {
   writeFileSync(pidFile, `${child.pid}\n`);
   info(`${name} started (pid ${child.pid}, log ${logFile})`);
   return child.pid;
-}
-
-function logTail(file, lines = 20) {
-  if (!existsSync(file)) return `(no ${file})`;
-  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
 }
 
 const slurmEnv = () => ({ ...process.env, SLURM_CONF: FILES.slurmConf });
@@ -367,34 +300,8 @@ function connectionFacts(cfg) {
 
 // ---------------------------------------------------------------- commands
 
-async function withStartLock(timeoutMs, fn) {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      writeFileSync(START_LOCK, `${process.pid}\n`, { flag: 'wx' });
-      break;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-    }
-    const holder = readPid(START_LOCK);
-    let ageMs = 0;
-    try {
-      ageMs = Date.now() - statSync(START_LOCK).mtimeMs;
-    } catch {
-      continue;
-    }
-    if ((holder !== undefined && !isAlive(holder)) || (holder === undefined && ageMs > 10_000)) {
-      rmSync(START_LOCK, { force: true });
-      continue;
-    }
-    if (performance.now() > deadline) throw new CliError(`another start (pid ${holder}) still holds ${START_LOCK}`);
-    await sleep(250);
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(START_LOCK, { force: true });
-  }
+function withStartLock(timeoutMs, fn) {
+  return withLockFile(info, START_LOCK, timeoutMs, fn);
 }
 
 async function start() {
@@ -495,17 +402,4 @@ async function main() {
   return (await command()) ?? 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err) => {
-    if (err instanceof CliError) {
-      process.stderr.write(`hpc: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`hpc: unexpected error: ${err?.stack ?? err}\n`);
-      process.exitCode = EXIT_FAILURE;
-    }
-  },
-);
+runMain('hpc', main);

@@ -31,16 +31,26 @@
 // Exit codes: 0 ok, 1 failure, 2 usage, 3 Java 17+ or Maven not available here.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
-const EXIT_NOT_AVAILABLE = 3;
+import {
+  CliError,
+  EXIT_FAILURE,
+  EXIT_NOT_AVAILABLE,
+  EXIT_USAGE,
+  infoFor,
+  isAlive,
+  logTail as fileLogTail,
+  portFromEnv,
+  readPid as readPidFile,
+  runMain,
+  terminate as terminatePid,
+  withStartLock as withLockFile,
+} from '../lib/daemons.mjs';
 
 const HOST = '127.0.0.1';
 const SCRIPT_DIR = dirname(fileURLToPath(import.meta.url));
@@ -86,22 +96,7 @@ const NODE_CERT_MAX_DAYS = TLS_DAYS;
 const READY_LINE = 'Kafka Server started';
 const MIN_JAVA = 17;
 
-class CliError extends Error {
-  constructor(message, exitCode = EXIT_FAILURE) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
-
-const info = (message) => process.stderr.write(`kafka: ${message}\n`);
-
-function portFromEnv(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`${name}=${raw} is not a TCP port`, EXIT_USAGE);
-  return port;
-}
+const info = infoFor('kafka');
 
 function config() {
   const port = portFromEnv('KAFKA_PORT', 9092);
@@ -457,24 +452,7 @@ function ensureFormatted(java) {
 // ---------------------------------------------------------------- process helpers
 
 function readPid() {
-  if (!existsSync(PID_FILE)) return undefined;
-  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}
-
-function isAlive(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return err.code === 'EPERM';
-  }
-  // A zombie (exited, not yet reaped) still answers kill(0); /proc tells it apart.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return true;
-  }
+  return readPidFile(PID_FILE);
 }
 
 /** True when pid is alive and, where /proc can tell, is our broker (guards against a reused pid). */
@@ -510,42 +488,15 @@ function portAnswers(port, timeoutMs = 1_000) {
 }
 
 function logTail(lines = 40) {
-  if (!existsSync(BROKER_LOG)) return '(no broker log)';
-  const text = readFileSync(BROKER_LOG, 'utf8').trimEnd().split('\n');
-  return text
-    .slice(-lines)
-    .map((line) => (line.length > 400 ? `${line.slice(0, 400)} ...` : line))
-    .join('\n');
+  return fileLogTail(BROKER_LOG, lines);
 }
 
 function logSaysReady() {
   return existsSync(BROKER_LOG) && readFileSync(BROKER_LOG, 'utf8').includes(READY_LINE);
 }
 
-async function waitUntilGone(pid, timeoutMs) {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    if (!isAlive(pid)) return true;
-    await sleep(200);
-  }
-  return !isAlive(pid);
-}
-
-async function terminate(pid, graceMs) {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch (err) {
-    if (err.code === 'ESRCH') return;
-    throw err;
-  }
-  if (await waitUntilGone(pid, graceMs)) return;
-  info(`pid ${pid} still running after ${Math.round(graceMs / 1000)} s; sending SIGKILL`);
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch (err) {
-    if (err.code !== 'ESRCH') throw err;
-  }
-  await waitUntilGone(pid, 10_000);
+function terminate(pid, graceMs) {
+  return terminatePid(info, 'the broker', pid, graceMs);
 }
 
 /** Waits for the port to answer and the log to say "Kafka Server started"; fails if the broker dies. */
@@ -564,45 +515,9 @@ async function waitReady(pid, cfg) {
   );
 }
 
-/**
- * Runs fn holding .kafka/start.lock, so that two concurrent `start`s do not both launch a broker:
- * the second waits for the first, then finds its broker running.
- */
-async function withStartLock(timeoutMs, fn) {
-  const deadline = performance.now() + timeoutMs;
-  let announced = false;
-  for (;;) {
-    try {
-      writeFileSync(START_LOCK, `${process.pid}\n`, { flag: 'wx' });
-      break;
-    } catch (err) {
-      if (err.code !== 'EEXIST') throw err;
-    }
-    let holder = NaN;
-    let ageMs = 0;
-    try {
-      holder = Number(readFileSync(START_LOCK, 'utf8').trim());
-      ageMs = Date.now() - statSync(START_LOCK).mtimeMs;
-    } catch (err) {
-      if (err.code === 'ENOENT') continue; // released meanwhile
-      throw err;
-    }
-    const valid = Number.isInteger(holder) && holder > 1;
-    // Left by a start that died; an empty file younger than 10 s is one being written right now.
-    if ((valid && !isAlive(holder)) || (!valid && ageMs > 10_000)) {
-      rmSync(START_LOCK, { force: true });
-      continue;
-    }
-    if (performance.now() > deadline) throw new CliError(`another start (pid ${holder}) still holds ${START_LOCK}`);
-    if (!announced) info(`another start (pid ${valid ? holder : '?'}) is in progress; waiting for it`);
-    announced = true;
-    await sleep(250);
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(START_LOCK, { force: true });
-  }
+/** Runs fn holding .kafka/start.lock: two concurrent `start`s never both launch a broker. */
+function withStartLock(timeoutMs, fn) {
+  return withLockFile(info, START_LOCK, timeoutMs, fn);
 }
 
 // ---------------------------------------------------------------- commands
@@ -745,7 +660,6 @@ async function stop() {
     info('no broker running');
     return;
   }
-  info(`stopping broker pid ${pid}`);
   await terminate(pid, 30_000);
   if (isAlive(pid)) throw new CliError(`broker pid ${pid} survived SIGKILL`);
   rmSync(PID_FILE, { force: true });
@@ -776,17 +690,4 @@ async function main() {
   return (await command()) ?? 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err) => {
-    if (err instanceof CliError) {
-      process.stderr.write(`kafka: ${err.message}\n`);
-      process.exitCode = err.exitCode;
-    } else {
-      process.stderr.write(`kafka: unexpected error: ${err?.stack ?? err}\n`);
-      process.exitCode = EXIT_FAILURE;
-    }
-  },
-);
+runMain('kafka', main);
