@@ -39,6 +39,9 @@ export const jobViewSchema = z.strictObject({
   'bytes-transferred': count,
   progress: z.number().min(0).max(1),
   'queue-job-id': z.string().nullable(),
+  /** HPC: where the data mover staged the dataset and the batch queue's name for the job, once the copy was verified. */
+  'staged-uri': z.string().nullable(),
+  'batch-job-name': z.string().nullable(),
   'failure-reason': z.string().nullable(),
   'failure-detail': z.string().nullable(),
   'transfer-started-at': isoTimestamp.nullable(),
@@ -115,6 +118,8 @@ export function jobView(record: JobRecord, live: { state: string; context: HpcJo
     'bytes-transferred': context?.bytesTransferred ?? 0,
     progress: context?.progress ?? 0,
     'queue-job-id': context?.schedulerJobId ?? null,
+    'staged-uri': record.staged?.stagedUri ?? null,
+    'batch-job-name': record.staged?.batchJobName ?? null,
     'failure-reason': context?.failureReason ?? null,
     'failure-detail': context?.failureDetail ?? null,
     'transfer-started-at': iso(context?.transferStartedAtMs),

@@ -6,14 +6,18 @@ import { hpcServiceFacts, hpcServicesFromEnvironment, hpcServicesProblem, type H
 import { FsDataMover } from '../adapters/local-hpc/fs-data-mover.js';
 import { ProcessBatchQueue } from '../adapters/local-hpc/process-batch-queue.js';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../actors/central/central-behaviour.js';
+import type { AlertConfig, AlertRule } from '../actors/central/alerts.js';
 import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { HpcDriver } from '../actors/central/hpc-driver.js';
 import { centralTopics, parseRegionalSummary, parseTrainingJob } from '../actors/central/training-wire.js';
 import type { BatchJobSpec, BatchJobStatus, BatchQueue } from '../runtime/batch-queue.js';
-import { transferDestination, type DataMover, type TransferRequest, type TransferStatus } from '../runtime/data-mover.js';
+import { stagedLocation, type DataMover, type TransferRequest, type TransferStatus } from '../runtime/data-mover.js';
 import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { centralRoutes } from './central-api.js';
 import type { Role } from './role.js';
+
+/** `--alerts NAME=VALUE,...` to thresholds (the command line reaches the orchestrator's parts through app/). */
+export { parseAlertThresholds } from '../actors/central/alerts.js';
 
 export interface CentralRoleOptions {
   /** The orchestrator's shard id (its journal's name; default CENTRAL): one per cluster. */
@@ -29,9 +33,10 @@ export interface CentralRoleOptions {
   readonly jobTimeLimitMinutes?: number | undefined;
   /** How often live transfers and queue jobs are polled (default 1 s). */
   readonly pollEveryMs?: number | undefined;
-  /** Where the batch job finds the staged data, when the mover lands it elsewhere than the orchestrator's own layout. */
-  readonly stagedUriOf?: ((job: { jobId: string; stagedUri: string }) => string) | undefined;
 }
+
+/** The alert detectors (actors/central/alerts.ts): the rules the alerts counter is labelled with. */
+const ALERT_RULES: ReadonlySet<string> = new Set<AlertRule>(['region-silent', 'active-nodes-drop', 'gpu-util-high', 'energy-shift-battery']);
 
 const CENTRAL_UNUSED_TOPICS = /arc\.(telemetry\.node|request\.inference|result\.inference|decision\.inference|reservation\.ended|command\.dispatch\.[^.]+)$/;
 
@@ -63,6 +68,15 @@ export function centralRole(options: CentralRoleOptions): Role {
   const config: CentralConfig = { ...defaultCentralConfig, ...options.config };
   const shard = options.shardId ?? CENTRAL_SHARD;
   let behaviour: CentralBehaviour | undefined;
+  // Alerts released since this process started, by detector and severity (the detectors are a fixed few).
+  const alertCounts = new Map<string, { rule: string; severity: string; count: number }>();
+  const countAlert = (rule: unknown, severity: string): void => {
+    if (typeof rule !== 'string' || !ALERT_RULES.has(rule)) return;
+    const key = `${rule}/${severity}`;
+    const row = alertCounts.get(key) ?? { rule, severity, count: 0 };
+    row.count++;
+    alertCounts.set(key, row);
+  };
   return {
     name: 'central',
     shards: () => [shard],
@@ -85,6 +99,17 @@ export function centralRole(options: CentralRoleOptions): Role {
     kafkaTopics: (specs) => specs.filter((spec) => !CENTRAL_UNUSED_TOPICS.test(spec.name)),
     // The behaviour of the shard owned now (none while another member of the group owns it).
     routes: (host) => centralRoutes(host, shard, () => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined)),
+    metrics: (metrics, host) => {
+      // The shard's figures only while it is owned here (on Kafka another member may own it now).
+      const owned = (): CentralBehaviour | undefined => (host.region.supervisor.shardIds.includes(shard) ? behaviour : undefined);
+      metrics.addCentral({
+        jobs: () => owned()?.figures().jobs ?? [],
+        transferredBytes: () => owned()?.figures().transferredBytes ?? 0,
+        queueSubmissions: () => owned()?.figures().queueSubmissions ?? 0,
+        summariesFolded: () => owned()?.figures().summariesFolded ?? 0,
+        alerts: () => [...alertCounts.values()],
+      });
+    },
     status: () => {
       if (behaviour === undefined) return 'orchestrator shard not owned here';
       const jobs = behaviour.jobList();
@@ -99,12 +124,15 @@ export function centralRole(options: CentralRoleOptions): Role {
         scheduler: host.scheduler,
         observe: (input) => host.submit(input),
         pollEveryMs: options.pollEveryMs ?? 1_000,
-        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment({ ...job, stagedUri: options.stagedUriOf?.(job) ?? job.stagedUri }), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
+        jobSpec: (job) => ({ command: options.trainCommand, workDir: options.jobWorkDir, env: jobEnvironment(job), timeLimitMinutes: options.jobTimeLimitMinutes ?? 60 }),
         onError: (error, context) => host.log.warn({ err: error, ...context }, 'HPC data mover or batch queue call failed; retrying'),
       });
       return {
         onEffects: (effects) => {
-          for (const effect of effects) if (effect.type === 'hpc-command') driver.onCommand(effect.command);
+          for (const effect of effects) {
+            if (effect.type === 'hpc-command') driver.onCommand(effect.command);
+            else if (effect.type === 'system') countAlert(effect.details['rule'], effect.severity);
+          }
         },
         stop: () => driver.stop(),
       };
@@ -138,8 +166,30 @@ export interface CentralFlags {
   readonly transferBytesPerSec: number | undefined;
   readonly summaryEveryMs: number | undefined;
   readonly stallTimeoutMs: number | undefined;
+  /** Alert thresholds (`--alerts`; default defaultAlertConfig). */
+  readonly alerts?: AlertConfig | undefined;
   /** Where Slurm and rclone are (default: hpcServiceFacts() of the environment and ./.hpc). */
   readonly services?: HpcServiceFacts | undefined;
+  /** `--rclone-rc-url`, `--rclone-rc-credentials`, `--slurm-conf`, `--slurm-partition`: over the environment's and .hpc's. */
+  readonly serviceFlags?: HpcServiceFlags | undefined;
+}
+
+export interface HpcServiceFlags {
+  readonly rcUrl?: string | undefined;
+  readonly rcCredentialsFile?: string | undefined;
+  readonly slurmConf?: string | undefined;
+  readonly partition?: string | undefined;
+}
+
+/** Where Slurm and rclone are: the flags first, then the environment, then `.hpc/connection.json` (hpcServiceFacts). */
+export function hpcFactsWithFlags(flags: HpcServiceFlags | undefined, found: HpcServiceFacts = hpcServiceFacts()): HpcServiceFacts {
+  return {
+    hpcDir: found.hpcDir,
+    rcUrl: flags?.rcUrl ?? found.rcUrl,
+    rcCredentialsFile: flags?.rcCredentialsFile === undefined ? found.rcCredentialsFile : resolve(flags.rcCredentialsFile),
+    slurmConf: flags?.slurmConf === undefined ? found.slurmConf : resolve(flags.slurmConf),
+    partition: flags?.partition ?? found.partition,
+  };
 }
 
 export type LocalCentralOptions = CentralFlags;
@@ -148,6 +198,11 @@ export type LocalCentralOptions = CentralFlags;
  * The orchestrator as `arcnet central --hpc ...` asks: with `auto` it uses Slurm and rclone when
  * both answer (`npm run hpc:start` started them, or the environment points at a site's), else the
  * local mover and queue, saying so through `notice` with how to start the real ones.
+ *
+ * `auto` decides once, at start, and never re-probes: an open job's transfer id and queue job id
+ * belong to the mover and queue that started them (an rclone job id means nothing to the local
+ * mover, a Slurm id nothing to the local queue), so switching under running jobs would strand them
+ * or run them twice. Switching is a restart, where the operator sees the notice again.
  */
 export async function centralRoleFromFlags(flags: CentralFlags, notice: (message: string, details: Record<string, unknown>) => void): Promise<{ role: Role; hpc: 'local' | 'slurm' }> {
   const choice = flags.hpc ?? 'auto';
@@ -155,20 +210,23 @@ export async function centralRoleFromFlags(flags: CentralFlags, notice: (message
     throw new ArcError(ErrorCodes.USAGE, `--hpc ${choice}: use local (this machine's files and child processes), slurm (Slurm and rclone's rcd) or auto`);
   }
   if (choice === 'local') return { role: localCentralRole(flags), hpc: 'local' };
-  const facts = flags.services ?? hpcServiceFacts();
+  const facts = flags.services ?? hpcFactsWithFlags(flags.serviceFlags);
   const problem = await hpcServicesProblem(facts);
   if (problem !== undefined) {
     if (choice === 'slurm') {
       throw new ArcError(
         ErrorCodes.BATCH_QUEUE,
-        `--hpc slurm: ${problem}. Start them with \`npm run hpc:start\`, or point SLURM_CONF, ARCNET_RCLONE_RC_URL and ARCNET_RCLONE_RC_CREDENTIALS at your site's (see the README)`,
+        `--hpc slurm: ${problem}. Start them with \`npm run hpc:start\`, or point --slurm-conf, --rclone-rc-url and --rclone-rc-credentials (or SLURM_CONF, ARCNET_RCLONE_RC_URL and ARCNET_RCLONE_RC_CREDENTIALS) at your site's (see the README)`,
         { facts },
       );
     }
-    notice('Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes); run `npm run hpc:start` to use the real ones', { problem });
+    notice(
+      'Slurm and rclone are not answering, so HPC jobs use the local data mover and batch queue (file copies and child processes) for the life of this process: --hpc auto decides once, at start. Run `npm run hpc:start`, then restart arcnet central, to use the real ones',
+      { problem },
+    );
     return { role: localCentralRole({ ...flags, hpc: 'local' }), hpc: 'local' };
   }
-  notice('HPC jobs use Slurm and rclone', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
+  notice('HPC jobs use Slurm and rclone for the life of this process (--hpc auto decides once, at start)', { rcUrl: facts.rcUrl, slurmConf: facts.slurmConf, partition: facts.partition });
   // --transfer-rate paces the local mover only: under auto it is for the fallback, not an error.
   const forSlurm = choice === 'auto' ? { ...flags, transferBytesPerSec: undefined } : flags;
   return { role: slurmCentralRole(forSlurm, facts), hpc: 'slurm' };
@@ -185,6 +243,7 @@ function configOf(flags: CentralFlags, stagingUri: string): Partial<CentralConfi
     stagingUri,
     ...(flags.summaryEveryMs === undefined ? {} : { summaryEveryMs: flags.summaryEveryMs }),
     transferStallTimeoutMs: flags.stallTimeoutMs ?? defaultCentralConfig.transferStallTimeoutMs,
+    ...(flags.alerts === undefined ? {} : { alerts: flags.alerts }),
   };
 }
 
@@ -236,7 +295,6 @@ export function slurmCentralRole(flags: CentralFlags, facts: HpcServiceFacts): R
     trainCommand: ['/bin/sh', '-c', flags.trainCommand ?? DEFAULT_TRAIN_COMMAND],
     jobWorkDir: hpcDir,
     pollEveryMs: flags.pollEveryMs,
-    stagedUriOf: (job) => transferDestination({ destinationUri: stagingUri, key: hpcNameOf(job.jobId, stagingUri) }),
   });
 }
 
@@ -276,6 +334,10 @@ class StagingFolderMover implements DataMover {
   verify(request: TransferRequest): Promise<{ readonly ok: boolean; readonly detail: string }> {
     return this.inner.verify(this.request(request));
   }
+  /** The tagged folder under the staging area, not the untagged one the orchestrator asked for. */
+  landsAt(request: TransferRequest): string {
+    return stagedLocation(this.inner, this.request(request));
+  }
 }
 
 /** Slurm jobs named `hpcNameOf(job id)`. */
@@ -295,5 +357,9 @@ class TaggedNameQueue implements BatchQueue {
   }
   cancel(queueJobId: string): Promise<void> {
     return this.inner.cancel(queueJobId);
+  }
+  nameOf(name: string): string {
+    const tagged = hpcNameOf(name, this.stagingUri);
+    return this.inner.nameOf?.(tagged) ?? tagged;
   }
 }

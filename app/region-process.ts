@@ -250,6 +250,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
     submit: (input) => region.supervisor.submit(input),
   };
   const roleRoutes = role.routes?.(roleHost);
+  role.metrics?.(metrics, roleHost);
   let attachment: RoleAttachment | undefined;
   const agents = createAgentWiring({ region, api: http.api, clock, guard: security.guard, onRefused, trainingUpdate: trainingApi.update });
   // On Kafka, FederatedTask and TrainingUpdate also arrive on their topics (the embedded region reads them from its bus).

@@ -4,6 +4,7 @@ import type { Region } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import type { GuardedRoutes } from '../adapters/http/guard-hook.js';
 import type { TopicSpec } from '../adapters/kafka/topics.js';
+import type { RegionMetrics } from '../adapters/metrics/prometheus.js';
 import type { Clock, Scheduler } from '../runtime/clock.js';
 import type { ShardBehaviour } from '../runtime/shard.js';
 import { regionInputTopics, type InputTopic } from './bus-edge.js';
@@ -54,6 +55,8 @@ export interface Role {
   routes?(host: RoleHost): (routes: FastifyInstance, guarded: GuardedRoutes) => void;
   /** Work driven by released effects, started once the shards have recovered. */
   attach?(host: RoleHost): RoleAttachment;
+  /** Families of its own on the process's /metrics (registered once, read when scraped). */
+  metrics?(metrics: RegionMetrics, host: RoleHost): void;
   /** Its counters for the status line (the region's request counters otherwise). */
   status?(): string;
 }

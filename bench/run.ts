@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect } from 'node:net';
+import { centralBench } from './central.js';
 import { consoleFanoutBench } from './console-fanout.js';
 import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
@@ -122,6 +123,10 @@ try {
     emit(federatedBench());
     note('federated: round latency with 8, 32 and 128 participants through an embedded region vs the same work without it');
     emit(await federatedRoundsBench(join(dir, 'federated')));
+  }
+  if (only === undefined || only === 'central') {
+    note('central: job intake decisions/s vs raw journal appends; summaries folded/s vs the bare fold; CPU per HPC job through the simulated mover and queue vs the same journal appends (medians of 3 runs)');
+    emit(await centralBench(join(dir, 'central')));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();

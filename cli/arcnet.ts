@@ -19,7 +19,7 @@ import { runRegion } from './region-command.js';
 import type { JournalOptions } from '../app/region-process.js';
 import { defaultRateLimitPerSec } from '../app/region-security.js';
 import { withDemoFeed } from '../app/central-demo-feed.js';
-import { centralRoleFromFlags } from '../app/central-role.js';
+import { centralRoleFromFlags, parseAlertThresholds } from '../app/central-role.js';
 import type { ConnectionOptions } from 'node:tls';
 import { kafkaTlsOptions } from '../adapters/security/tls-options.js';
 import { loadDataKey } from '../adapters/lmdb/data-key.js';
@@ -52,17 +52,21 @@ const usage = `arcnet: the ArcNet regional runtime
   arcnet central --data DIR | --kafka BROKERS [--group arcnet-central] [--hpc auto|slurm|local] [--hpc-dir DIR] [--staging URI] [--train-command CMD]
                  [--poll-every 1s] [--transfer-rate BYTES_PER_SEC] [--summary-every 60s] [--stall-timeout 10m]
                  [--central-shard CENTRAL] [--sim-jobs PER_MINUTE] [--summaries-from REGION_URL]
+                 [--slurm-conf FILE] [--slurm-partition NAME] [--rclone-rc-url URL] [--rclone-rc-credentials FILE]
+                 [--alerts silent-periods=3,active-drop=0.2,gpu-high=0.85,gpu-high-periods=3,battery-shift=0.2,recent-window=5]
                  and --status-every, --run-for, --port, --api-keys, --rate-limit, --tls-*, --otlp, --effects-log,
                  --data-key-file as for region
       The central orchestrator: training jobs (POST /v1/jobs, arc.job.submission) classified HPC or
       federated; federated ones published on arc.scheduler.training for the best-ranked geozone; HPC
       ones staged by the data mover and run by the batch queue; the global view of every region's
-      summaries (GET /v1/global, /v1/global/history) with alerts on arc.event.system.
+      summaries (GET /v1/global, /v1/global/history) with alerts on arc.event.system (--alerts sets
+      their thresholds; the ones it does not name keep the defaults shown).
       --hpc slurm copies datasets (folders) with rclone's rcd into --staging (default --hpc-dir/staging,
       --hpc-dir default DIR/hpc) and runs batch jobs on Slurm, found as \`npm run hpc:start\` left them or
-      by SLURM_CONF, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS, ARCNET_SLURM_PARTITION;
+      by --slurm-conf, --slurm-partition, --rclone-rc-url, --rclone-rc-credentials (else SLURM_CONF,
+      ARCNET_SLURM_PARTITION, ARCNET_RCLONE_RC_URL, ARCNET_RCLONE_RC_CREDENTIALS);
       --hpc local copies files and runs batch jobs as child processes on this machine (state in
-      --hpc-dir); --hpc auto (default) is slurm when both answer, else local with a notice. --train-command is the batch job's shell command (it finds
+      --hpc-dir); --hpc auto (default) is slurm when both answer at start, else local with a notice (decided once: restart to switch). --train-command is the batch job's shell command (it finds
       ARCNET_STAGED_PATH and ARCNET_CHECKPOINT_PATH in its environment). On Kafka one member of the
       group owns the orchestrator's one shard (--central-shard names its journal) and another takes over.
       --sim-jobs submits a seeded mix of training jobs (about 2 in 5 HPC-sized) with small generated
@@ -198,6 +202,11 @@ function parseFlags(args: string[]) {
       'transfer-rate': { type: 'string' },
       'summary-every': { type: 'string' },
       'stall-timeout': { type: 'string' },
+      alerts: { type: 'string' },
+      'rclone-rc-url': { type: 'string' },
+      'rclone-rc-credentials': { type: 'string' },
+      'slurm-conf': { type: 'string' },
+      'slurm-partition': { type: 'string' },
       'central-shard': { type: 'string' },
     },
   }).values;
@@ -214,7 +223,7 @@ async function serve(command: 'region' | 'central', values: Flags): Promise<void
       if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet region only`);
     }
   } else {
-    for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout'] as const) {
+    for (const flag of ['central-shard', 'hpc', 'hpc-dir', 'sim-jobs', 'summaries-from', 'staging', 'train-command', 'poll-every', 'transfer-rate', 'summary-every', 'stall-timeout', 'alerts', 'rclone-rc-url', 'rclone-rc-credentials', 'slurm-conf', 'slurm-partition'] as const) {
       if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies to arcnet central only`);
     }
   }
@@ -231,6 +240,8 @@ async function serve(command: 'region' | 'central', values: Flags): Promise<void
         transferBytesPerSec: values['transfer-rate'] === undefined ? undefined : rate(values['transfer-rate'], 0, 'transfer-rate'),
         summaryEveryMs: values['summary-every'] === undefined ? undefined : parseDurationMs(values['summary-every']),
         stallTimeoutMs: values['stall-timeout'] === undefined ? undefined : parseDurationMs(values['stall-timeout']),
+        alerts: values.alerts === undefined ? undefined : parseAlertThresholds(values.alerts),
+        serviceFlags: { rcUrl: values['rclone-rc-url'], rcCredentialsFile: values['rclone-rc-credentials'], slurmConf: values['slurm-conf'], partition: values['slurm-partition'] },
       }
     : undefined;
   const chosen = centralFlags === undefined ? undefined : await centralRoleFromFlags(centralFlags, (message, details) => logger.info(details, message));

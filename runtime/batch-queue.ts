@@ -36,6 +36,8 @@ export interface BatchQueue {
   status(queueJobId: string): Promise<BatchJobStatus>;
   findByName(name: string): Promise<BatchJobStatus | undefined>;
   cancel(queueJobId: string): Promise<void>;
+  /** The name the queue gives a job submitted as `name`, when it is not `name` itself (a queue that tags names). */
+  nameOf?(name: string): string;
 }
 
 export const BATCH_JOB_NAME_PATTERN = /^[A-Za-z0-9._-]{1,128}$/;

@@ -43,6 +43,16 @@ export interface DataMover {
   cancel(transferId: string): Promise<void>;
   /** Checksums of source and destination compared; ok false with the differences named. */
   verify(request: TransferRequest): Promise<{ readonly ok: boolean; readonly detail: string }>;
+  /**
+   * Where the copy of a request lands, when not `transferDestination(request)` (a mover that
+   * copies straight into destinationUri, or one that renames the key): what a batch job reads.
+   */
+  landsAt?(request: TransferRequest): string;
+}
+
+/** Where a mover puts the copy of a request (its own answer, else the port's layout). */
+export function stagedLocation(mover: DataMover, request: TransferRequest): string {
+  return mover.landsAt?.(request) ?? transferDestination(request);
 }
 
 /** Keys become folder names and stats-group names in adapters: a small, safe alphabet. */

@@ -1,3 +1,4 @@
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { GlobalViewContext, ViewSummary } from '../../machines/global-view.js';
 
 /** Alert thresholds: configuration with these defaults. */
@@ -24,6 +25,36 @@ export const defaultAlertConfig: AlertConfig = {
   batteryShiftFraction: 0.2,
   recentWindow: 5,
 };
+
+/** `--alerts` names of the thresholds, and the bounds a value must keep. */
+const thresholdFlags = {
+  'silent-periods': { field: 'silentPeriods', integer: true, min: 1, max: 1_000 },
+  'active-drop': { field: 'activeDropFraction', integer: false, min: 0.01, max: 1 },
+  'gpu-high': { field: 'gpuUtilHigh', integer: false, min: 0, max: 1 },
+  'gpu-high-periods': { field: 'gpuUtilHighPeriods', integer: true, min: 1, max: 1_000 },
+  'battery-shift': { field: 'batteryShiftFraction', integer: false, min: 0.01, max: 1 },
+  'recent-window': { field: 'recentWindow', integer: true, min: 1, max: 100 },
+} as const satisfies Record<string, { field: keyof AlertConfig; integer: boolean; min: number; max: number }>;
+
+/**
+ * Alert thresholds from `--alerts silent-periods=5,gpu-high=0.9,...` (the others keep their
+ * defaults); a name or value it does not take is a usage error that lists what it takes.
+ */
+export function parseAlertThresholds(text: string): AlertConfig {
+  const names = Object.keys(thresholdFlags).join(', ');
+  const config: Record<keyof AlertConfig, number> = { ...defaultAlertConfig };
+  for (const part of text.split(',')) {
+    const [name = '', value = '', ...rest] = part.trim().split('=');
+    const spec = (thresholdFlags as Record<string, (typeof thresholdFlags)[keyof typeof thresholdFlags]>)[name];
+    if (spec === undefined || rest.length > 0) throw new ArcError(ErrorCodes.USAGE, `--alerts ${part.trim()}: use NAME=VALUE with NAME one of ${names}`);
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || (spec.integer && !Number.isInteger(n)) || n < spec.min || n > spec.max) {
+      throw new ArcError(ErrorCodes.USAGE, `--alerts ${name}=${value}: use ${spec.integer ? 'a whole number' : 'a number'} from ${spec.min} to ${spec.max}`);
+    }
+    config[spec.field] = n;
+  }
+  return config;
+}
 
 export type AlertRule = 'region-silent' | 'active-nodes-drop' | 'gpu-util-high' | 'energy-shift-battery';
 

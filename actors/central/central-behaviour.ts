@@ -12,7 +12,10 @@ import { rankGeozones } from './placement.js';
 import { hyperFromWire, hyperParametersSchema, regionHyperParameterEntries, regionReadsDataset, regionWritesCheckpoint } from '../training-wire.js';
 
 export interface CentralConfig {
-  /** Where staged datasets go: the copy of a job's dataset is `${stagingUri}/${jobId}/${its file name}`. */
+  /**
+   * Where staged datasets go: the orchestrator asks for `${stagingUri}/${jobId}/${its file name}`;
+   * the data mover says where the copy really landed (a mover may tag or nest it), and that is journaled.
+   */
   readonly stagingUri: string;
   /** The regions' summary period (RegionalSummary v1 every 60 s). */
   readonly summaryEveryMs: number;
@@ -46,6 +49,8 @@ export interface JobRecord {
   readonly submittedAtMs: number;
   /** Federated: the geozone chosen and why (null geozone: none was eligible). */
   readonly placement?: { readonly geozone: string | null; readonly reason: string; readonly ranked: readonly string[] };
+  /** HPC: where the data mover staged the dataset and the batch queue's name for the job (once verified). */
+  readonly staged?: { readonly stagedUri: string; readonly batchJobName: string };
   /** HPC: the final state and context once the actor ended. */
   readonly ended?: { readonly state: string; readonly atMs: number; readonly context: HpcJobContext };
 }
@@ -140,6 +145,18 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
       ...(job.sourceNodeId === undefined ? {} : { sourceNodeId: job.sourceNodeId }),
       submittedAtMs: ctx.nowMs,
       transferStallTimeoutMs: this.config.transferStallTimeoutMs,
+    });
+    // The seed's HPC path starts on arc.bridge.pending: the job awaits its transfer.
+    ctx.emit({
+      type: 'hpc-pending',
+      atMs: ctx.nowMs,
+      jobId: job.jobId,
+      datasetUri: job.datasetUri,
+      datasetSizeGb: job.datasetSizeGb,
+      estimatedFlops: job.estimatedFlops,
+      checkpointUri: job.checkpointUri,
+      urgency: job.urgency,
+      reason,
     });
     ctx.emit({ type: 'hpc-command', command: { kind: 'transfer', jobId: job.jobId, sourceUri: job.datasetUri, destinationUri: stagedUriOf(this.config.stagingUri, job.jobId, job.datasetUri) } });
   }
@@ -240,13 +257,16 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
         if (state !== 'transferring') break;
         if (observation.bytesDone > context.bytesTransferred) send({ type: 'transfer.progress', atMs: at, bytesTransferred: observation.bytesDone, progress: 1 });
         after = send({ type: 'transfer.completed', atMs: at });
-        const stagedUri = stagedUriOf(this.config.stagingUri, jobId, context.datasetUri);
+        // Journaled: the batch job (and a restart that submits it) must read where the copy really is.
+        const { stagedUri, batchJobName } = observation;
+        ctx.note({ type: 'job.staged', jobId, stagedUri, batchJobName });
         ctx.emit({
           type: 'hpc-ingress',
           atMs: at,
           jobId,
           datasetUri: context.datasetUri,
           stagedUri,
+          batchJobName,
           datasetSizeGb: context.datasetSizeGb,
           estimatedFlops: context.estimatedFlops,
           checkpointUri: context.checkpointUri ?? '',
@@ -333,7 +353,8 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
       } else if ((live.state === 'queued' || live.state === 'running') && c.schedulerJobId !== null) {
         ctx.emit({ type: 'hpc-command', command: { kind: 'watch-queue', jobId, queueJobId: c.schedulerJobId } });
       } else if (live.state === 'queued') {
-        ctx.emit({ type: 'hpc-command', command: { kind: 'submit', jobId, stagedUri: stagedUriOf(this.config.stagingUri, jobId, c.datasetUri), checkpointUri: c.checkpointUri ?? '', datasetUri: c.datasetUri } });
+        const stagedUri = this.jobs.get(jobId)?.staged?.stagedUri ?? stagedUriOf(this.config.stagingUri, jobId, c.datasetUri);
+        ctx.emit({ type: 'hpc-command', command: { kind: 'submit', jobId, stagedUri, checkpointUri: c.checkpointUri ?? '', datasetUri: c.datasetUri } });
       }
     }
   }
@@ -362,6 +383,8 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
       this.forgetOldest();
     } else if (e.type === 'job.placed' && before !== undefined) {
       this.change(jobId, { ...before, placement: { geozone: e['geozone'] as string | null, reason: e['reason'] as string, ranked: e['ranked'] as string[] } });
+    } else if (e.type === 'job.staged' && before !== undefined) {
+      this.change(jobId, { ...before, staged: { stagedUri: e['stagedUri'] as string, batchJobName: e['batchJobName'] as string } });
     } else if (e.type === 'job.ended' && before !== undefined) {
       this.change(jobId, { ...before, ended: { state: e['state'] as string, atMs: record.atMs, context: e['context'] as HpcJobContext } });
     }
@@ -426,6 +449,31 @@ export class CentralBehaviour implements ShardBehaviour<RegionInput, RegionEffec
 
   liveJob(jobId: string): { state: string; context: HpcJobContext } | undefined {
     return this.liveHpc.get(jobId);
+  }
+
+  /**
+   * What the orchestrator's metrics show, from its state (journal and snapshots), so a restart
+   * keeps them: jobs by class and state, bytes staged, queue submissions, summaries folded.
+   */
+  figures(): { jobs: { target: TrainingTarget; state: string; count: number }[]; transferredBytes: number; queueSubmissions: number; summariesFolded: number } {
+    const counts = new Map<string, { target: TrainingTarget; state: string; count: number }>();
+    let transferredBytes = 0;
+    let queueSubmissions = 0;
+    for (const record of this.jobs.values()) {
+      const live = this.liveHpc.get(record.jobId);
+      const state = record.target === 'federated' ? (record.placement?.geozone === null ? 'unplaced' : 'published') : (live?.state ?? record.ended?.state ?? 'pending');
+      const key = `${record.target}/${state}`;
+      const row = counts.get(key) ?? { target: record.target, state, count: 0 };
+      row.count++;
+      counts.set(key, row);
+      const context = live?.context ?? record.ended?.context;
+      if (context === undefined) continue;
+      transferredBytes += context.bytesTransferred;
+      if (context.schedulerJobId !== null) queueSubmissions++;
+    }
+    let summariesFolded = 0;
+    for (const view of this.views.values()) summariesFolded += view.context.summaries;
+    return { jobs: [...counts.values()].sort((a, b) => (a.target === b.target ? (a.state < b.state ? -1 : 1) : a.target < b.target ? -1 : 1)), transferredBytes, queueSubmissions, summariesFolded };
   }
 
   globalView(): { geozone: string; state: string; context: GlobalViewContext }[] {

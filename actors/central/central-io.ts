@@ -27,7 +27,8 @@ export interface TrainingJob {
 export type HpcObservation =
   | { readonly kind: 'transfer.started'; readonly transferId: string }
   | { readonly kind: 'transfer.progress'; readonly bytesDone: number; readonly bytesTotal: number | null }
-  | { readonly kind: 'transfer.verified'; readonly bytesDone: number; readonly detail: string }
+  /** stagedUri: where the mover actually put the copy; batchJobName: what the queue will call the job (both as the adapters name them). */
+  | { readonly kind: 'transfer.verified'; readonly bytesDone: number; readonly detail: string; readonly stagedUri: string; readonly batchJobName: string }
   | { readonly kind: 'transfer.failed'; readonly reason: string }
   | { readonly kind: 'queue.submitted'; readonly queueJobId: string; readonly resubmitted: boolean }
   | { readonly kind: 'queue.rejected'; readonly reason: string }
@@ -54,13 +55,28 @@ export type CentralEffect =
    * the region's schema; `reason` says why this geozone (for operators).
    */
   | { readonly type: 'federated-task'; readonly atMs: number; readonly task: TrainingJobSpec; readonly reason: string }
+  /** arc.bridge.pending: HpcJob v1 as the job is classified HPC, awaiting its transfer (nothing staged yet). */
+  | {
+      readonly type: 'hpc-pending';
+      readonly atMs: number;
+      readonly jobId: string;
+      readonly datasetUri: string;
+      readonly datasetSizeGb: number;
+      readonly estimatedFlops: number;
+      readonly checkpointUri: string;
+      readonly urgency: Urgency;
+      readonly reason: string;
+    }
   /** ornl.bridge.ingress: HpcJob v1 once the dataset is staged and verified. */
   | {
       readonly type: 'hpc-ingress';
       readonly atMs: number;
       readonly jobId: string;
       readonly datasetUri: string;
+      /** Where the data mover wrote the staged copy (what the batch job reads). */
       readonly stagedUri: string;
+      /** The batch queue's name for the job (the queue adapter may tag the job id). */
+      readonly batchJobName: string;
       readonly datasetSizeGb: number;
       readonly estimatedFlops: number;
       readonly checkpointUri: string;

@@ -1,6 +1,6 @@
 import type { BatchJobSpec, BatchJobStatus, BatchQueue } from '../../runtime/batch-queue.js';
 import type { Scheduler } from '../../runtime/clock.js';
-import type { DataMover, TransferRequest, TransferStatus } from '../../runtime/data-mover.js';
+import { stagedLocation, type DataMover, type TransferRequest, type TransferStatus } from '../../runtime/data-mover.js';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { CentralInput, HpcCommand, HpcObservation } from './central-io.js';
 
@@ -176,7 +176,10 @@ export class HpcDriver {
         const verdict = await this.attempt(follower, 'transfer verify', jobId, () => this.options.mover.verify(request));
         if (verdict === undefined) return;
         const moved = Math.max(bestDone, firstTotal ?? 0, status.bytesDone);
-        if (verdict.ok) this.observe(jobId, { kind: 'transfer.verified', bytesDone: moved, detail: verdict.detail.slice(0, 512) }, follower);
+        // The staged location and the queue's job name as the adapters make them, so HpcJob v1 names what is really there.
+        const stagedUri = stagedLocation(this.options.mover, request);
+        const batchJobName = this.options.queue.nameOf?.(jobId) ?? jobId;
+        if (verdict.ok) this.observe(jobId, { kind: 'transfer.verified', bytesDone: moved, detail: verdict.detail.slice(0, 512), stagedUri, batchJobName }, follower);
         else this.observe(jobId, { kind: 'transfer.failed', reason: `checksum mismatch: ${verdict.detail}`.slice(0, 1024) }, follower);
         return;
       }

@@ -76,6 +76,9 @@ export const hpcJobWireSchema = z.strictObject({
 });
 export type HpcJobV1 = z.infer<typeof hpcJobWireSchema>;
 
+/** arc.bridge.pending — HpcJob v1 of a job awaiting its transfer: not staged, no batch job yet. */
+export const hpcPendingWireSchema = hpcJobWireSchema.extend({ 'staged-uri': z.null(), 'batch-job-name': z.null() });
+
 export function trainingJobFromWire(t: TrainingJobV1): TrainingJob {
   return {
     jobId: t['job-id'],

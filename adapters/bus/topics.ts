@@ -27,6 +27,8 @@ export const topics = {
   trainingResult: 'arc.result.training',
   /** The central orchestrator's: TrainingJob v1 in, HpcJob v1 out (actors/central/training-wire.ts). */
   jobSubmission: 'arc.job.submission',
+  /** HpcJob v1 out: jobs classified HPC awaiting their transfer, then jobs staged and ready for the HPC bridge. */
+  bridgePending: 'arc.bridge.pending',
   hpcIngress: 'ornl.bridge.ingress',
 } as const;
 
@@ -92,6 +94,23 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
       return { topic: topics.training, message: trainTaskOf(effect, null) };
     case 'federated-task':
       return { topic: topics.training, message: { ...specToTask(effect.task), reason: effect.reason, timestamp: iso(effect.atMs) } };
+    case 'hpc-pending':
+      return {
+        topic: topics.bridgePending,
+        message: {
+          'job-id': effect.jobId,
+          'dataset-uri': effect.datasetUri,
+          // Nothing is staged and no batch job named yet: HpcJob v1 says so with nulls.
+          'staged-uri': null,
+          'dataset-size-gb': effect.datasetSizeGb,
+          'estimated-flops': effect.estimatedFlops,
+          'checkpoint-uri': effect.checkpointUri,
+          urgency: effect.urgency,
+          'batch-job-name': null,
+          reason: effect.reason,
+          timestamp: iso(effect.atMs),
+        },
+      };
     case 'hpc-ingress':
       return {
         topic: topics.hpcIngress,
@@ -103,7 +122,7 @@ export function effectToWire(effect: RegionEffect): { topic: string; message: Re
           'estimated-flops': effect.estimatedFlops,
           'checkpoint-uri': effect.checkpointUri,
           urgency: effect.urgency,
-          'batch-job-name': effect.jobId,
+          'batch-job-name': effect.batchJobName,
           reason: effect.reason,
           timestamp: iso(effect.atMs),
         },

@@ -95,6 +95,11 @@ export class FsDataMover implements DataMover {
     return a === b ? { ok: true, detail: `sha256 ${a}` } : { ok: false, detail: `sha256 source ${a} != destination ${b ?? '(missing)'}` };
   }
 
+  /** This mover copies the file straight to destinationUri (no sub-folder per key). */
+  landsAt(request: TransferRequest): string {
+    return request.destinationUri;
+  }
+
   private stateFile(key: string): string {
     return join(this.options.stateDir, `${key}.json`);
   }

@@ -23,6 +23,20 @@ export interface RegionMetricsSource {
   agents?(): { connected: number; pendingDispatches: number; deliveries: number; redeliveries: number };
 }
 
+/** What the central orchestrator's metrics read when scraped (app/central-role.ts). */
+export interface CentralMetricsSource {
+  /** Training jobs by class (hpc, federated) and state (HPC: the hpc-job state; federated: published, unplaced). */
+  jobs(): readonly { readonly target: string; readonly state: string; readonly count: number }[];
+  /** Bytes the data mover moved for HPC jobs, as journaled. */
+  transferredBytes(): number;
+  /** Jobs handed to the batch queue (one submission per job: submission is idempotent by name). */
+  queueSubmissions(): number;
+  /** RegionalSummary v1 messages folded into the global view. */
+  summariesFolded(): number;
+  /** Alerts raised on arc.event.system since this process started, by detector and severity. */
+  alerts(): readonly { readonly rule: string; readonly severity: string; readonly count: number }[];
+}
+
 const counterHelp: Record<string, string> = {
   requests: 'New inference requests',
   routed: 'Reservations made (re-routes included)',
@@ -169,6 +183,48 @@ export class RegionMetrics {
         },
       });
     }
+  }
+
+  /**
+   * The central orchestrator's own families, read from its state when scraped (so they survive a
+   * restart as the journal does; alerts are counted as they are released, from process start).
+   */
+  addCentral(source: CentralMetricsSource): void {
+    new Gauge({
+      name: 'arcnet_central_jobs',
+      help: 'Training jobs the orchestrator remembers, by class (hpc, federated) and state',
+      labelNames: ['class', 'state'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const row of source.jobs()) this.set({ class: row.target, state: row.state }, row.count);
+      },
+    });
+    for (const [name, help, read] of [
+      ['arcnet_central_transferred_bytes_total', 'Bytes the data mover staged for HPC jobs (journaled progress)', () => source.transferredBytes()],
+      ['arcnet_central_queue_submissions_total', 'HPC jobs handed to the batch queue', () => source.queueSubmissions()],
+      ['arcnet_central_summaries_folded_total', 'Regional summaries folded into the global view', () => source.summariesFolded()],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    }
+    new Counter({
+      name: 'arcnet_central_alerts_total',
+      help: 'Alerts raised on arc.event.system since this process started, by detector (rule) and severity',
+      labelNames: ['rule', 'severity'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const row of source.alerts()) this.inc({ rule: row.rule, severity: row.severity }, row.count);
+      },
+    });
   }
 
   /** Where scrapes read the region's figures from (once the region exists). */

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { CentralBehaviour, defaultCentralConfig, type CentralConfig } from '../../actors/central/central-behaviour.js';
 import { CENTRAL_SHARD, type HpcObservation, type TrainingJob } from '../../actors/central/central-io.js';
-import { parseTrainingJob } from '../../actors/central/training-wire.js';
+import { hpcPendingWireSchema, parseTrainingJob } from '../../actors/central/training-wire.js';
 import { federatedTaskSchema } from '../../actors/training-wire.js';
 import { type ArcError, ErrorCodes } from '../../runtime/errors.js';
 import { createRegion, type Region } from '../../actors/region.js';
@@ -234,7 +234,7 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     observe('big', 900, { kind: 'transfer.progress', bytesDone: 200_000, bytesTotal: 1_000_000 }); // within 1 s: not journaled
     observe('big', 1_600, { kind: 'transfer.progress', bytesDone: 50_000, bytesTotal: 1_000_000 }); // backwards: ignored
     observe('big', 1_700, { kind: 'transfer.progress', bytesDone: 600_000, bytesTotal: 1_000_000 });
-    observe('big', 2_000, { kind: 'transfer.verified', bytesDone: 1_000_000, detail: 'sha256 x' });
+    observe('big', 2_000, { kind: 'transfer.verified', bytesDone: 1_000_000, detail: 'sha256 x', stagedUri: 'file:///staging/big.a1b2c3d4', batchJobName: 'big.a1b2c3d4' });
     observe('big', 2_100, { kind: 'queue.submitted', queueJobId: 'q-1', resubmitted: true });
     observe('big', 2_200, { kind: 'queue.state', queueJobId: 'q-1', state: 'completed', rawState: 'COMPLETED', exitCode: 0, reason: null });
     c.at(40_000); // 'stalls' made no progress for 30 s
@@ -248,9 +248,20 @@ test('the HPC path on journaled observations: progress at a bounded rate, never 
     t.is(b.job('stalls')?.ended?.state, 'failed');
     t.is(b.job('stalls')?.ended?.context.failureReason, 'transfer-stalled');
     t.true(c.effects.some((e) => e.type === 'hpc-command' && e.command.kind === 'cancel' && e.command.transferId === 't-stalls'), 'the stalled transfer is stopped');
+    // Classified HPC, each job first goes on arc.bridge.pending as HpcJob v1, nothing staged yet.
+    const pending = c.effects.filter((e) => e.type === 'hpc-pending').map((e) => effectToWire(e));
+    t.deepEqual(pending.map((w) => [w?.topic, hpcPendingWireSchema.parse(w?.message)['job-id']]), [
+      ['arc.bridge.pending', 'big'],
+      ['arc.bridge.pending', 'stalls'],
+    ]);
+    t.like(pending[0]?.message, { 'staged-uri': null, 'batch-job-name': null, reason: 'estimatedFlops > 1e18', 'dataset-size-gb': 0.001 });
     const ingress = c.effects.filter((e) => e.type === 'hpc-ingress');
     t.is(ingress.length, 1);
-    t.is(effectToWire(ingress[0] as RegionEffect)?.topic, 'ornl.bridge.ingress');
+    const wire = effectToWire(ingress[0] as RegionEffect);
+    t.is(wire?.topic, 'ornl.bridge.ingress');
+    // HpcJob v1 names where the mover said the copy is and the queue's name for the job, not the orchestrator's guess.
+    t.like(wire?.message, { 'staged-uri': 'file:///staging/big.a1b2c3d4', 'batch-job-name': 'big.a1b2c3d4' });
+    t.deepEqual(b.job('big')?.staged, { stagedUri: 'file:///staging/big.a1b2c3d4', batchJobName: 'big.a1b2c3d4' });
     live = s.stateHash();
   } finally {
     await c.store.close();

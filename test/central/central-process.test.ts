@@ -1,6 +1,7 @@
 import test from 'ava';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { hpcJobWireSchema } from '../../actors/central/training-wire.js';
 import { federatedTaskSchema } from '../../actors/training-wire.js';
@@ -70,10 +71,15 @@ test('an HPC job ends completed with its checkpoint, live on the console; a fede
     t.deepEqual(readdirSync(join(dir, 'hpc', 'staging', 'hpc-1')), ['dataset.bin']);
     t.deepEqual(JSON.parse(readFileSync(join(dir, 'ckpt', 'hpc-1.json'), 'utf8')), { 'job-id': 'hpc-1', 'dataset-sha256': await sha256File(dataset) });
     t.deepEqual(central.queue.names(), ['hpc-1']);
+    // HpcJob v1 went to arc.bridge.pending as the job was classified, then to ornl.bridge.ingress once staged.
+    const bridge = central.released.map((e) => effectToWire(e)?.topic).filter((topic) => topic === 'arc.bridge.pending' || topic === 'ornl.bridge.ingress');
+    t.deepEqual(bridge, ['arc.bridge.pending', 'ornl.bridge.ingress']);
     const ingress = central.released.filter((e) => e.type === 'hpc-ingress').map((e) => effectToWire(e));
     t.is(ingress.length, 1);
     t.is(ingress[0]?.topic, 'ornl.bridge.ingress');
-    t.like(hpcJobWireSchema.parse(ingress[0]?.message), { 'job-id': 'hpc-1', 'batch-job-name': 'hpc-1' });
+    // The local mover copies the file straight to its destination: HpcJob v1 names that file.
+    t.like(hpcJobWireSchema.parse(ingress[0]?.message), { 'job-id': 'hpc-1', 'batch-job-name': 'hpc-1', 'staged-uri': pathToFileURL(staged).href });
+    t.is(done['staged-uri'], pathToFileURL(staged).href);
 
     // The console showed the seed's hpc messages as it went: progress with bytes, then completed.
     const hpc = await eventually('hpc console messages', () => Promise.resolve(console.some((m) => m['type'] === 'hpc' && m['status'] === 'completed') ? console.filter((m) => m['type'] === 'hpc') : undefined));

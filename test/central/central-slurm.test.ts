@@ -1,16 +1,20 @@
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { readRcCredentials } from '../../adapters/hpc/hpc-services.js';
 import { RcClient } from '../../adapters/rclone/rc-client.js';
-import { DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
+import { hpcJobWireSchema } from '../../actors/central/training-wire.js';
+import type { RegionEffect } from '../../actors/region-io.js';
+import { effectToWire } from '../../adapters/bus/topics.js';
+import { centralRoleFromFlags, DEFAULT_TRAIN_COMMAND, hpcNameOf } from '../../app/central-role.js';
+import { createRegionProcess, type RegionProcess } from '../../app/region-process.js';
 import { tempDir } from '../helpers/fixtures.js';
-import { hpcFacts, slurmAndRcloneTest } from '../helpers/hpc-services.js';
+import { hpcFacts, hpcServices, slurmAndRcloneTest } from '../helpers/hpc-services.js';
 import { arcnetCli, arcnetSync, startLiveRegion, type LiveRegion } from '../helpers/live-region.js';
-import { eventually, jobBody, makeDataset, replayedHash, sha256File } from './helpers.js';
+import { eventually, jobBody, makeDataset, quiet, replayedHash, sha256File } from './helpers.js';
 
 /**
  * `arcnet central --hpc slurm` on the Slurm queue and rclone rcd that `npm run hpc:start` runs:
@@ -139,6 +143,108 @@ slurmAndRcloneTest('a 2e18-FLOP job over HTTP: rclone stages a few hundred MB wi
   }
 });
 
+/** `arcnet central --hpc slurm` as the command line assembles it, in this process (to see what it releases and ask rcd directly). */
+async function startSlurmCentral(dir: string, trainCommand?: string): Promise<{ process: RegionProcess; origin: string; released: RegionEffect[]; nameOf: (jobId: string) => string; stagedDir: (jobId: string) => string }> {
+  const hpcDir = join(dir, 'hpc');
+  const { role, hpc } = await centralRoleFromFlags(
+    { hpc: 'slurm', hpcDir, staging: undefined, trainCommand, pollEveryMs: 200, transferBytesPerSec: undefined, summaryEveryMs: undefined, stallTimeoutMs: undefined, services: hpcFacts },
+    () => undefined,
+  );
+  if (hpc !== 'slurm') throw new Error(`--hpc slurm chose ${hpc}`);
+  const central = await createRegionProcess({ role, geozones: [], journal: { kind: 'lmdb', dataDir: join(dir, 'data') }, port: 0, security: { rateLimitPerSec: 10_000 }, logger: quiet });
+  const released: RegionEffect[] = [];
+  central.onReleased((effects) => released.push(...effects));
+  await central.start();
+  const nameOf = (jobId: string): string => hpcNameOf(jobId, pathToFileURL(join(hpcDir, 'staging')).href);
+  return { process: central, origin: central.address as string, released, nameOf, stagedDir: (jobId) => join(hpcDir, 'staging', nameOf(jobId)) };
+}
+
+const postJob = (origin: string, body: string): Promise<Response> => fetch(`${origin}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+const ended = (job: Record<string, unknown>): boolean => job['state'] === 'completed' || job['state'] === 'failed' || job['state'] === 'cancelled';
+
+function folderBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).reduce((sum, entry) => (entry.isFile() ? sum + statSync(join(entry.parentPath, entry.name)).size : sum), 0);
+}
+
+slurmAndRcloneTest('HpcJob v1 on ornl.bridge.ingress names the tagged staging folder rclone wrote and the Slurm job\'s real name', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const dataset = join(dir, 'dataset');
+  makeDatasetFolder(dataset, 2, 2);
+  const checkpoint = join(dir, 'ckpt', 'ingress.json');
+  const central = await startSlurmCentral(dir);
+  try {
+    const posted = await postJob(central.origin, jobBody('ingress', dataset, checkpoint));
+    t.is(posted.status, 202, await posted.text());
+    const done = await eventually('the job ended', async () => {
+      const job = await getJob(central.origin, 'ingress');
+      return ended(job) ? job : undefined;
+    }, 120_000);
+    t.is(done['state'], 'completed', JSON.stringify(done));
+    const name = central.nameOf('ingress');
+    const staged = central.stagedDir('ingress');
+    const ingress = central.released.filter((e) => e.type === 'hpc-ingress').map((e) => hpcJobWireSchema.parse(effectToWire(e)?.message));
+    t.is(ingress.length, 1);
+    t.like(ingress[0], { 'job-id': 'ingress', 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
+    // What it names is really there: the staged folder holds the dataset, and Slurm knows the job by that name.
+    t.deepEqual(await folderDigests(fileURLToPath(ingress[0]?.['staged-uri'] as string)), await folderDigests(dataset));
+    t.deepEqual(slurmJobsNamed(ingress[0]?.['batch-job-name'] as string).map((j) => j.id), [done['queue-job-id'] as string]);
+    t.like(done, { 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': name });
+  } finally {
+    await central.process.stop('test done');
+    cleanup();
+  }
+});
+
+slurmAndRcloneTest('POST /v1/jobs/:id/cancel during the rclone copy stops it (no Slurm job); during the Slurm queue cancels the Slurm job', async (t) => {
+  const { dir, cleanup } = tempDir();
+  const dataset = join(dir, 'dataset');
+  makeDatasetFolder(dataset, 4, 25);
+  const central = await startSlurmCentral(dir);
+  const blocker = execFileSync('sbatch', ['--parsable', '--exclusive', '-J', `blocker-${process.pid}`, '-o', '/dev/null', '-t', '10', '--wrap', 'sleep 600'], { env: slurmEnv, encoding: 'utf8' }).trim().split(';')[0] ?? '';
+  try {
+    // During the transfer: rclone's copy stops and no Slurm job is ever submitted.
+    await withRcloneBandwidth('10M', async () => {
+      t.is((await postJob(central.origin, jobBody('cancel-moving', dataset, join(dir, 'ckpt', 'moving.json')))).status, 202);
+      await eventually('the copy under way', async () => ((await getJob(central.origin, 'cancel-moving'))['bytes-transferred'] as number) > 0 || undefined, 60_000);
+      const cancelled = await fetch(`${central.origin}/v1/jobs/cancel-moving/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      t.is(cancelled.status, 202, await cancelled.text());
+      const copy = await eventually('rclone says the copy stopped', async () => {
+        const status = await hpcServices().dataMover.find(central.nameOf('cancel-moving'));
+        return status !== undefined && status.state !== 'running' ? status : undefined;
+      }, 60_000);
+      t.is(copy.state, 'cancelled');
+      // Nothing writes into the staging folder any more, and it holds less than the dataset.
+      const bytes = folderBytes(central.stagedDir('cancel-moving'));
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      t.is(folderBytes(central.stagedDir('cancel-moving')), bytes);
+      t.true(bytes < 100 * MIB);
+    });
+    const moving = await getJob(central.origin, 'cancel-moving');
+    t.like(moving, { state: 'cancelled', 'queue-job-id': null });
+    t.deepEqual(slurmJobsNamed(central.nameOf('cancel-moving')), []);
+
+    // In the queue (held PENDING behind the blocker): the Slurm job ends CANCELLED.
+    t.is((await postJob(central.origin, jobBody('cancel-queued', dataset, join(dir, 'ckpt', 'queued.json')))).status, 202);
+    const queued = await eventually('queued in Slurm', async () => {
+      const job = await getJob(central.origin, 'cancel-queued');
+      if (ended(job)) throw new Error(JSON.stringify(job));
+      return job['state'] === 'queued' && typeof job['queue-job-id'] === 'string' ? job : undefined;
+    }, 120_000);
+    const queueJobId = queued['queue-job-id'] as string;
+    t.is(scontrolState(queueJobId), 'PENDING');
+    const cancelled = await fetch(`${central.origin}/v1/jobs/cancel-queued/cancel`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    t.is(cancelled.status, 202, await cancelled.text());
+    await eventually('Slurm says CANCELLED', () => Promise.resolve(scontrolState(queueJobId) === 'CANCELLED' || undefined), 60_000);
+    t.like(await getJob(central.origin, 'cancel-queued'), { state: 'cancelled', 'queue-job-id': queueJobId });
+    t.deepEqual(slurmJobsNamed(central.nameOf('cancel-queued')), [{ id: queueJobId, state: 'CANCELLED' }]);
+  } finally {
+    execFileSync('scancel', [blocker], { env: slurmEnv });
+    await central.process.stop('test done');
+    cleanup();
+  }
+});
+
 slurmAndRcloneTest('kill -9 of arcnet central mid-transfer, while its Slurm job is queued and while it runs: one Slurm job, staged data intact, live hash = replay hash', async (t) => {
   const { dir, cleanup } = tempDir();
   const data = join(dir, 'data');
@@ -235,6 +341,35 @@ test('--hpc auto without Slurm and rclone answering runs the local mover and que
     t.not(refused.status, 0);
     t.regex(refused.stderr, /ARC_ERR_BATCH_QUEUE/);
     t.regex(refused.stderr, /npm run hpc:start/);
+  } finally {
+    cleanup();
+  }
+});
+
+slurmAndRcloneTest('arcnet central finds Slurm and rclone by flags: --slurm-conf, --slurm-partition, --rclone-rc-url, --rclone-rc-credentials over an environment that names none', async (t) => {
+  const { dir, cleanup } = tempDir();
+  // No .hpc/connection.json where it looks, and none of the variables: only the flags say where the services are.
+  const env: NodeJS.ProcessEnv = { ...process.env, ARCNET_HPC_DIR: join(dir, 'no-hpc-here') };
+  for (const name of ['SLURM_CONF', 'ARCNET_RCLONE_RC_URL', 'ARCNET_RCLONE_RC_CREDENTIALS', 'ARCNET_SLURM_PARTITION']) delete env[name];
+  const flags = [
+    ...(hpcFacts.slurmConf === null ? [] : ['--slurm-conf', hpcFacts.slurmConf]),
+    ...(hpcFacts.partition === null ? [] : ['--slurm-partition', hpcFacts.partition]),
+    ...(hpcFacts.rcCredentialsFile === null ? [] : ['--rclone-rc-credentials', hpcFacts.rcCredentialsFile]),
+  ];
+  try {
+    const live = await startLiveRegion(['--data', join(dir, 'data'), '--hpc', 'slurm', '--rclone-rc-url', hpcFacts.rcUrl, ...flags], env, 'central');
+    t.regex(live.stderr(), /HPC jobs use Slurm and rclone/);
+    t.regex(live.stderr(), new RegExp(`"rcUrl":"${hpcFacts.rcUrl.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"`));
+    await live.stop();
+    // A flag beats what the environment would say: an rc URL nothing answers on is refused under --hpc slurm.
+    const refused = spawnSync(process.execPath, [arcnetCli, 'central', '--data', join(dir, 'data2'), '--hpc', 'slurm', '--port', '0', '--rclone-rc-url', 'http://127.0.0.1:9/', ...flags], {
+      env: { ...env, ARCNET_RCLONE_RC_URL: hpcFacts.rcUrl },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.not(refused.status, 0);
+    t.regex(refused.stderr, /ARC_ERR_BATCH_QUEUE/);
+    t.regex(refused.stderr, /rclone rcd at http:\/\/127\.0\.0\.1:9\//);
   } finally {
     cleanup();
   }

@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { hpcJobWireSchema, hpcPendingWireSchema } from '../../actors/central/training-wire.js';
 import { federatedTaskSchema, type FederatedTaskV1 } from '../../actors/training-wire.js';
+import { makeDataset } from '../central/helpers.js';
 import { tempDir } from '../helpers/fixtures.js';
 import { brokers, kafkaTest, testKafka } from '../helpers/kafka-broker.js';
 import { startLiveRegion } from '../helpers/live-region.js';
@@ -142,6 +146,80 @@ kafkaTest('central on Kafka: kill -9 of the member that owns the orchestrator; t
     t.like(line, { role: 'central', mode: 'kafka', geozones: [`CF-${run}`] });
   } finally {
     for (const live of [first, second]) if (live.child.exitCode === null && live.child.signalCode === null) live.child.kill('SIGKILL');
+    cleanup();
+  }
+});
+
+kafkaTest('central on Kafka: a 2e18-FLOP TrainingJob on arc.job.submission goes on arc.bridge.pending, is staged, goes on ornl.bridge.ingress naming the staged copy, and completes', async (t) => {
+  t.timeout(240_000, 'central hpc on kafka');
+  const run = randomUUID().slice(0, 8).toUpperCase().replace(/[^A-Z0-9]/g, 'X');
+  const jobId = `hpc-${run}`;
+  const { dir, cleanup } = tempDir();
+  const hpcDir = join(dir, 'hpc');
+  const central = await startLiveRegion(['--kafka', brokers.join(','), '--group', `central-hpc-${run}`, '--central-shard', `CH-${run}`, '--hpc-dir', hpcDir, '--hpc', 'local', '--poll-every', '200ms'], process.env, 'central');
+  const kafka = testKafka(`central-hpc-${run}`);
+  const producer = kafka.producer();
+  const observer = kafka.consumer({ groupId: `central-hpc-observer-${run}` });
+  const seen: { topic: string; message: Record<string, unknown> }[] = [];
+  try {
+    const deadline = Date.now() + 120_000;
+    const until = async (what: string, check: () => Promise<boolean> | boolean): Promise<void> => {
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${central.stderr().slice(-3000)}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    await until('central ready', async () => (await fetch(`${central.origin}/readyz`)).status === 200);
+    await observer.connect();
+    await observer.subscribe({ topics: ['arc.bridge.pending', 'ornl.bridge.ingress'], fromBeginning: true });
+    await observer.run({
+      eachMessage: ({ topic, message }) => {
+        const parsed = JSON.parse(message.value?.toString() ?? '{}') as Record<string, unknown>;
+        if (parsed['job-id'] === jobId) seen.push({ topic, message: parsed });
+        return Promise.resolve();
+      },
+    });
+    const dataset = join(dir, 'dataset.bin');
+    makeDataset(dataset, 1024 * 1024);
+    const checkpoint = join(dir, 'ckpt', `${jobId}.json`);
+    await producer.connect();
+    await producer.send({
+      topic: 'arc.job.submission',
+      messages: [
+        {
+          value: JSON.stringify({
+            'job-id': jobId,
+            'dataset-uri': pathToFileURL(dataset).href,
+            'dataset-size-gb': 0.001,
+            'estimated-flops': 2e18,
+            'checkpoint-uri': pathToFileURL(checkpoint).href,
+            urgency: 'normal',
+          }),
+        },
+      ],
+    });
+    let job: Record<string, unknown> = {};
+    await until('the job completed', async () => {
+      const reply = await fetch(`${central.origin}/v1/jobs/${jobId}`);
+      if (reply.status !== 200) return false;
+      job = (await reply.json()) as Record<string, unknown>;
+      if (job['state'] === 'failed' || job['state'] === 'cancelled') throw new Error(JSON.stringify(job));
+      return job['state'] === 'completed';
+    });
+    t.like(job, { target: 'hpc', reason: 'estimatedFlops > 1e18', 'bytes-transferred': 1024 * 1024 });
+    t.true(existsSync(checkpoint));
+    await until('both HpcJob v1 messages on Kafka', () => seen.length >= 2);
+    t.deepEqual(seen.map((m) => m.topic), ['arc.bridge.pending', 'ornl.bridge.ingress']);
+    t.like(hpcPendingWireSchema.parse(seen[0]?.message), { 'job-id': jobId, 'staged-uri': null, 'estimated-flops': 2e18 });
+    const staged = join(hpcDir, 'staging', jobId, 'dataset.bin');
+    t.like(hpcJobWireSchema.parse(seen[1]?.message), { 'job-id': jobId, 'staged-uri': pathToFileURL(staged).href, 'batch-job-name': jobId });
+    t.true(existsSync(staged));
+    const line = await central.stop();
+    t.like(line, { role: 'central', mode: 'kafka' });
+  } finally {
+    await observer.disconnect().catch(() => undefined);
+    await producer.disconnect().catch(() => undefined);
+    if (central.child.exitCode === null) central.child.kill('SIGKILL');
     cleanup();
   }
 });
