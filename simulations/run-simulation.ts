@@ -5,7 +5,9 @@ import type { RegionEffect, RegionInput } from '../actors/region-io.js';
 import { addStats, emptyStats, type RegionStats } from '../actors/region-stats.js';
 import { LmdbBlobStore } from '../adapters/lmdb/lmdb-blob-store.js';
 import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
+import { CENTRAL_SHARD } from '../actors/central/central-io.js';
 import { CanonicalHasher } from '../runtime/canonical.js';
+import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { ManualClock, monotonicNowMs, realScheduler } from '../runtime/clock.js';
 import { journalDigest } from '../runtime/journal-digest.js';
 import { Prng } from '../runtime/random.js';
@@ -133,6 +135,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const geozones = [...new Set(options.geozones)].sort();
   const training = options.training === true;
   const jobsPerHour = options.jobsPerHour ?? DEFAULT_JOBS_PER_HOUR;
+  if (training && geozones.includes(CENTRAL_SHARD)) {
+    await store.close();
+    throw new ArcError(ErrorCodes.USAGE, `--geozones ${CENTRAL_SHARD}: that name is the orchestrator's shard in a simulation with training; name the geozone otherwise or use --training off`);
+  }
   await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
 
   const limits = options.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: options.snapshotEveryRecords };

@@ -17,11 +17,11 @@ import type { SimScheduler } from './sim-scheduler.js';
 
 /** The orchestrator's settings in a simulation: faster copies and shorter batch jobs than a site's, so minutes of simulated time show whole jobs. */
 export const SIM_TRANSFER_BYTES_PER_SEC = 2e9;
-export const SIM_TRANSFER_STALL_TIMEOUT_MS = 2 * 60_000;
+export const SIM_TRANSFER_STALL_TIMEOUT_MS = 90_000;
 export const SIM_HPC_POLL_EVERY_MS = 5_000;
 const SIM_BATCH_NODES = 3;
-const SIM_BATCH_MIN_RUN_MS = 60_000;
-const SIM_BATCH_MAX_RUN_MS = 8 * 60_000;
+const SIM_BATCH_MIN_RUN_MS = 30_000;
+const SIM_BATCH_MAX_RUN_MS = 4 * 60_000;
 const SIM_BATCH_NODE_DOWN_MS = 5 * 60_000;
 const SIM_JOB_TIME_LIMIT_MINUTES = 60;
 

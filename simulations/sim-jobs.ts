@@ -10,6 +10,7 @@ import type { TransferFault } from './simulated-data-mover.js';
  * small job whose dataset a region cannot read (an s3: URI), and federated jobs
  * on the shipped digits data set that the simulated fleet trains for real.
  *
+ * The first five jobs take the five kinds in turn; the rest are drawn from the mix.
  * The whole plan is drawn up front, so the faults it forces are known before the
  * data mover and batch queue are built: with faults on, the first HPC jobs get
  * one of each (a transfer that stalls, a batch job that fails, a queue node lost
@@ -56,6 +57,8 @@ const MIX: readonly (readonly [Exclude<JobKind, 'federated'>, number])[] = [
   ['hpc-critical', 0.07],
   ['hpc-unreadable', 0.05],
 ];
+/** The kinds of a plan's first jobs, in order (then drawn from MIX). */
+const OPENING: readonly JobKind[] = ['federated', 'hpc-flops', 'hpc-size', 'hpc-critical', 'hpc-unreadable'];
 /** Jobs a plan holds at most (a long run at a high rate is refused rather than allowed to grow without bound). */
 export const MAX_PLANNED_JOBS = 100_000;
 /** Federated rounds of a simulated job and their deadline (simulated compute takes 1 to 6 s). */
@@ -76,7 +79,8 @@ export function planJobs(prng: Prng, options: JobPlanOptions): JobPlan {
     if (atMs >= options.untilMs) break;
     if (jobs.length >= MAX_PLANNED_JOBS) throw new RangeError(`more than ${MAX_PLANNED_JOBS} training jobs planned: lower --jobs-per-hour or shorten the run`);
     const jobId = `sim-job-${String(n).padStart(5, '0')}`;
-    const kind = pickKind(prng);
+    // The first jobs take each kind in turn, so even a short run shows both paths and every reason.
+    const kind = OPENING[n - 1] ?? pickKind(prng);
     const wire = jobOf(prng, kind, jobId, n, options);
     let cancelAtMs: number | undefined;
     if (kind !== 'federated') {
