@@ -49,6 +49,10 @@ export interface SimulationOptions {
    * same times; firing what is due by the restart time changes nothing either,
    * since deadlines and ticks fire at their own times and the loop never lets a
    * tick be skipped.
+   * With `training`, the orchestrator restarts too and its recovery re-attaches
+   * the HPC driver to every open job, as a live restart does: its polls then
+   * fall at other times, so the journal is no longer that of the run without
+   * restarts; each restart's hash before and after still match and every rule holds.
    */
   readonly restartAtMs?: readonly number[];
   /** Called about once per simulated minute with the fraction done. */

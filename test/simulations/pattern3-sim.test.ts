@@ -145,3 +145,18 @@ test.serial('each orchestrator rule fails on a journal tampered to break it', as
   overclassified[fedClassified] = withEvent(central[fedClassified] as JournalRecord, { target: 'hpc' });
   t.is(byRule({ CENTRAL: overclassified })['job-classification-wrong'], 1);
 });
+
+test.serial('restarts mid-run recover the orchestrator and the regions exactly, and break no rule', async (t) => {
+  const startMs = 1_767_225_600_000;
+  const result = await runSimulation({ ...base, journalDir: join(dir, 'restarted'), checkpointDir, restartAtMs: [startMs + 5 * 60_000, startMs + 400_500] });
+  t.is(result.invariantViolations, 0, JSON.stringify(result.firstViolations));
+  t.is(result.restarts?.length, 2);
+  for (const restart of result.restarts ?? []) {
+    t.is(restart.stateHashAfter, restart.stateHashBefore);
+    t.true((restart.offsets['CENTRAL'] ?? -1) >= 0, 'the orchestrator recovered from its snapshot');
+  }
+  t.true((result.training?.federatedEnded['done'] ?? 0) >= 3);
+  const replayed = await replayJournal(join(dir, 'restarted'));
+  t.is(replayed.stateHash, result.stateHash);
+  t.is(replayed.invariantViolations, 0);
+});
