@@ -190,6 +190,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await central?.region.supervisor.snapshotAll();
     const stateHashBefore = hashNow();
     addStats(earlierStats, region.stats);
+    if (central !== undefined) addStats(earlierStats, central.region.stats);
     await store.close();
     store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
     region = open();
@@ -250,7 +251,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await region.supervisor.snapshotAll();
     await central?.region.supervisor.snapshotAll();
   }
-  const stats = combined(earlierStats, region.stats);
+  // The orchestrator's records count too, as a replay of the folder counts every shard's.
+  const stats = combined(earlierStats, region.stats, ...(central === undefined ? [] : [central.region.stats]));
   options.onProgress?.(1, stats);
 
   const stateHash = hashNow();
