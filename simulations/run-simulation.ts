@@ -108,6 +108,7 @@ export interface TrainingSummary extends TrainingFigures {
   readonly jobs: NonNullable<InvariantReport['jobs']> | null;
   readonly fleetFaults: TrainingFaultCounts;
   readonly hpcPortErrors: number;
+  readonly refusedTrainingMessages: number;
 }
 
 export interface Restart {
@@ -293,6 +294,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
             ...figures,
             fleetFaults: { ...pattern3.trainers.counts },
             hpcPortErrors: pattern3.central.witness.errors,
+            refusedTrainingMessages: pattern3.refused.count,
           },
         }),
     ...(violations === 0 ? {} : { firstViolations: [...report.first, ...(witnessed?.first ?? [])] }),
@@ -314,6 +316,8 @@ interface Pattern3 {
   readonly trainers: SimTrainingFleet;
   readonly blobs: SimBlobs;
   readonly plan: ReturnType<typeof planJobs>;
+  /** Training messages the region's edge schemas refused (none expected: the fleet speaks the wire formats). */
+  readonly refused: { count: number };
   stop(): void;
 }
 
@@ -359,7 +363,10 @@ function startPattern3(a: {
       if (running) side.update(body);
     },
   });
-  const side = new SimTrainingSide(blobs, a.hooks.submit, () => trainers, () => undefined);
+  const refused = { count: 0 };
+  const side = new SimTrainingSide(blobs, a.hooks.submit, () => trainers, () => {
+    refused.count++;
+  });
   for (const job of plan.jobs) {
     queue.schedule(job.atMs, () => {
       if (running) central.submitJob(job.wire);
@@ -378,6 +385,7 @@ function startPattern3(a: {
     trainers,
     blobs,
     plan,
+    refused,
     stop: () => {
       running = false;
     },

@@ -54,6 +54,8 @@ test.serial('jobs take both paths and end as their faults say; rounds complete a
   const jobs = training.jobs;
   if (jobs === null) return t.fail('no job tally');
   t.true(jobs.classified.hpc >= 5 && jobs.classified.federated >= 3, JSON.stringify(jobs));
+  t.is(training.refusedTrainingMessages, 0, 'the fleet speaks the wire formats the edge takes');
+  t.is(training.hpcPortErrors, 0);
 
   // The orchestrator's journal: how each HPC job ended, and why.
   const central = records(join(dir, 'a'), 'CENTRAL');
