@@ -7,7 +7,7 @@ import { ArcError, ErrorCodes } from '../runtime/errors.js';
 import { parseDurationMs } from '../simulations/duration.js';
 import type { TimePoint } from '../inspector/point-in-time.js';
 import { replayJournal } from '../simulations/replay.js';
-import { runSimulation } from '../simulations/run-simulation.js';
+import { DEFAULT_JOBS_PER_HOUR, runSimulation } from '../simulations/run-simulation.js';
 import { runAgentCommand } from './agent-command.js';
 import { runAuditCommand } from './audit-command.js';
 import { runInspectCommand } from './inspect-command.js';
@@ -27,7 +27,12 @@ import { loadDataKey } from '../adapters/lmdb/data-key.js';
 const usage = `arcnet: the ArcNet regional runtime
 
   arcnet sim --seed N --nodes N --geozones A,B,C --duration 1h --rate R --journal DIR [--faults on|off] [--data-key-file F] [--json]
-      Simulate the region on simulated time; write journal and snapshots to DIR.
+             [--training on|off] [--jobs-per-hour N] [--checkpoints DIR]
+      Simulate the region on simulated time; write journal and snapshots to DIR. With --training on (the
+      default) the central orchestrator runs too (shard CENTRAL in DIR), fed --jobs-per-hour training jobs
+      (default 12) on both paths: HPC ones on the simulated data mover and batch queue, federated ones
+      trained by the fleet with the real trainer (checkpoints in --checkpoints, default
+      /tmp/arcnet-sim/checkpoints/seed-N). Exits 3 on any invariant violation.
   arcnet replay --journal DIR [--from-snapshot] [--fast] [--until TIME | --until-offset N --geozone G] [--data-key-file F] [--json]
       Rebuild the state from the journal alone and check its invariants.
       --fast skips re-running actors born and ended within the journal (recovery's path).
@@ -208,6 +213,9 @@ function parseFlags(args: string[]) {
       'slurm-conf': { type: 'string' },
       'slurm-partition': { type: 'string' },
       'central-shard': { type: 'string' },
+      training: { type: 'string' },
+      'jobs-per-hour': { type: 'string' },
+      checkpoints: { type: 'string' },
     },
   }).values;
 }
@@ -297,6 +305,12 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'sim': {
       const durationMs = parseDurationMs(required(values.duration, 'duration'));
+      const training = onOff(values.training, 'training');
+      if (!training) {
+        for (const flag of ['jobs-per-hour', 'checkpoints'] as const) {
+          if (values[flag] !== undefined) throw new ArcError(ErrorCodes.USAGE, `--${flag} applies with --training on only`);
+        }
+      }
       const progress = createProgress(values.progress !== 'off');
       const result = await runSimulation({
         seed: integer(values.seed, 'seed'),
@@ -308,6 +322,9 @@ async function main(argv: string[]): Promise<void> {
         journalDir: required(values.journal, 'journal'),
         encryptionKey: dataKey(values['data-key-file']),
         onProgress: progress.update,
+        training,
+        jobsPerHour: rate(values['jobs-per-hour'], DEFAULT_JOBS_PER_HOUR, 'jobs-per-hour'),
+        checkpointDir: values.checkpoints,
       });
       progress.stop();
       print(result, values.json === true);

@@ -17,9 +17,16 @@ export interface TrainingFaults {
   readonly straggler: number;
   /** Chance a task is never answered. */
   readonly dropout: number;
+  /**
+   * Chance the node goes silent part-way through its task (no telemetry, no
+   * answer) for long enough to be marked offline; needs the `goSilent` hook.
+   */
+  readonly silentMidRound?: number;
 }
 
 export const defaultTrainingFaults: TrainingFaults = { straggler: 0.05, dropout: 0.02 };
+/** `arcnet sim`'s faults: those of the live demo, and nodes that go silent mid-round. */
+export const simTrainingFaults: TrainingFaults = { ...defaultTrainingFaults, silentMidRound: 0.04 };
 export const noTrainingFaults: TrainingFaults = { straggler: 0, dropout: 0 };
 
 export interface TrainingFleetHooks {
@@ -28,14 +35,29 @@ export interface TrainingFleetHooks {
   submitUpdate(body: string): void;
   /** Whether the simulated node is silent at that time (its answers are lost with it). */
   isSilent(nodeId: string, atMs: number): boolean;
+  /** Makes the simulated node silent (telemetry and answers) from `atMs` until `untilMs`. */
+  goSilent?(nodeId: string, atMs: number, untilMs: number): void;
+}
+
+/** What the fleet's training faults did (a simulation's summary reports them). */
+export interface TrainingFaultCounts {
+  tasks: number;
+  stragglers: number;
+  dropouts: number;
+  silentMidRound: number;
 }
 
 /** Simulated compute time of one local training task. */
 const MIN_TRAIN_MS = 1_000;
 const MAX_TRAIN_MS = 6_000;
 
+/** A node silent mid-round stays silent past the 30 s telemetry timeout, so the region marks it offline. */
+const MID_ROUND_SILENCE_MIN_MS = 40_000;
+const MID_ROUND_SILENCE_MAX_MS = 90_000;
+
 export class SimTrainingFleet {
   private readonly answered = new Set<string>();
+  readonly counts: TrainingFaultCounts = { tasks: 0, stragglers: 0, dropouts: 0, silentMidRound: 0 };
 
   constructor(
     private readonly prng: Prng,
@@ -48,9 +70,23 @@ export class SimTrainingFleet {
     // A task offered again (after a region restart) is answered once.
     if (this.answered.has(key)) return;
     this.answered.add(key);
-    if (this.prng.chance(this.faults.dropout)) return;
+    this.counts.tasks++;
+    if (this.prng.chance(this.faults.dropout)) {
+      this.counts.dropouts++;
+      return;
+    }
     const deadlineMs = Date.parse(task.deadline);
-    const at = this.prng.chance(this.faults.straggler) ? deadlineMs + Math.round(this.prng.between(500, 10_000)) : atMs + Math.round(this.prng.between(MIN_TRAIN_MS, MAX_TRAIN_MS));
+    const straggles = this.prng.chance(this.faults.straggler);
+    if (straggles) this.counts.stragglers++;
+    const at = straggles ? deadlineMs + Math.round(this.prng.between(500, 10_000)) : atMs + Math.round(this.prng.between(MIN_TRAIN_MS, MAX_TRAIN_MS));
+    const goSilent = this.hooks.goSilent?.bind(this.hooks);
+    if (goSilent !== undefined && this.faults.silentMidRound !== undefined && this.prng.chance(this.faults.silentMidRound)) {
+      // Silent before its answer is due: the answer is lost with it, and its telemetry stops.
+      this.counts.silentMidRound++;
+      const from = atMs + Math.round(this.prng.between(100, Math.max(200, at - atMs - 100)));
+      const until = from + Math.round(this.prng.between(MID_ROUND_SILENCE_MIN_MS, MID_ROUND_SILENCE_MAX_MS));
+      this.hooks.schedule(from, () => goSilent(task['node-id'], from, until));
+    }
     this.hooks.schedule(at, () => {
       if (this.hooks.isSilent(task['node-id'], at)) return;
       this.hooks.submitUpdate(JSON.stringify(updateFor(task)));

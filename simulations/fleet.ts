@@ -112,6 +112,12 @@ export class SimFleet {
     return node === undefined || atMs < node.silentUntilMs;
   }
 
+  /** Silences a node from `atMs` until `untilMs` (a fault scheduled from outside, e.g. mid-round in training). */
+  silence(nodeId: string, atMs: number, untilMs: number): void {
+    const node = this.byId.get(nodeId);
+    if (node !== undefined && untilMs > atMs) node.silentUntilMs = Math.max(node.silentUntilMs, untilMs);
+  }
+
   constructor(prng: Prng, options: { nodes: number; geozones: readonly string[]; faults: FaultRates }, hooks: FleetHooks) {
     this.prng = prng;
     this.faults = options.faults;

@@ -1,4 +1,5 @@
 import type { JournalRecord } from '../runtime/journal.js';
+import { HpcJobModel, type HpcViolationRule, type JobTally } from './hpc-invariants.js';
 import { TrainingModel, type BlobLookup, type TrainingViolationRule } from './training-invariants.js';
 
 /**
@@ -36,7 +37,8 @@ export type ViolationRule =
   | 'timeout-missed'
   | 'reservation-open-after-timeout'
   | 'request-stuck-unrouted'
-  | TrainingViolationRule;
+  | TrainingViolationRule
+  | HpcViolationRule;
 
 export interface Violation {
   rule: ViolationRule;
@@ -62,6 +64,8 @@ export interface InvariantReport {
   inFlight: number;
   /** Terminal outcomes by state, across all shards. */
   outcomes: Record<string, number>;
+  /** The orchestrator's training jobs (when a shard holds its journal). */
+  jobs?: JobTally;
 }
 
 export const MAX_REPORTED_VIOLATIONS = 20;
@@ -202,6 +206,8 @@ class ShardModel {
   private lastRecord: Loc | null = null;
   private ended = false;
   private readonly training: TrainingModel;
+  readonly hpc: HpcJobModel;
+  private lastJobRecord: JournalRecord | undefined;
 
   constructor(
     private readonly shard: string,
@@ -209,6 +215,7 @@ class ShardModel {
     private readonly tally: Tally,
   ) {
     this.training = new TrainingModel((rule, record, detail) => this.tally.report(rule, locOf(this.shard, record), detail), config.blobs);
+    this.hpc = new HpcJobModel((rule, record, detail) => this.tally.report(rule, locOf(this.shard, record), detail));
   }
 
   apply(record: JournalRecord): void {
@@ -219,6 +226,10 @@ class ShardModel {
     if (record.kind === NODE_KIND) this.applyNode(record, loc);
     else if (record.kind === RESERVATION_KIND) this.applyReservation(record, loc);
     else if (record.event.type.startsWith('training.')) this.training.apply(record);
+    else if (HpcJobModel.reads(record)) {
+      this.hpc.apply(record);
+      this.lastJobRecord = record;
+    }
     // Other '@shard' notes and other kinds only move time forward.
   }
 
@@ -226,6 +237,7 @@ class ShardModel {
   end(): void {
     if (this.ended) return;
     this.ended = true;
+    this.hpc.end(this.lastJobRecord);
     const last = this.lastRecord;
     if (last === null) return;
     this.settlePending(last);
@@ -471,7 +483,8 @@ export class InvariantChecker {
     for (const shard of this.shards.values()) shard.end();
     this.tally.settleOutcomes();
     const { violations, byRule, first, requests, inFlight, outcomes } = this.tally;
-    this.result = { violations, byRule: { ...byRule }, first: [...first], requests, inFlight: inFlight.size, outcomes: { ...outcomes } };
+    const tallies = [...this.shards.values()].map((shard) => shard.hpc.tally()).filter((t) => t.classified.hpc + t.classified.federated > 0);
+    this.result = { violations, byRule: { ...byRule }, first: [...first], requests, inFlight: inFlight.size, outcomes: { ...outcomes }, ...(tallies[0] === undefined ? {} : { jobs: tallies[0] }) };
     return this.result;
   }
 }
