@@ -138,7 +138,13 @@ browserTest('the inspector shows a federated-round actor live (diagram, list, hi
     const replayed = arcnetSync('replay', '--journal', data, '--json', '--until-offset', String(offset), '--geozone', GEOZONE);
     t.is(replayed.status, 0, replayed.stderr);
     const line = JSON.parse(replayed.stdout) as ReplayLine;
-    await page.waitForSelector(`[data-testid=tt-hash]:text-is("${line.stateHash}")`, { timeout: 60_000 });
+    // Poll rather than wait for the exact text, so a wrong hash fails with what the page showed.
+    let shown = '';
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+      shown = (await page.textContent('[data-testid=tt-hash]')) ?? '';
+      if (shown === line.stateHash) break;
+    }
+    t.is(shown, line.stateHash, `time travel to offset ${offset}: the page's hash against arcnet replay's`);
     const counts = await travelCounts(page);
     t.deepEqual(counts, flatten(line.counts ?? {}));
     t.is(counts[GEOZONE]?.['federated-round training'], 1, JSON.stringify(counts));
