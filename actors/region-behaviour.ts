@@ -224,11 +224,11 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
     const choice = this.index.choose(res.modelId, res.lostNodes);
     if (choice !== undefined) {
       const reason = `best of ${choice.candidates} eligible in ${this.geozone}: ${choice.energySource}, gpu ${choice.gpuUtilization}`;
-      const reserved = ctx.send(actorId, { type: 'route.reserved', atMs: ctx.nowMs, nodeId: choice.nodeId, candidates: choice.candidates, reason });
+      // Reserved and dispatched in one event (one record): the dispatch leaves only once it is durable.
+      const reserved = ctx.send(actorId, { type: 'route.reserved', atMs: ctx.nowMs, nodeId: choice.nodeId, candidates: choice.candidates, reason, dispatch: true });
       const nodeBefore = ctx.snapshot(nodeActorId(choice.nodeId));
       const nodeAfter = ctx.send(nodeActorId(choice.nodeId), { type: 'reserve', atMs: ctx.nowMs, requestId: res.requestId });
       if (nodeAfter === nodeBefore) throw new Error(`index chose ${choice.nodeId}, which refused the reservation`);
-      ctx.send(actorId, { type: 'dispatch', atMs: ctx.nowMs });
       const expiresAtMs = reservationView(reserved).context.expiresAtMs as number;
       ctx.emit({
         type: 'dispatch',

@@ -13,6 +13,7 @@ import { inspectorBench } from './inspector.js';
 import { kafkaBrokers, kafkaEndToEndBench } from './kafka-end-to-end.js';
 import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
+import { recoveryBench } from './recovery.js';
 import { renderReport } from './report.js';
 import { replayBench } from './replay.js';
 import { routingBench } from './routing.js';
@@ -99,6 +100,10 @@ try {
   if (journalDir !== undefined && (only === undefined || only === 'replay')) {
     note('replay: the end-to-end journal rebuilt through the shards');
     emit(replayBench(journalDir));
+  }
+  if (only === undefined || only === 'recovery') {
+    note('recovery: a 10,000-node region from its snapshot and journal tail; the input stall while a snapshot is written');
+    emit(await recoveryBench(dir));
   }
   if (only === undefined || only === 'memory') {
     note('memory: heap per actor at 10,000 actors');

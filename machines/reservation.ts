@@ -5,6 +5,7 @@ import { z } from 'zod';
  * One inference request's reservation (the seed's Pattern 1, steps 3-6).
  *
  * requested → reserved (expires reservationTtlMs after it was made) → dispatched
+ * (or straight to dispatched when route.reserved says `dispatch: true`)
  * → completed | failed | expired | released; or, when routing finds no node,
  * rejected, or forwarding to another geozone's shard until that shard
  * acknowledges it (then forwarded: the other shard owns the outcome). When the node dies
@@ -40,7 +41,18 @@ const routeFacts = {
 };
 
 export const reservationEventSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('route.reserved'), atMs, nodeId: z.string().min(1), ...routeFacts }),
+  z.strictObject({
+    type: z.literal('route.reserved'),
+    atMs,
+    nodeId: z.string().min(1),
+    ...routeFacts,
+    /**
+     * Dispatched in the same step as reserved (what the region does): one event and
+     * one journal record instead of route.reserved then dispatch. Journals written
+     * before it have the two events, which still replay.
+     */
+    dispatch: z.literal(true).optional(),
+  }),
   z.strictObject({ type: z.literal('route.forwarded'), atMs, toGeozone: z.string().min(1), ...routeFacts }),
   z.strictObject({ type: z.literal('route.rejected'), atMs, ...routeFacts }),
   z.strictObject({ type: z.literal('dispatch'), atMs }),
@@ -90,6 +102,7 @@ export const reservationMachine = setup({
     completedByHolder: ({ context, event }) => event.type === 'result' && event.nodeId === context.nodeId && event.status === 'completed',
     isDue: ({ context, event }) => event.type === 'expire' && context.expiresAtMs !== null && event.atMs >= context.expiresAtMs,
     canRetry: ({ context }) => context.attempts < context.maxAttempts,
+    dispatchesNow: ({ event }) => event.type === 'route.reserved' && event.dispatch === true,
     /** A request that already held a node failed; one never placed was rejected. */
     wasPlaced: ({ context }) => context.attempts > 0,
   },
@@ -148,7 +161,10 @@ export const reservationMachine = setup({
   states: {
     requested: {
       on: {
-        'route.reserved': { target: 'reserved', actions: 'reserve' },
+        'route.reserved': [
+          { guard: 'dispatchesNow', target: 'dispatched', actions: 'reserve' },
+          { target: 'reserved', actions: 'reserve' },
+        ],
         'route.forwarded': { target: 'forwarding', actions: 'handOver' },
         'route.rejected': [
           { guard: 'wasPlaced', target: 'failed', actions: 'end' },

@@ -65,6 +65,13 @@ export interface ShardBehaviour<I, E> {
 
 const finalStatesCache = new WeakMap<ActorKind, ReadonlySet<string>>();
 
+/**
+ * Journal records recovery keeps in memory between its two passes over the tail
+ * (finding the lives to skip, then applying); a longer tail is read twice instead.
+ * About 100 MB of decoded records at this bound.
+ */
+const MAX_BUFFERED_TAIL_RECORDS = 250_000;
+
 /** Names of a kind's top-level final states (reaching one ends the actor). */
 function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
   let set = finalStatesCache.get(kind);
@@ -261,12 +268,13 @@ export class Shard<I, E> {
       this.restoreSnapshot(snapshot);
       fromOffset = snapshot.offset + 1;
     }
-    const lives = options.skipEphemeral === true ? this.ephemeralLives(fromOffset) : new Map<number, number>();
+    const scan = options.skipEphemeral === true ? this.ephemeralLives(fromOffset) : undefined;
+    const lives = scan?.lives ?? new Map<number, number>();
     /** Actor id → offset of the record that ends the life being skipped. */
     const skipping = new Map<string, number>();
     let replayed = 0;
     let skipped = 0;
-    for (const record of this.journal.read(fromOffset)) {
+    for (const record of scan?.tail ?? this.journal.read(fromOffset)) {
       replayed++;
       const lifeEnd = record.event.type === SPAWN_EVENT ? lives.get(record.offset) : skipping.get(record.actorId);
       if (lifeEnd === undefined) {
@@ -298,10 +306,17 @@ export class Shard<I, E> {
    * spawn offset → offset of the record that ended it. Keyed by life, not by id,
    * because an id may be used again later (a request id after its retention).
    */
-  private ephemeralLives(fromOffset: number): Map<number, number> {
+  private ephemeralLives(fromOffset: number): { lives: Map<number, number>; tail: JournalRecord[] | undefined } {
     const spawnedAt = new Map<string, number>();
     const lives = new Map<number, number>();
+    // The records read here are kept for the pass that applies them (reading and decoding
+    // the tail twice was a third of recovery), unless the tail is longer than the limit.
+    let tail: JournalRecord[] | undefined = [];
     for (const record of this.journal.read(fromOffset)) {
+      if (tail !== undefined) {
+        if (tail.length < MAX_BUFFERED_TAIL_RECORDS) tail.push(record);
+        else tail = undefined;
+      }
       if (record.actorId === SHARD_ACTOR_ID) continue;
       if (record.event.type === SPAWN_EVENT) {
         spawnedAt.set(record.actorId, record.offset);
@@ -313,7 +328,7 @@ export class Shard<I, E> {
         spawnedAt.delete(record.actorId);
       }
     }
-    return lives;
+    return { lives, tail };
   }
 
   private skipRecord(record: JournalRecord, endsLife: boolean): void {

@@ -375,7 +375,8 @@ class ShardModel {
     if (event.type !== 'expire' && OPEN_STATES.has(prev) && !res.expiryReported && record.atMs > res.reservedAtMs + this.config.reservationTtlMs) {
       this.expiryMissed(res, loc);
     }
-    if (event.type === 'route.reserved' && next === 'reserved') this.openOn(res, asString(event.nodeId), loc);
+    // route.reserved reaches 'reserved', or 'dispatched' when it dispatches in the same event.
+    if (event.type === 'route.reserved' && OPEN_STATES.has(next)) this.openOn(res, asString(event.nodeId), loc);
     else if (event.type === 'dispatch' && next === 'dispatched') this.requireOnline(res.nodeId ?? '', res.requestId, 'dispatched to', loc);
     else if (event.type === 'expire' && next === 'expired') this.checkExpiry(res, loc);
     if (next !== prev) this.transition(res, prev, next, loc);

@@ -120,15 +120,16 @@ const hpcStatusSet: ReadonlySet<string> = new Set(hpcStatuses);
  *
  * Record → message:
  * - node `@spawn` (its first report) and `telemetry` → `telemetry`.
- * - reservation `dispatch` → inference `dispatched`, targetNodeId from the
- *   preceding `route.reserved`.
+ * - reservation `route.reserved` that reached dispatched (reserved and
+ *   dispatched in one event), or `dispatch` (journals written before that
+ *   merge) → inference `dispatched`, targetNodeId from the `route.reserved`.
  * - reservation `result` that ended it → inference `completed` or `failed`,
  *   with the node's `latencyMs`.
  * - reservation `expire` (state expired), `route.rejected` (rejected, or failed
  *   after a node loss), `node.lost` with no attempts left (failed), and
  *   `cancel` of a request the console saw dispatched (released) → inference
  *   `failed`: the console has no other terminal status for them.
- * - `@spawn`, `route.reserved`, `route.forwarded`, `forward.accepted` and a
+ * - `@spawn`, a `route.reserved` that stays reserved, `route.forwarded`, `forward.accepted` and a
  *   `node.lost` that re-routes only feed the cache. `processing` is never sent:
  *   a node does not tell the region when it starts work.
  * - hpc-job records in pending, transferring, queued, running or completed →
@@ -249,7 +250,10 @@ export class ConsoleFeed {
     switch (event.type) {
       case 'route.reserved':
         if (facts !== undefined) facts.nodeId = event['nodeId'] as string;
-        return undefined;
+        // Reserved and dispatched in one event (journals before it have a separate dispatch).
+        if (record.state !== 'dispatched') return undefined;
+        if (facts !== undefined) facts.dispatched = true;
+        return message('dispatched', facts?.nodeId ?? null);
       case 'dispatch':
         if (record.state !== 'dispatched') return undefined;
         if (facts !== undefined) facts.dispatched = true;

@@ -87,6 +87,23 @@ test('a node\'s first report (@spawn) and later telemetry become telemetry messa
   ]);
 });
 
+test('route.reserved that dispatches in the same event gives the same dispatched message as reserve then dispatch', (t) => {
+  const { record } = journal();
+  const id = 'reservation/req-1';
+  const spawn = record(id, 'reservation', T0, { type: '@spawn', input: reservationInput('req-1') }, 'requested');
+  const merged = new ConsoleFeed().fromRecords('CAISO', [
+    spawn,
+    record(id, 'reservation', T0, { type: 'route.reserved', atMs: T0, nodeId: 'CAISO-00004', candidates: 12, reason: 'best of 12', dispatch: true }, 'dispatched'),
+  ]);
+  const twoRecords = new ConsoleFeed().fromRecords('CAISO', [
+    spawn,
+    record(id, 'reservation', T0, { type: 'route.reserved', atMs: T0, nodeId: 'CAISO-00004', candidates: 12, reason: 'best of 12' }, 'reserved'),
+    record(id, 'reservation', T0, { type: 'dispatch', atMs: T0 }, 'dispatched'),
+  ]);
+  t.is(merged.length, 1);
+  t.deepEqual(merged, twoRecords);
+});
+
 test('dispatch then a completed result: dispatched to the reserved node, then completed with the latency; source from the requester geohash; cache emptied', (t) => {
   const { record } = journal();
   const feed = new ConsoleFeed();

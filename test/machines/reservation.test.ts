@@ -25,6 +25,15 @@ const reserve = (actor: ReturnType<typeof start>, nodeId: string, atMs: number) 
   actor.send({ type: 'dispatch', atMs });
 };
 
+test('route.reserved with dispatch goes straight to dispatched, as reserve then dispatch does', (t) => {
+  const merged = start();
+  merged.send({ type: 'route.reserved', atMs: 5_000, nodeId: 'n1', candidates: 3, reason: 'best', dispatch: true });
+  const twoSteps = start();
+  reserve(twoSteps, 'n1', 5_000);
+  t.is(merged.getSnapshot().value, 'dispatched');
+  t.deepEqual(ctx(merged), ctx(twoSteps));
+});
+
 test('reserved expires exactly 30 s after the reservation was made', (t) => {
   const actor = start();
   reserve(actor, 'n1', 5_000);

@@ -118,7 +118,7 @@ test('an input whose decision throws halfway is refused whole: nothing journaled
     const releasedBefore = released.length;
     t.deepEqual(nodeBefore.reservations, ['r1']);
 
-    // The dispatch is the last thing decided: by then r2 was spawned, reserved on n1 and dispatched.
+    // The dispatch effect is the last thing decided: by then r2 was spawned, reserved on n1 and dispatched.
     behaviour.failOnEffect = 'dispatch';
     const error = t.throws<ArcError>(() => shard.process(request('r2'), at), { instanceOf: ArcError });
     t.is(error?.code, ErrorCodes.INPUT_REFUSED);
@@ -151,9 +151,8 @@ test('an input whose decision throws halfway is refused whole: nothing journaled
       after.map((r) => `${r.actorId} ${r.event.type} ${r.state}`),
       [
         'reservation/r2 @spawn requested',
-        'reservation/r2 route.reserved reserved',
+        'reservation/r2 route.reserved dispatched',
         'node/n1 reserve online',
-        'reservation/r2 dispatch dispatched',
         'reservation/r1 result completed',
         'node/n1 release online',
       ],
