@@ -14,6 +14,8 @@ import type { Figure } from './measure.js';
 import { memoryBench } from './memory.js';
 import { replayBench } from './replay.js';
 import { routingBench } from './routing.js';
+import { scaleBench } from './scale.js';
+import { soakBench } from './soak.js';
 
 /**
  * `npm run bench` (add `-- --json` for JSON lines only): every figure is printed
@@ -22,6 +24,11 @@ import { routingBench } from './routing.js';
  */
 const jsonOnly = process.argv.includes('--json');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+/** A flag's value, as `--name value` or `--name=value` (`--minutes` for the soak, `--sim-seconds` for scale). */
+function flagValue(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? process.argv[at + 1] : process.argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
+}
 const dir = mkdtempSync(join(tmpdir(), 'arcnet-bench-'));
 
 function emit(figures: Figure[]): void {
@@ -86,6 +93,17 @@ try {
     emit(federatedBench());
     note('federated: round latency with 8, 32 and 128 participants through an embedded region vs the same work without it');
     emit(await federatedRoundsBench(join(dir, 'federated')));
+  }
+  if (only === undefined || only === 'scale') {
+    note('scale: events/s at 1k, 10k and 100k nodes in the same simulation; sim speed; routing p99 and memory at 100k nodes');
+    const simSeconds = flagValue('--sim-seconds');
+    emit(await scaleBench(join(dir, 'scale'), { note, ...(simSeconds === undefined ? {} : { simSeconds: Number(simSeconds), loadSimSeconds: Number(simSeconds) }) }));
+  }
+  if (only === 'soak') {
+    // Not part of the full run (it lasts half an hour): only when asked for.
+    const minutes = Number(flagValue('--minutes') ?? 30);
+    note(`soak: 100k nodes, 10k telemetry/s + 10k requests/s, faults on, ${minutes} minutes`);
+    emit(await soakBench(join(dir, 'soak'), minutes, (line) => process.stdout.write(`${JSON.stringify(line)}\n`)));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();

@@ -39,8 +39,12 @@ export interface SimulationOptions {
    * tick be skipped.
    */
   readonly restartAtMs?: readonly number[];
-  /** Called about once per simulated minute with the fraction done. */
+  /** Called about once per `progressEveryMs` of simulated time with the fraction done. */
   readonly onProgress?: (fraction: number, stats: RegionStats) => void;
+  /** Simulated time between onProgress calls (default a minute). */
+  readonly progressEveryMs?: number;
+  /** Called with each region the run opens (the first, and the one after each restart): benchmarks watch it. */
+  readonly onRegion?: (region: Region) => void;
 }
 
 export interface SimulationResult extends RegionStats {
@@ -87,7 +91,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const queue = new EventQueue();
   let store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
   const geozones = [...new Set(options.geozones)].sort();
-  await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
+  await store.putMeta('simulation', { ...options, onProgress: undefined, onRegion: undefined, startMs });
 
   const released = new Map<string, RegionEffect[]>(geozones.map((g) => [g, []]));
   const open = (): Region =>
@@ -101,6 +105,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       onEffects: (effects, geozone) => released.get(geozone)?.push(...effects),
     });
   let region = open();
+  options.onRegion?.(region);
   const recovered = region.supervisor.recover();
   if (recovered.some((r) => r.replayed > 0 || r.fromSnapshotOffset >= 0)) {
     await store.close();
@@ -130,13 +135,15 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await store.close();
     store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
     region = open();
+    options.onRegion?.(region);
     const lives = region.supervisor.recover();
     const offsets = Object.fromEntries(lives.map((life) => [life.shardId, life.fromSnapshotOffset]));
     restarts.push({ atMs, offsets, stateHashBefore, stateHashAfter: region.supervisor.stateHash() });
   };
 
   const windowMs = MIN_RESULT_LATENCY_MS;
-  let nextProgressMs = startMs + 60_000;
+  const progressEveryMs = options.progressEveryMs ?? 60_000;
+  let nextProgressMs = startMs + progressEveryMs;
   let windowStart = startMs;
   while (windowStart < endMs) {
     const windowEnd = Math.min(windowStart + windowMs, endMs);
@@ -161,7 +168,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const handled = await settle(region, released, fleet, windowEnd);
     if (windowEnd >= nextProgressMs) {
       options.onProgress?.((windowEnd - startMs) / options.durationMs, restarts.length === 0 ? region.stats : combined(earlierStats, region.stats));
-      nextProgressMs += 60_000;
+      nextProgressMs += progressEveryMs;
     }
     // Nothing left this window to react to: jump to the next thing that happens.
     const nextEvent = Math.min(queue.peekMs() ?? endMs, region.supervisor.nextDueMs() ?? endMs, endMs);
