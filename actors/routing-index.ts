@@ -31,12 +31,7 @@ interface Ranked {
 
 interface Indexed extends Ranked {
   readonly models: readonly string[];
-  /** The lists of its distinct models, found once when it entered them: a report that only moves its rank reuses them. */
-  readonly lists: readonly (readonly [model: string, list: SortedList<Ranked>])[];
 }
-
-/** Ranks are total (node id breaks ties): an entry that compares equal is the node's own. */
-const isSelf = (): boolean => true;
 
 function compare(a: Ranked, b: Ranked): number {
   if (a.energyRank !== b.energyRank) return a.energyRank - b.energyRank;
@@ -75,31 +70,31 @@ export class RoutingIndex {
       if (previous !== undefined) this.remove(previous);
       return;
     }
-    const energy = energyRank[node.energySource];
-    if (previous !== undefined && sameModels(previous.models, node.modelsLoaded)) {
-      if (previous.energyRank === energy && previous.gpuUtilization === node.gpuUtilization) return;
-      // Same models, new rank (most reports: utilisation moves): leave and re-enter the same lists.
-      const moved: Indexed = { nodeId, energyRank: energy, gpuUtilization: node.gpuUtilization, models: previous.models, lists: previous.lists };
-      for (const [, list] of previous.lists) {
-        list.remove(previous, isSelf);
-        list.insert(moved);
+    const next: Indexed = {
+      nodeId,
+      energyRank: energyRank[node.energySource],
+      gpuUtilization: node.gpuUtilization,
+      models: node.modelsLoaded,
+    };
+    if (previous !== undefined) {
+      if (
+        previous.energyRank === next.energyRank &&
+        previous.gpuUtilization === next.gpuUtilization &&
+        sameModels(previous.models, next.models)
+      ) {
+        return;
       }
-      this.indexed.set(nodeId, moved);
-      return;
+      this.remove(previous);
     }
-    if (previous !== undefined) this.remove(previous);
-    const lists: [string, SortedList<Ranked>][] = [];
-    for (const model of new Set(node.modelsLoaded)) {
+    this.indexed.set(nodeId, next);
+    for (const model of new Set(next.models)) {
       let list = this.byModel.get(model);
       if (list === undefined) {
         list = new SortedList<Ranked>(compare);
         this.byModel.set(model, list);
       }
-      lists.push([model, list]);
+      list.insert(next);
     }
-    const next: Indexed = { nodeId, energyRank: energy, gpuUtilization: node.gpuUtilization, models: node.modelsLoaded, lists };
-    this.indexed.set(nodeId, next);
-    for (const [, list] of lists) list.insert(next);
   }
 
   /** The best eligible node for the model, skipping `excluded` node ids. */
@@ -134,8 +129,10 @@ export class RoutingIndex {
 
   private remove(entry: Indexed): void {
     this.indexed.delete(entry.nodeId);
-    for (const [model, list] of entry.lists) {
-      list.remove(entry, isSelf);
+    for (const model of new Set(entry.models)) {
+      const list = this.byModel.get(model);
+      if (list === undefined) continue;
+      list.remove(entry, (candidate) => candidate.nodeId === entry.nodeId);
       if (list.size === 0) this.byModel.delete(model);
     }
   }
