@@ -1,4 +1,5 @@
 import { nodeCapacity, type EnergySource, type NodeContext, type NodeStatus } from '../machines/node.js';
+import { SortedList } from '../runtime/sorted-list.js';
 
 /**
  * The seed's routing rules (Pattern 1) as an index, so a decision costs a lookup
@@ -13,7 +14,9 @@ import { nodeCapacity, type EnergySource, type NodeContext, type NodeStatus } fr
  * For each model the index keeps only the *eligible* nodes, sorted by that rank:
  * the best candidate is the first entry not excluded. A node enters or leaves the
  * lists when telemetry, its status or its reservation count changes its
- * eligibility; that costs a binary search and a splice per model it serves.
+ * eligibility, and moves in them when its telemetry changes its rank (every
+ * report, as utilisation moves); that costs binary searches and a splice of one
+ * small chunk per model it serves (SortedList), whatever the size of the fleet.
  */
 export const MAX_GPU_UTILIZATION = 0.85;
 export const MIN_BATTERY_LEVEL = 0.2;
@@ -56,7 +59,7 @@ export interface RouteChoice {
 const energyByRank: EnergySource[] = ['cogen', 'grid', 'battery'];
 
 export class RoutingIndex {
-  private readonly byModel = new Map<string, Ranked[]>();
+  private readonly byModel = new Map<string, SortedList<Ranked>>();
   private readonly indexed = new Map<string, Indexed>();
 
   /** Brings one node's entries in line with its state (undefined: the node is gone). */
@@ -87,35 +90,24 @@ export class RoutingIndex {
     for (const model of new Set(next.models)) {
       let list = this.byModel.get(model);
       if (list === undefined) {
-        list = [];
+        list = new SortedList<Ranked>(compare);
         this.byModel.set(model, list);
       }
-      list.splice(lowerBound(list, next), 0, next);
+      list.insert(next);
     }
   }
 
   /** The best eligible node for the model, skipping `excluded` node ids. */
   choose(modelId: string, excluded: readonly string[] = []): RouteChoice | undefined {
     const list = this.byModel.get(modelId);
-    if (list === undefined || list.length === 0) return undefined;
-    let skipped = 0;
-    let chosen: Ranked | undefined;
-    for (const entry of list) {
-      if (excluded.includes(entry.nodeId)) {
-        skipped++;
-        continue;
-      }
-      chosen = entry;
-      break;
-    }
+    if (list === undefined || list.size === 0) return undefined;
+    const chosen = excluded.length === 0 ? list.find(() => true) : list.find((entry) => !excluded.includes(entry.nodeId));
     if (chosen === undefined) return undefined;
-    if (excluded.length > 0) {
-      // Count every excluded node that is in the list, not only the ones ranked above the choice.
-      skipped = excluded.filter((id) => this.indexed.get(id)?.models.includes(modelId) === true).length;
-    }
+    // Count every excluded node that is in the list, not only the ones ranked above the choice.
+    const skipped = excluded.length === 0 ? 0 : excluded.filter((id) => this.indexed.get(id)?.models.includes(modelId) === true).length;
     return {
       nodeId: chosen.nodeId,
-      candidates: list.length - skipped,
+      candidates: list.size - skipped,
       energySource: energyByRank[chosen.energyRank] as EnergySource,
       gpuUtilization: chosen.gpuUtilization,
     };
@@ -123,7 +115,7 @@ export class RoutingIndex {
 
   /** Eligible nodes for a model (for summaries and tests). */
   candidates(modelId: string): string[] {
-    return (this.byModel.get(modelId) ?? []).map((entry) => entry.nodeId);
+    return [...(this.byModel.get(modelId) ?? [])].map((entry) => entry.nodeId);
   }
 
   get eligibleNodes(): number {
@@ -140,22 +132,10 @@ export class RoutingIndex {
     for (const model of new Set(entry.models)) {
       const list = this.byModel.get(model);
       if (list === undefined) continue;
-      const at = lowerBound(list, entry);
-      if (list[at]?.nodeId === entry.nodeId) list.splice(at, 1);
-      if (list.length === 0) this.byModel.delete(model);
+      list.remove(entry, (candidate) => candidate.nodeId === entry.nodeId);
+      if (list.size === 0) this.byModel.delete(model);
     }
   }
-}
-
-function lowerBound(list: readonly Ranked[], target: Ranked): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compare(list[mid] as Ranked, target) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function sameModels(a: readonly string[], b: readonly string[]): boolean {

@@ -17,6 +17,8 @@ import { recoveryBench } from './recovery.js';
 import { renderReport } from './report.js';
 import { replayBench } from './replay.js';
 import { routingBench } from './routing.js';
+import { scaleBench } from './scale.js';
+import { soakBench } from './soak.js';
 
 /**
  * `npm run bench` (add `-- --json` for JSON lines only): every figure is printed
@@ -29,6 +31,11 @@ import { routingBench } from './routing.js';
 const jsonOnly = process.argv.includes('--json');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 const reportDir = reportDirOf(process.argv);
+/** A flag's value, as `--name value` or `--name=value` (`--minutes` for the soak, `--sim-seconds` for scale). */
+function flagValue(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? process.argv[at + 1] : process.argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1);
+}
 const dir = mkdtempSync(join(tmpdir(), 'arcnet-bench-'));
 const startedAt = new Date().toISOString();
 const emitted: Figure[] = [];
@@ -132,6 +139,17 @@ try {
   if (only === undefined || only === 'central') {
     note('central: job intake decisions/s vs raw journal appends; summaries folded/s vs the bare fold; CPU per HPC job through the simulated mover and queue vs the same journal appends (medians of 3 runs)');
     emit(await centralBench(join(dir, 'central')));
+  }
+  if (only === undefined || only === 'scale') {
+    note('scale: events/s at 1k, 10k and 100k nodes in the same simulation; sim speed; routing p99 and memory at 100k nodes');
+    const simSeconds = flagValue('--sim-seconds');
+    emit(await scaleBench(join(dir, 'scale'), { note, ...(simSeconds === undefined ? {} : { simSeconds: Number(simSeconds), loadSimSeconds: Number(simSeconds) }) }));
+  }
+  if (only === 'soak') {
+    // Not part of the full run (it lasts half an hour): only when asked for.
+    const minutes = Number(flagValue('--minutes') ?? 30);
+    note(`soak: 100k nodes, 10k telemetry/s + 10k requests/s, faults on, ${minutes} minutes`);
+    emit(await soakBench(join(dir, 'soak'), minutes, (line) => process.stdout.write(`${JSON.stringify(line)}\n`)));
   }
   if (only === undefined || only === 'kafka') {
     const brokers = kafkaBrokers();

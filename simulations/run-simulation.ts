@@ -55,7 +55,7 @@ export interface SimulationOptions {
    * restarts; each restart's hash before and after still match and every rule holds.
    */
   readonly restartAtMs?: readonly number[];
-  /** Called about once per simulated minute with the fraction done. */
+  /** Called about once per `progressEveryMs` of simulated time with the fraction done. */
   readonly onProgress?: (fraction: number, stats: RegionStats) => void;
   /**
    * Pattern 3 in the simulation: a central orchestrator shard (CENTRAL, in the
@@ -72,6 +72,10 @@ export interface SimulationOptions {
    * in two folders must write the same journal. Default /tmp/arcnet-sim/checkpoints/seed-N.
    */
   readonly checkpointDir?: string;
+  /** Simulated time between onProgress calls (default a minute). */
+  readonly progressEveryMs?: number;
+  /** Called with each region the run opens (the first, and the one after each restart): benchmarks watch it. */
+  readonly onRegion?: (region: Region) => void;
 }
 
 /** Training jobs an hour when `training` is on and no rate is given. */
@@ -144,7 +148,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await store.close();
     throw new ArcError(ErrorCodes.USAGE, `--geozones ${CENTRAL_SHARD}: that name is the orchestrator's shard in a simulation with training; name the geozone otherwise or use --training off`);
   }
-  await store.putMeta('simulation', { ...options, onProgress: undefined, startMs });
+  await store.putMeta('simulation', { ...options, onProgress: undefined, onRegion: undefined, startMs });
 
   const limits = options.snapshotEveryRecords === undefined ? {} : { snapshotEveryRecords: options.snapshotEveryRecords };
   const released = new Map<string, RegionEffect[]>(geozones.map((g) => [g, []]));
@@ -159,6 +163,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       onEffects: (effects, geozone) => released.get(geozone)?.push(...effects),
     });
   let region = open();
+  options.onRegion?.(region);
   const recovered = region.supervisor.recover();
   if (recovered.some((r) => r.replayed > 0 || r.fromSnapshotOffset >= 0)) {
     await store.close();
@@ -195,6 +200,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await store.close();
     store = new LmdbStore(options.journalDir, { encryptionKey: options.encryptionKey });
     region = open();
+    options.onRegion?.(region);
     const lives = region.supervisor.recover();
     if (central !== undefined) {
       central.open(store);
@@ -206,7 +212,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const settleAll = (atMs: number): Promise<number> => settle(region, released, fleet, atMs, pattern3);
 
   const windowMs = MIN_RESULT_LATENCY_MS;
-  let nextProgressMs = startMs + 60_000;
+  const progressEveryMs = options.progressEveryMs ?? 60_000;
+  let nextProgressMs = startMs + progressEveryMs;
   let windowStart = startMs;
   while (windowStart < endMs) {
     const windowEnd = Math.min(windowStart + windowMs, endMs);
@@ -234,7 +241,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const handled = await settleAll(windowEnd);
     if (windowEnd >= nextProgressMs) {
       options.onProgress?.((windowEnd - startMs) / options.durationMs, restarts.length === 0 ? region.stats : combined(earlierStats, region.stats));
-      nextProgressMs += 60_000;
+      nextProgressMs += progressEveryMs;
     }
     // Nothing left this window to react to: jump to the next thing that happens.
     const nextEvent = Math.min(queue.peekMs() ?? endMs, region.supervisor.nextDueMs() ?? endMs, central?.region.supervisor.nextDueMs() ?? endMs, endMs);
