@@ -112,6 +112,9 @@ export async function ownBroker(): Promise<OwnBroker> {
   mkdirSync(join(home, '.kafka'));
   copyFileSync(join(root, 'scripts', 'kafka', 'kafka.mjs'), join(scriptDir, 'kafka.mjs'));
   copyFileSync(join(root, 'scripts', 'kafka', 'pom.xml'), join(scriptDir, 'pom.xml'));
+  // The process plumbing kafka.mjs imports, at the same place relative to it.
+  mkdirSync(join(home, 'scripts', 'lib'));
+  copyFileSync(join(root, 'scripts', 'lib', 'daemons.mjs'), join(home, 'scripts', 'lib', 'daemons.mjs'));
   // The script checks the jars against its pom.xml's hash, which the copy shares.
   if (existsSync(join(checkoutLibs, '.pom-sha256'))) symlinkSync(checkoutLibs, join(home, '.kafka', 'libs'), 'dir');
   const [port, controllerPort, tlsPort] = [await freePort(), await freePort(), await freePort()];
