@@ -23,6 +23,8 @@ const POISON: ReadonlySet<string> = new Set([ErrorCodes.VALIDATION, ErrorCodes.M
 /** Codes that say the message is for a geozone or job elsewhere, or already taken: passed over. */
 const NOT_HERE: ReadonlySet<string> = new Set([ErrorCodes.FORBIDDEN, ErrorCodes.UNKNOWN_SHARD, ErrorCodes.DUPLICATE_JOB, ErrorCodes.NOT_FOUND]);
 const RESTART_AFTER_MS = 1_000;
+/** How many dead-lettered positions a process remembers, so a re-read does not dead-letter them again. */
+const MAX_REMEMBERED_DEAD_LETTERS = 100_000;
 
 /**
  * A Kafka region's edge for the federated path: FederatedTask v1 on
@@ -84,8 +86,13 @@ export function startKafkaTrainingEdge(options: {
   };
 
   // The dead letter as adapters/kafka/dead-letter.ts describes it: the original key, value and headers, then why.
+  // Every takeover re-reads the topics from the beginning: a poison message already dead-lettered
+  // by this process is not written again (a new process may write it once more: at least once).
+  const deadLettered = new Set<string>();
   const deadLetter = async (topic: string, partition: number, message: KafkaMessage, error: ArcError): Promise<void> => {
     if (first === undefined || !options.owned().includes(first)) return;
+    const position = `${topic}:${partition}:${message.offset}`;
+    if (deadLettered.has(position)) return;
     await producer.send({
       topic: options.deadLetterTopic,
       acks: -1,
@@ -107,6 +114,11 @@ export function startKafkaTrainingEdge(options: {
       ],
     });
     counters.deadLettered++;
+    deadLettered.add(position);
+    if (deadLettered.size > MAX_REMEMBERED_DEAD_LETTERS) {
+      const oldest = deadLettered.values().next().value;
+      if (oldest !== undefined) deadLettered.delete(oldest);
+    }
   };
 
   const run = async (): Promise<void> => {

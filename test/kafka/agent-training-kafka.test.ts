@@ -126,7 +126,8 @@ kafkaTest('eight arcnet agent --kafka processes train a federated job with signe
     for (let i = 1; i < accuracies.length; i++) t.true((accuracies[i] as number) > (accuracies[i - 1] as number), `accuracy did not rise: ${accuracies.join(', ')}`);
     t.true((accuracies[ROUNDS - 1] as number) > 0.85);
 
-    t.is(dead.length, 4, 'each forged update dead-lettered once');
+    const letters = dead.map((d) => `${d.headers?.[deadLetterHeaders.code]?.toString() ?? '?'} ${d.headers?.[deadLetterHeaders.message]?.toString() ?? ''}`);
+    t.is(dead.length, 4, `each forged update dead-lettered once; the dead letters:\n${letters.join('\n')}`);
     for (const letter of dead) {
       t.is(letter.headers?.[deadLetterHeaders.code]?.toString(), 'ARC_ERR_PRODUCER_IDENTITY');
       t.is(letter.headers?.[deadLetterHeaders.sourceTopic]?.toString(), topic);
