@@ -1,3 +1,4 @@
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { internalInput } from '../actors/region.js';
 import type { RegionEffect, RegionInput } from '../actors/region-io.js';
@@ -54,6 +55,8 @@ export interface ShardWorkers {
   stateHashes(): Promise<Record<string, string>>;
   /** The region's state hash, the same as a single-threaded Supervisor.stateHash() of the same shards. */
   stateHash(): Promise<string>;
+  /** Each worker's event-loop utilisation (0..1) since `since` (its previous reading when given): where the time goes. */
+  loopUtilization(since?: readonly EventLoopUtilization[]): EventLoopUtilization[];
   /** Drains, snapshots and closes every worker; resolves with each geozone's last durable offset. */
   stop(): Promise<Record<string, number>>;
 }
@@ -85,6 +88,8 @@ class BoundedRoutes {
 interface WorkerSlot {
   readonly worker: Worker;
   readonly geozones: string[];
+  /** Settles when the thread has exited (watched from the start: it may exit before anyone waits). */
+  readonly exited: Promise<void>;
   pending: TimedInput[];
 }
 
@@ -102,6 +107,7 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
   let nextId = 0;
   let enqueued = 0;
   let flushScheduled = false;
+  let stopping = false;
 
   const slots: WorkerSlot[] = [];
   const readies: Promise<FromWorker & { type: 'ready' }>[] = [];
@@ -109,7 +115,14 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
     const owned = geozones.filter((g) => assignment.get(g) === index);
     const workerData: ShardWorkerData = { dataDir: options.dataDir, geozones: owned, federation: geozones, noSync: options.noSync === true, liveTimerEveryMs: options.liveTimerEveryMs };
     const worker = new Worker(new URL('./shard-worker.js', import.meta.url), { workerData });
-    const slot: WorkerSlot = { worker, geozones: owned, pending: [] };
+    const exited = new Promise<void>((resolve) =>
+      worker.once('exit', (code) => {
+        // Its geozones stop taking input: the process must stop (as after a failed journal), then recover them.
+        if (!stopping) for (const geozone of owned) options.onFailure?.(new ArcError(ErrorCodes.INVARIANT, `the worker running ${owned.join(', ')} exited (code ${code}): stop the process and start it again to recover them`), geozone);
+        resolve();
+      }),
+    );
+    const slot: WorkerSlot = { worker, geozones: owned, exited, pending: [] };
     slots.push(slot);
     readies.push(
       new Promise((resolve, reject) => {
@@ -250,6 +263,7 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
     },
     whenIdle,
     stateHashes,
+    loopUtilization: (since) => slots.map((slot, i) => slot.worker.performance.eventLoopUtilization(since?.[i])),
     stateHash: async () => {
       const hashes = await stateHashes();
       const hasher = new CanonicalHasher();
@@ -261,8 +275,9 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
     },
     stop: async () => {
       await whenIdle();
+      stopping = true;
       const parts = (await Promise.all(slots.map((slot) => ask(slot, 'stop')))) as Record<string, number>[];
-      await Promise.all(slots.map((slot) => new Promise((resolve) => slot.worker.once('exit', resolve))));
+      await Promise.all(slots.map((slot) => slot.exited));
       return Object.assign({}, ...parts) as Record<string, number>;
     },
   };
