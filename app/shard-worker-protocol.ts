@@ -29,6 +29,7 @@ export type ToWorker =
   | { readonly type: 'advance'; readonly atMs: number }
   | { readonly type: 'idle'; readonly id: number }
   | { readonly type: 'hashes'; readonly id: number }
+  | { readonly type: 'cpu'; readonly id: number }
   | { readonly type: 'stop'; readonly id: number };
 
 export type FromWorker =

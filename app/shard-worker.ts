@@ -5,6 +5,7 @@ import { LmdbStore } from '../adapters/lmdb/lmdb-store.js';
 import { realScheduler, WallClock } from '../runtime/clock.js';
 import { ArcError } from '../runtime/errors.js';
 import { LiveTimer } from '../runtime/live-timer.js';
+import { threadCpuMs } from './thread-cpu.js';
 import type { FromWorker, ShardWorkerData, ToWorker } from './shard-worker-protocol.js';
 
 /**
@@ -63,6 +64,9 @@ port.on('message', (message: ToWorker) => {
       return;
     case 'hashes':
       post({ type: 'reply', id: message.id, value: Object.fromEntries(region.supervisor.all().map((shard) => [shard.shardId, shard.stateHash()])) });
+      return;
+    case 'cpu':
+      post({ type: 'reply', id: message.id, value: threadCpuMs() ?? null });
       return;
     case 'stop':
       timer?.stop();

@@ -57,6 +57,8 @@ export interface ShardWorkers {
   stateHash(): Promise<string>;
   /** Each worker's event-loop utilisation (0..1) since `since` (its previous reading when given): where the time goes. */
   loopUtilization(since?: readonly EventLoopUtilization[]): EventLoopUtilization[];
+  /** Each worker thread's own CPU ms so far (undefined where the OS does not say, see thread-cpu.ts). */
+  threadCpuMs(): Promise<(number | undefined)[]>;
   /** Drains, snapshots and closes every worker; resolves with each geozone's last durable offset. */
   stop(): Promise<Record<string, number>>;
 }
@@ -230,7 +232,7 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
     slot.worker.postMessage(message);
   }
 
-  function ask(slot: WorkerSlot, type: 'idle' | 'hashes' | 'stop'): Promise<unknown> {
+  function ask(slot: WorkerSlot, type: 'idle' | 'hashes' | 'cpu' | 'stop'): Promise<unknown> {
     const id = nextId++;
     return new Promise((resolve) => {
       replies.set(id, resolve);
@@ -263,6 +265,7 @@ export async function startShardWorkers(options: ShardWorkersOptions): Promise<S
     },
     whenIdle,
     stateHashes,
+    threadCpuMs: async () => ((await Promise.all(slots.map((slot) => ask(slot, 'cpu')))) as (number | null)[]).map((ms) => ms ?? undefined),
     loopUtilization: (since) => slots.map((slot, i) => slot.worker.performance.eventLoopUtilization(since?.[i])),
     stateHash: async () => {
       const hashes = await stateHashes();
