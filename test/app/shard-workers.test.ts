@@ -2,6 +2,7 @@ import test from 'ava';
 import { createRegion } from '../../actors/region.js';
 import type { RegionEffect, RegionInput } from '../../actors/region-io.js';
 import { LmdbStore } from '../../adapters/lmdb/lmdb-store.js';
+import { reservationActorId } from '../../actors/reservation-actor.js';
 import { startShardWorkers } from '../../app/shard-workers.js';
 import { benchModels, fleetTelemetry } from '../../bench/fleet-fixture.js';
 import { ManualClock, realScheduler } from '../../runtime/clock.js';
@@ -124,4 +125,39 @@ test('workers must be a whole number of at least one', async (t) => {
   } finally {
     cleanup();
   }
+});
+
+test('a request forwarded to a geozone of the other worker is decided there and acknowledged back', async (t) => {
+  const run = async (workers: number): Promise<{ decisions: string[]; states: string }> => {
+    const { dir, cleanup } = tempDir();
+    const decisions: string[] = [];
+    const onEffects = (effects: readonly RegionEffect[]): void => {
+      for (const e of effects) if (e.type === 'decision') decisions.push(`${e.requestId} ${e.outcome} ${e.geozone}`);
+    };
+    try {
+      // Only ERCOT has nodes: a request from CAISO must be forwarded (CAISO and ERCOT are in different workers).
+      const inputs: [RegionInput, number][] = [
+        ...fleetTelemetry(5, 'ERCOT', T0, 3).map((input, i): [RegionInput, number] => [input, T0 + i]),
+        [{ type: 'inference', request: { requestId: 'fwd-1', modelId: 'llama-3-8b', contextWindow: 4096, priority: 'normal', requesterGeozone: 'CAISO' }, triedGeozones: [] }, T0 + 100],
+      ];
+      const pool = await startShardWorkers({ dataDir: dir, geozones: GEOZONES, workers, onEffects });
+      t.not(pool.assignment.get('CAISO'), pool.assignment.get('ERCOT'));
+      for (const [input, atMs] of inputs) pool.submit(input, atMs);
+      await pool.whenIdle();
+      await pool.stop();
+      const store = new LmdbStore(dir, { readOnly: true });
+      const states = GEOZONES.map((g) => {
+        const last = [...store.journal(g).read()].filter((r) => r.actorId === reservationActorId('fwd-1')).at(-1);
+        return `${g}:${JSON.stringify(last?.state)}`;
+      });
+      await store.close();
+      return { decisions, states: states.join(' ') };
+    } finally {
+      cleanup();
+    }
+  };
+  const two = await run(2);
+  t.deepEqual(two.decisions, ['fwd-1 reserved ERCOT']);
+  // CAISO's copy moved from forwarding to forwarded only because ERCOT's acknowledgement crossed back.
+  t.is(two.states, 'CAISO:"forwarded" ERCOT:"dispatched" PJM:undefined');
 });
