@@ -6,6 +6,7 @@ import { centralBench } from './central.js';
 import { consoleFanoutBench } from './console-fanout.js';
 import { consoleLagBench } from './console-lag.js';
 import { endToEndBench } from './end-to-end.js';
+import { endToEndWorkersBench } from './end-to-end-workers.js';
 import { federatedBench } from './federated.js';
 import { federatedRoundsBench } from './federated-rounds.js';
 import { httpInferenceBench } from './http-inference.js';
@@ -103,6 +104,10 @@ try {
     const e2e = await endToEndBench(dir);
     if (only !== 'replay') emit(e2e.figures);
     journalDir = e2e.journalDir;
+  }
+  if (only === undefined || only === 'workers') {
+    note('workers: the same four-geozone LMDB region over one and two worker threads, and on one event loop (medians of 3 runs)');
+    emit(await endToEndWorkersBench(join(dir, 'workers'), Number(flagValue('--requests') ?? 100_000), 3, note));
   }
   if (journalDir !== undefined && (only === undefined || only === 'replay')) {
     note('replay: the end-to-end journal rebuilt through the shards');
