@@ -160,7 +160,9 @@ try {
     const brokers = kafkaBrokers();
     if ((await Promise.all(brokers.map(answers))).some(Boolean)) {
       note('kafka: requests through `arcnet region --kafka` on the broker vs raw kafkajs produce');
-      emit(await kafkaEndToEndBench());
+      // Extra node arguments for the region child, e.g. BENCH_KAFKA_REGION_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'.
+      const regionNodeArgs = (process.env['BENCH_KAFKA_REGION_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+      emit(await kafkaEndToEndBench({ regionNodeArgs, note }));
     } else {
       process.stderr.write(`kafka bench skipped: no broker at ${brokers.join(',')} (npm run kafka:start, or set KAFKA_BROKERS)\n`);
     }

@@ -61,6 +61,15 @@ export interface EffectProducerOptions {
 }
 
 const DEFAULT_MAX_PENDING_SENDS = 10_000;
+/**
+ * Messages per kafkajs sendBatch call. kafkajs groups a call's messages by partition
+ * by copying the partition's list for every message (quadratic in the messages of a
+ * partition): measured here at 1.6 µs a message for 200, 3.5 µs for 1,000 and 8.9 µs
+ * for 4,000, and a region under load releases thousands of effects at once (one
+ * journal append's worth, nearly all to its geozone's partitions). Larger releases
+ * go as several calls, one after another, in order.
+ */
+export const MAX_MESSAGES_PER_PRODUCE_CALL = 256;
 const DEFAULT_MAX_SEND_WAIT_MS = 120_000;
 
 export async function startEffectProducer(kafka: Kafka, geozones: readonly string[], options: EffectProducerOptions = {}): Promise<EffectProducer> {
@@ -108,6 +117,13 @@ export async function startEffectProducer(kafka: Kafka, geozones: readonly strin
   let pending = 0;
 
   const sendNow = async (messages: readonly OutboundMessage[], sentAtMs: number): Promise<void> => {
+    // In order, one call at a time: a chunk that fails for good leaves the rest unsent (a gap, never a reordering).
+    for (let start = 0; start < messages.length; start += MAX_MESSAGES_PER_PRODUCE_CALL) {
+      await sendCall(messages.slice(start, start + MAX_MESSAGES_PER_PRODUCE_CALL), sentAtMs);
+    }
+  };
+
+  const sendCall = async (messages: readonly OutboundMessage[], sentAtMs: number): Promise<void> => {
     const byTopic = new Map<string, { key: string; value: string; headers?: Record<string, string> }[]>();
     for (const m of messages) {
       let list = byTopic.get(m.topic);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEffectProducer, type EffectProducer } from '../../adapters/kafka/effect-producer.js';
+import { MAX_MESSAGES_PER_PRODUCE_CALL, startEffectProducer, type EffectProducer } from '../../adapters/kafka/effect-producer.js';
 import { KafkaEdgeStatus } from '../../adapters/kafka/edge-status.js';
 import { kafkaClient } from '../../adapters/kafka/kafka-client.js';
 import { ensureTopics, topicNames, topicSpecs } from '../../adapters/kafka/topics.js';
@@ -108,6 +108,56 @@ kafkaTest('effect producer: a batch still failing maxSendWaitMs after its send i
     t.regex(error.message, /not acknowledged within 1000 ms.*does not host this topic-partition/);
     await t.notThrowsAsync(next, 'the batch behind it is sent (a gap, not a reordering)');
   } finally {
+    await producer?.close();
+    await admin.deleteTopics({ topics: specs.map((s) => s.name), timeout: 30_000 }).catch(() => undefined);
+    await admin.disconnect();
+  }
+});
+
+kafkaTest('effect producer: a release larger than one produce call arrives whole, each partition in the order sent, after the batch before it', async (t) => {
+  t.timeout(120_000);
+  const run = randomUUID().slice(0, 8);
+  const prefix = `t${run}.`;
+  const names = topicNames({ prefix });
+  const specs = topicSpecs(GEOZONES, { prefix }).filter((s) => s.name === names.summary || s.name === names.decision);
+  const kafka = testKafka(`effect-producer-chunks-${run}`);
+  const admin = kafka.admin();
+  const consumer = kafka.consumer({ groupId: `effect-producer-chunks-${run}`, maxWaitTimeInMs: 100 });
+  let producer: EffectProducer | undefined;
+  try {
+    await admin.connect();
+    await ensureTopics(admin, specs);
+    producer = await startEffectProducer(kafkaClient(brokers, `effect-producer-chunks-${run}`), GEOZONES, { backoff: BACKOFF });
+    // Two topics and both geozones interleaved, over three produce calls and a bit.
+    const count = 3 * MAX_MESSAGES_PER_PRODUCE_CALL + 10;
+    const release = Array.from({ length: count }, (_, i) => ({ topic: i % 3 === 0 ? names.decision : names.summary, key: GEOZONES[i % 2] as string, value: String(i) }));
+    const first = producer.send([{ topic: names.summary, key: 'CAISO', value: 'before' }]);
+    const big = producer.send(release);
+    await Promise.all([first, big]);
+
+    const seen = new Map<string, string[]>();
+    await consumer.connect();
+    await consumer.subscribe({ topics: specs.map((s) => s.name), fromBeginning: true });
+    let total = 0;
+    await consumer.run({
+      eachMessage: ({ topic, partition, message }) => {
+        const key = `${topic}:${partition}:${message.key?.toString() ?? ''}`;
+        seen.set(key, [...(seen.get(key) ?? []), message.value?.toString() ?? '']);
+        total++;
+        return Promise.resolve();
+      },
+    });
+    await until('every message to be read back', 60_000, () => total >= count + 1);
+    t.is(total, count + 1, 'nothing lost, nothing doubled');
+    for (const [key, values] of seen) {
+      const [topic, , geozone] = key.split(':');
+      const expected = release.filter((m) => m.topic === topic && m.key === geozone).map((m) => m.value);
+      if (topic === names.summary && geozone === 'CAISO') expected.unshift('before');
+      t.deepEqual(values, expected, `${key} in the order sent`);
+    }
+    t.is(seen.size, 4, 'both geozones on both topics');
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
     await producer?.close();
     await admin.deleteTopics({ topics: specs.map((s) => s.name), timeout: 30_000 }).catch(() => undefined);
     await admin.disconnect();
