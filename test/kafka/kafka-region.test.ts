@@ -150,8 +150,14 @@ async function observe(kafka: Kafka, zones: readonly string[], run: string): Pro
   const consumer = kafka.consumer({ groupId: `kafka-region-observer-${run}`, sessionTimeout: 30_000 });
   await consumer.connect();
   await consumer.subscribe({ topics: [...zones.map((g) => names.dispatch(g)), names.decision, names.ended], fromBeginning: true });
+  // The observer's own group may rebalance and read some messages again (at least once, on a busy
+  // broker): a message read twice is one message, while two messages for one request are a double dispatch.
+  const positions = new Set<string>();
   await consumer.run({
-    eachMessage: ({ topic, message }) => {
+    eachMessage: ({ topic, partition, message }) => {
+      const position = `${topic}:${partition}:${message.offset}`;
+      if (positions.has(position)) return Promise.resolve();
+      positions.add(position);
       const value = JSON.parse(message.value?.toString() ?? '{}') as Record<string, unknown>;
       const requestId = String(value['request-id']);
       if (!requestId.startsWith(`r-${run}-`)) return Promise.resolve();
