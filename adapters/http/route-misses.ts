@@ -29,8 +29,17 @@ export function routeMisses(): RouteMisses {
   const methodsInUse = new Set<string>();
   let router: FastifyInstance | undefined;
 
+  // A route whose path parameter would be empty (`/v1/nodes/` against `/v1/nodes/:id`) is no route:
+  // the document's paths name a value there, and find-my-way would otherwise match the empty string.
   const methodsOf = (url: string): string[] =>
-    router === undefined ? [] : [...methodsInUse].filter((method) => router?.findRoute({ method, url }) !== null).sort();
+    router === undefined
+      ? []
+      : [...methodsInUse]
+          .filter((method) => {
+            const found = router?.findRoute({ method, url });
+            return found !== null && found !== undefined && !hasEmptyParam(found.params);
+          })
+          .sort();
 
   const missBody = (method: string, allow: readonly string[]) =>
     allow.length === 0
@@ -66,7 +75,7 @@ export function routeMisses(): RouteMisses {
         for (const method of [route.method].flat()) methodsInUse.add(method.toUpperCase());
       });
       app.addHook('onRequest', (request, reply, done) => {
-        if (!request.is404) {
+        if (!request.is404 && !hasEmptyParam(request.params)) {
           done();
           return;
         }
@@ -100,6 +109,11 @@ export function routeMisses(): RouteMisses {
       answerOnSocket(socket, 400, { code: ErrorCodes.VALIDATION, message: 'not a valid HTTP/1.1 request' });
     },
   };
+}
+
+function hasEmptyParam(params: unknown): boolean {
+  if (typeof params !== 'object' || params === null) return false;
+  return Object.values(params).some((value) => value === '');
 }
 
 function decodablePath(url: string): boolean {

@@ -1,5 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 
 /**
@@ -107,4 +107,39 @@ export function lmdbFileEncrypted(file: string): boolean | undefined {
   }
   if (read < header.length || header.readUInt32LE(MAGIC_AT) !== LMDB_MAGIC) return undefined;
   return (header.readUInt16LE(ENV_FLAGS_AT) & MDB_ENCRYPT) !== 0;
+}
+
+/**
+ * The key check beside an encrypted LMDB file (`<file>-keycheck`): an HMAC of a
+ * fixed label under the data key, so a key can be told right or wrong without
+ * LMDB reading a page. lmdb-js's cipher has no authentication: with a wrong key
+ * LMDB walks decrypted garbage as a B-tree, which usually fails cleanly and
+ * sometimes crashes the process (a SIGSEGV was seen). The check reveals nothing
+ * of the key (HMAC-SHA-256 is one-way) and is not a secret.
+ */
+export const KEY_CHECK_SUFFIX = '-keycheck';
+const KEY_CHECK_LABEL = 'arcnet data key check v1';
+
+function keyCheckOf(key: Buffer): Buffer {
+  return createHmac('sha256', key).update(KEY_CHECK_LABEL).digest();
+}
+
+/**
+ * Whether `key` is the key of the encrypted LMDB file `file`, by its key check:
+ * true or false when the check is there, undefined when it is not (a store made
+ * before checks were written: the caller falls back to reading a page).
+ */
+export function matchesKeyCheck(file: string, key: Buffer): boolean | undefined {
+  const checkFile = `${file}${KEY_CHECK_SUFFIX}`;
+  if (!existsSync(checkFile)) return undefined;
+  const stored = Buffer.from(readFileSync(checkFile, 'latin1').trim(), 'hex');
+  const expected = keyCheckOf(key);
+  return stored.length === expected.length && timingSafeEqual(stored, expected);
+}
+
+/** Writes the key check of an encrypted LMDB file (atomically: a torn check would lock the store out). */
+export function writeKeyCheck(file: string, key: Buffer): void {
+  const checkFile = `${file}${KEY_CHECK_SUFFIX}`;
+  writeFileSync(`${checkFile}.tmp`, `${keyCheckOf(key).toString('hex')}\n`, { mode: 0o600 });
+  renameSync(`${checkFile}.tmp`, checkFile);
 }

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { SHA256_HEX, sha256Hex, type BlobStore } from '../../runtime/blob-store.js';
-import { assertDataKey, lmdbPageKey } from './data-key.js';
+import { ArcError, ErrorCodes } from '../../runtime/errors.js';
+import { assertDataKey, lmdbFileEncrypted, lmdbPageKey, matchesKeyCheck, writeKeyCheck } from './data-key.js';
 
 /**
  * The embedded region's blob store: its own LMDB environment (`blobs.mdb`) in
@@ -23,14 +24,24 @@ export class LmdbBlobStore implements BlobStore {
 
   constructor(dataDir: string, options: { encryptionKey?: Buffer | undefined } = {}) {
     mkdirSync(dataDir, { recursive: true });
-    if (options.encryptionKey !== undefined) assertDataKey(options.encryptionKey);
+    const key = options.encryptionKey;
+    if (key !== undefined) assertDataKey(key);
+    const file = join(dataDir, LmdbBlobStore.fileName);
+    const isNew = !existsSync(file);
+    // As for the journal's store (lmdb-store.ts): a key/file mismatch or a wrong key is refused before LMDB reads a page.
+    const encrypted = lmdbFileEncrypted(file);
+    if (encrypted === true && key === undefined) throw new ArcError(ErrorCodes.DATA_KEY, `the blob store at '${file}' is encrypted: give its data key`);
+    if (encrypted === false && key !== undefined) throw new ArcError(ErrorCodes.DATA_KEY, `the blob store at '${file}' is not encrypted, but a data key was given`);
+    const keyCheck = key === undefined || isNew ? undefined : matchesKeyCheck(file, key);
+    if (keyCheck === false) throw new ArcError(ErrorCodes.DATA_KEY, `the blob store at '${file}' cannot be read with this data key`);
     this.root = open({
-      path: join(dataDir, LmdbBlobStore.fileName),
+      path: file,
       overlappingSync: false,
       maxDbs: 4,
       ...(options.encryptionKey === undefined ? {} : { encryptionKey: lmdbPageKey(options.encryptionKey) }),
     });
     this.db = this.root.openDB<Buffer, string>({ name: 'blobs', encoding: 'binary' });
+    if (key !== undefined && isNew) writeKeyCheck(file, key);
   }
 
   async put(bytes: Uint8Array): Promise<string> {

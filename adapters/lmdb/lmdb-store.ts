@@ -5,7 +5,7 @@ import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import { ChainHasher, decodeRecord, ENTRY_FORMAT, EntryEncoder, genesisHead, parseEntryHeader, type EncodedEntry, type EntryHeader } from '../../runtime/journal-entry.js';
 import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
-import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
+import { assertDataKey, lmdbFileEncrypted, lmdbPageKey, matchesKeyCheck, writeKeyCheck } from './data-key.js';
 
 /**
  * The embedded default store: one LMDB environment per data folder, holding each
@@ -31,7 +31,8 @@ import { assertDataKey, lmdbFileEncrypted, lmdbPageKey } from './data-key.js';
  * ChaCha8, which covers the journal records, snapshots, chain anchors, metadata
  * and the database names (shard ids). Not encrypted: LMDB's two meta pages at
  * the start of the file (page size, map size, transaction id, root page numbers,
- * the encryption flag), the lock file `arcnet.mdb-lock`, the file's size and
+ * the encryption flag), the lock file `arcnet.mdb-lock`, the key check
+ * `arcnet.mdb-keycheck` (an HMAC of a fixed label: see data-key.ts), the file's size and
  * growth, and anything written outside the store (effects logs, process logs,
  * command output). Encryption gives confidentiality only: tampering is caught by
  * the hash chain, not by the cipher.
@@ -110,6 +111,11 @@ export class LmdbStore implements JournalStore, SnapshotStore {
     if (fileEncrypted === false && key !== undefined) {
       throw new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' is not encrypted, but a data key was given: open it without one`);
     }
+    const wrongKey = (): ArcError =>
+      new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' cannot be read with this data key: it is the wrong key, or the store is damaged`);
+    // Told by the key check beside the file, before LMDB reads a page with a key that may be wrong.
+    const keyCheck = key === undefined || isNew ? undefined : matchesKeyCheck(file, key);
+    if (keyCheck === false) throw wrongKey();
     this.encrypted = key !== undefined;
     if (!this.readOnly) mkdirSync(path, { recursive: true });
     this.root = open({
@@ -130,8 +136,10 @@ export class LmdbStore implements JournalStore, SnapshotStore {
       // Close now: lmdb-js shares an open environment by path, so a later open with the right key would get this one.
       void this.root.close().catch(() => undefined);
       if (key === undefined || error instanceof ArcError) throw error;
-      throw new ArcError(ErrorCodes.DATA_KEY, `the store at '${path}' cannot be read with this data key: it is the wrong key, or the store is damaged`);
+      throw wrongKey();
     }
+    // A new store, or one made before key checks were written whose key just read back right.
+    if (key !== undefined && keyCheck === undefined && !this.readOnly) writeKeyCheck(file, key);
   }
 
   /**

@@ -1,9 +1,10 @@
 // Encryption at rest: the same data written to a plain and an encrypted store;
 // only the plain file shows it. The encrypted store opens only with its key.
 import test, { type ExecutionContext } from 'ava';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDataKey, DATA_KEY_ENV, loadDataKey } from '../../adapters/lmdb/data-key.js';
+import { createDataKey, DATA_KEY_ENV, KEY_CHECK_SUFFIX, loadDataKey } from '../../adapters/lmdb/data-key.js';
+import { LmdbBlobStore } from '../../adapters/lmdb/lmdb-blob-store.js';
 import { verifyJournal } from '../../adapters/lmdb/journal-chain.js';
 import { LmdbStore, type LmdbStoreOptions } from '../../adapters/lmdb/lmdb-store.js';
 import { ErrorCodes } from '../../runtime/errors.js';
@@ -139,6 +140,57 @@ test('loadDataKey reads a hex or raw key file or ARCNET_DATA_KEY, and refuses wo
     dataKeyError(t, () => loadDataKey({ env: { [DATA_KEY_ENV]: 'abcd' } }), /ARCNET_DATA_KEY must be 64 hex characters/);
     dataKeyError(t, () => loadDataKey({ env: { [DATA_KEY_ENV]: 'z'.repeat(64) } }), /must be 64 hex characters/);
     dataKeyError(t, () => loadDataKey({ file: join(dir, 'missing.key') }), /cannot read the data key file/);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a wrong key is told by the key check beside the file, before LMDB reads a page; a store without a check gets one on its next open', async (t) => {
+  const { dir, cleanup } = tempDir('arcnet-enc-');
+  try {
+    const key = createDataKey();
+    await writeStore(dir, { encryptionKey: key });
+    const checkFile = join(dir, `${LmdbStore.fileName}${KEY_CHECK_SUFFIX}`);
+    t.true(existsSync(checkFile), 'an encrypted store is created with its key check');
+    t.false(readFileSync(checkFile, 'latin1').includes(key.toString('hex')), 'the check does not hold the key');
+    // lmdb-js has no authenticated cipher: a wrong key used to walk garbage pages and, now and then, crash the
+    // process (SIGSEGV). With the check nothing is read: many wrong keys in a row, and the process stands.
+    for (let i = 0; i < 200; i++) dataKeyError(t, () => new LmdbStore(dir, { encryptionKey: createDataKey() }), /cannot be read with this data key/);
+
+    // A store made before key checks existed: opened with its key, it gains one.
+    rmSync(checkFile);
+    const store = new LmdbStore(dir, { encryptionKey: key });
+    t.deepEqual([...store.journal(SHARD).read()], records());
+    await store.close();
+    t.true(existsSync(checkFile));
+    dataKeyError(t, () => new LmdbStore(dir, { encryptionKey: createDataKey() }), /cannot be read with this data key/);
+    // A read-only open of a store without a check writes nothing.
+    rmSync(checkFile);
+    const reader = new LmdbStore(dir, { encryptionKey: key, readOnly: true });
+    await reader.close();
+    t.false(existsSync(checkFile));
+  } finally {
+    cleanup();
+  }
+});
+
+test('the blob store beside the journal refuses a missing, wrong or unexpected key with ARC_ERR_DATA_KEY', async (t) => {
+  const { dir, cleanup } = tempDir('arcnet-enc-');
+  try {
+    const key = createDataKey();
+    const encryptedDir = join(dir, 'encrypted');
+    const plainDir = join(dir, 'plain');
+    const blobs = new LmdbBlobStore(encryptedDir, { encryptionKey: key });
+    const sha = await blobs.put(Buffer.from(MODEL));
+    await blobs.close();
+    await new LmdbBlobStore(plainDir).close();
+
+    dataKeyError(t, () => new LmdbBlobStore(encryptedDir), /is encrypted/);
+    dataKeyError(t, () => new LmdbBlobStore(encryptedDir, { encryptionKey: createDataKey() }), /cannot be read with this data key/);
+    dataKeyError(t, () => new LmdbBlobStore(plainDir, { encryptionKey: key }), /is not encrypted/);
+    const again = new LmdbBlobStore(encryptedDir, { encryptionKey: key });
+    t.deepEqual(Buffer.from((await again.get(sha)) ?? []), Buffer.from(MODEL));
+    await again.close();
   } finally {
     cleanup();
   }
