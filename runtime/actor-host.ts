@@ -7,6 +7,18 @@ import type { PersistedActor } from './snapshot-store.js';
 /** The scope a machine's transition takes. */
 type MachineScope = Parameters<AnyStateMachine['transition']>[2];
 
+/** An actor's snapshot as it was when taken (see currentSnapshots). */
+export interface HeldSnapshot {
+  readonly id: string;
+  readonly kind: ActorKind;
+  readonly snapshot: AnyMachineSnapshot;
+}
+
+/** The persisted form of a held snapshot, as persistAll gives it. */
+export function persistHeld(held: HeldSnapshot): PersistedActor {
+  return { id: held.id, kind: held.kind.name, snapshot: held.kind.machine.getPersistedSnapshot(held.snapshot) };
+}
+
 interface Hosted {
   readonly kind: ActorKind;
   snapshot: AnyMachineSnapshot;
@@ -112,6 +124,19 @@ export class ActorHost {
 
   *entries(): IterableIterator<[string, ActorKind, AnyMachineSnapshot]> {
     for (const [id, hosted] of this.actors) yield [id, hosted.kind, hosted.snapshot];
+  }
+
+  /**
+   * Every actor's current snapshot object, in no particular order. Snapshots are
+   * never changed in place (a transition makes a new one; the machines only
+   * assign), so these references stay what they were now, whatever happens
+   * after: a snapshot can be persisted from them later, a slice at a time.
+   */
+  currentSnapshots(): HeldSnapshot[] {
+    const held: HeldSnapshot[] = new Array<HeldSnapshot>(this.actors.size);
+    let i = 0;
+    for (const [id, hosted] of this.actors) held[i++] = { id, kind: hosted.kind, snapshot: hosted.snapshot };
+    return held;
   }
 
   /** Every actor's persisted state, sorted by id so snapshots are canonical. */

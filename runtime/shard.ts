@@ -1,12 +1,16 @@
 import type { AnyMachineSnapshot } from 'xstate';
-import { ActorHost } from './actor-host.js';
+import { ActorHost, persistHeld, type HeldSnapshot } from './actor-host.js';
 import { stateString, type ActorKind } from './actor-kind.js';
 import { CanonicalHasher } from './canonical.js';
 import type { Scheduler } from './clock.js';
 import { ArcError, ErrorCodes, invariant, type ErrorCode } from './errors.js';
 import { SHARD_ACTOR_ID, SPAWN_EVENT, type Journal, type JournalEvent, type JournalRecord } from './journal.js';
 import type { ShardSnapshot, SnapshotStore } from './snapshot-store.js';
+import { mapInSlices, Slicer, sortInSlices } from './sliced-work.js';
 import { TimerWheel } from './timers.js';
+
+/** The order persistAll gives (Array.sort's default: UTF-16 code units), so both captures agree. */
+const byActorId = (a: HeldSnapshot, b: HeldSnapshot): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /**
  * What a behaviour may do while deciding one input. Every state change goes
@@ -720,12 +724,18 @@ export class Shard<I, E> {
     return this.snapshotFailures;
   }
 
-  /** Captures the state now (synchronously) and stores it once the journal is durable up to it. */
+  /**
+   * Takes the state as it is now and stores it once the journal is durable up
+   * to it. With the state hash (explicit snapshots: shutdown, handover) it is
+   * captured at once; without (the periodic ones) only references to the
+   * actors' snapshots are taken now and the rest is done in slices, so input
+   * is never held up for long (see captureInSlices).
+   */
   async snapshotNow(withHash = true): Promise<ShardSnapshot | undefined> {
     if (this.snapshots === undefined) return undefined;
     this.snapshotInProgress = true;
     try {
-      const snapshot = this.capture(withHash);
+      const snapshot = withHash ? this.capture(true) : await this.captureInSlices();
       this.recordsSinceSnapshot = 0;
       await this.whenDurable(snapshot.offset);
       await this.snapshots.save(snapshot);
@@ -740,6 +750,24 @@ export class Shard<I, E> {
     const behaviourState = this.behaviour.saveState();
     const snapshot: ShardSnapshot = { shardId: this.shardId, offset: this.nextOffset - 1, atMs: this.timeMs, actors, behaviourState };
     return withHash ? { ...snapshot, stateHash: this.stateHash() } : snapshot;
+  }
+
+  /**
+   * What capture(false) returns at this moment, without holding the loop for
+   * it: the offset, time, behaviour state and a reference to every actor's
+   * snapshot are taken now (one pass over the actors, no copying of their
+   * state); sorting by id and persisting each actor follow in slices while
+   * input goes on. Correct because snapshots are immutable (ActorHost).
+   */
+  async captureInSlices(slicer: Slicer = new Slicer()): Promise<ShardSnapshot> {
+    const shardId = this.shardId;
+    const offset = this.nextOffset - 1;
+    const atMs = this.timeMs;
+    const held = this.host.currentSnapshots();
+    const behaviourState = this.behaviour.saveState();
+    const sorted = await sortInSlices(held, byActorId, slicer);
+    const actors = await mapInSlices(sorted, persistHeld, slicer);
+    return { shardId, offset, atMs, actors, behaviourState };
   }
 
   /** Resolves once the journal is durable up to `offset` (rejects if the shard fails first). */

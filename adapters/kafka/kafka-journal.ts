@@ -1,6 +1,7 @@
 import kafkajs, { type Producer, type Transaction } from 'kafkajs';
 import { decodeRecord, decodeEntry, EntryEncoder, type EncodedEntry, ChainHasher } from '../../runtime/journal-entry.js';
 import type { Journal, JournalRecord } from '../../runtime/journal.js';
+import { jsonInSlices } from '../../runtime/sliced-work.js';
 import type { ShardSnapshot } from '../../runtime/snapshot-store.js';
 import { classifyJournalMessage, WRITER_HEADER } from './journal-message.js';
 import type { ReadMessage, TopicReader } from './topic-reader.js';
@@ -297,9 +298,12 @@ export class KafkaJournal implements Journal {
   }
 
   /** Stores a snapshot in the compacted topic, with the chain head at its offset, in a transaction of this shard's producer. */
-  saveSnapshot(snapshot: ShardSnapshot): Promise<void> {
-    if (this.broken !== undefined) return Promise.reject(this.broken);
-    return this.exclusive('snapshot save', async (tx) => {
+  async saveSnapshot(snapshot: ShardSnapshot): Promise<void> {
+    if (this.broken !== undefined) throw this.broken;
+    // Encoded before taking the producer, a slice at a time: JSON.stringify of a large region's
+    // actors at once held input up for tens of milliseconds, and appends must not wait behind it.
+    const json = (await jsonInSlices(snapshot)) as string;
+    await this.exclusive('snapshot save', async (tx) => {
       // Checked in turn (after any append in flight): a snapshot past the journal would make
       // recovery believe in records that are not there.
       if (snapshot.offset >= this.next) {
@@ -309,9 +313,10 @@ export class KafkaJournal implements Journal {
       if (chainHead === undefined) {
         throw new Error(`snapshot of '${this.shardId}' at offset ${snapshot.offset} is older than the journal held in memory (from ${this.base}): its chain head is not known here`);
       }
-      const value = JSON.stringify({ ...snapshot, journalKafkaOffset: this.kafkaOffsetAfter(snapshot.offset), chainHead });
+      // The snapshot's JSON object (encoded above) with the two members only known here added at its end.
+      const value = `${json.slice(0, -1)},"journalKafkaOffset":${this.kafkaOffsetAfter(snapshot.offset)},"chainHead":${JSON.stringify(chainHead)}}`;
       await tx.send({ topic: this.snapshotsTopic, acks: -1, compression: CompressionTypes.GZIP, messages: [{ key: this.shardId, value, partition: 0 }] });
-    }).then(() => undefined);
+    });
   }
 
   /** Drops from memory the messages whose records are all <= offset. */

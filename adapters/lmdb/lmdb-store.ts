@@ -4,7 +4,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { ArcError, ErrorCodes } from '../../runtime/errors.js';
 import type { Journal, JournalRecord, JournalStore } from '../../runtime/journal.js';
 import { ChainHasher, decodeRecord, ENTRY_FORMAT, EntryEncoder, genesisHead, parseEntryHeader, type EncodedEntry, type EntryHeader } from '../../runtime/journal-entry.js';
-import type { ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
+import { jsonInSlices, Slicer } from '../../runtime/sliced-work.js';
+import type { PersistedActor, ShardSnapshot, SnapshotStore } from '../../runtime/snapshot-store.js';
 import { assertDataKey, lmdbFileEncrypted, lmdbPageKey, matchesKeyCheck, writeKeyCheck } from './data-key.js';
 
 /**
@@ -76,6 +77,15 @@ function decodeEntry(value: unknown, shardId: string, key: number): { header: En
   return { header, lines };
 }
 
+/** Actors per stored snapshot part: encoding one (~110 KB) takes about a millisecond. */
+const SNAPSHOT_PART_ACTORS = 256;
+
+/**
+ * A snapshot as stored: its actors in `actorParts` parts of their own and its
+ * behaviour state as JSON text (both absent: inline, the format before parts).
+ */
+type StoredSnapshotHead = ShardSnapshot & { readonly actorParts?: number; readonly behaviourStateJson?: string };
+
 export class LmdbStore implements JournalStore, SnapshotStore {
   static readonly fileName = 'arcnet.mdb';
 
@@ -89,8 +99,10 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   readonly encrypted: boolean;
   private readonly root: RootDatabase;
   private readonly journals = new Map<string, LmdbJournal>();
-  private readonly snapshotDb: Database<ShardSnapshot, [string, number]>;
+  private readonly snapshotDb: Database<StoredSnapshotHead, [string, number]>;
   private readonly anchorDb: Database<string, [string, number]>;
+  /** The actors of a snapshot saved in parts, keyed [shardId, offset, part] (see save). */
+  private readonly snapshotPartDb: Database<PersistedActor[], [string, number, number]>;
   private readonly metaDb: Database<unknown, string>;
   private readonly keepSnapshots: number;
   private readonly readOnly: boolean;
@@ -130,8 +142,9 @@ export class LmdbStore implements JournalStore, SnapshotStore {
     });
     try {
       this.metaDb = this.openMeta(isNew);
-      this.snapshotDb = this.root.openDB<ShardSnapshot, [string, number]>({ name: 'snapshots' });
+      this.snapshotDb = this.root.openDB<StoredSnapshotHead, [string, number]>({ name: 'snapshots' });
       this.anchorDb = this.root.openDB<string, [string, number]>({ name: 'chain-anchors', encoding: 'string' });
+      this.snapshotPartDb = this.root.openDB<PersistedActor[], [string, number, number]>({ name: 'snapshot-parts' });
     } catch (error) {
       // Close now: lmdb-js shares an open environment by path, so a later open with the right key would get this one.
       void this.root.close().catch(() => undefined);
@@ -205,16 +218,54 @@ export class LmdbStore implements JournalStore, SnapshotStore {
     await this.metaDb.put(key, value);
   }
 
+  /**
+   * Stores a snapshot. A large one is stored in parts of SNAPSHOT_PART_ACTORS
+   * actors, each encoded in its own turn of the loop: encoding is synchronous
+   * and a 10,000-node snapshot encoded at once held input up for tens of
+   * milliseconds. The parts are written first and the snapshot's head (the
+   * snapshot without its actors, with their part count) last, in order, so a
+   * head is never visible without its parts; parts a crash left without a head
+   * are removed by the next save.
+   */
   async save(snapshot: ShardSnapshot): Promise<void> {
     const key: [string, number] = [snapshot.shardId, snapshot.offset];
     const head = this.chainHeadAt(snapshot.shardId, snapshot.offset);
-    // Issued together, the two puts land in the same LMDB transaction.
-    await Promise.all([this.snapshotDb.put(key, snapshot), head === undefined ? undefined : this.anchorDb.put(key, head)]);
+    this.removeOrphanParts(snapshot.shardId);
+    const writes: Promise<unknown>[] = [];
+    const slicer = new Slicer();
+    const parts = Math.ceil(snapshot.actors.length / SNAPSHOT_PART_ACTORS);
+    for (let part = 0; part < parts; part++) {
+      const actors = snapshot.actors.slice(part * SNAPSHOT_PART_ACTORS, (part + 1) * SNAPSHOT_PART_ACTORS);
+      writes.push(this.snapshotPartDb.put([snapshot.shardId, snapshot.offset, part], actors));
+      // A part is encoded synchronously by put(): let input in between parts once the slice is spent.
+      if (slicer.spent()) await slicer.pause();
+    }
+    // The behaviour's state (a region's remembered request ids: thousands) goes as JSON text, built in slices too.
+    const behaviourStateJson = (await jsonInSlices(snapshot.behaviourState, slicer)) ?? 'null';
+    const stored: StoredSnapshotHead = { ...snapshot, actors: [], behaviourState: null, actorParts: parts, behaviourStateJson };
+    // Issued together, the two puts land in the same LMDB transaction (after the parts: writes commit in order).
+    writes.push(this.snapshotDb.put(key, stored), head === undefined ? Promise.resolve() : this.anchorDb.put(key, head));
+    await Promise.all(writes);
     const offsets = this.offsets(snapshot.shardId);
     const excess = offsets.length - this.keepSnapshots;
-    for (let i = 0; i < excess; i++) {
-      const old: [string, number] = [snapshot.shardId, offsets[i] as number];
-      await Promise.all([this.snapshotDb.remove(old), this.anchorDb.remove(old)]);
+    for (let i = 0; i < excess; i++) await this.removeSnapshot(snapshot.shardId, offsets[i] as number);
+  }
+
+  private async removeSnapshot(shardId: string, offset: number): Promise<void> {
+    const key: [string, number] = [shardId, offset];
+    const removals: Promise<unknown>[] = [this.snapshotDb.remove(key), this.anchorDb.remove(key)];
+    for (const partKey of this.snapshotPartDb.getKeys({ start: [shardId, offset, -1], end: [shardId, offset, Number.MAX_SAFE_INTEGER] })) {
+      removals.push(this.snapshotPartDb.remove(partKey));
+    }
+    await Promise.all(removals);
+  }
+
+  /** Parts whose head never landed (the process stopped between them): nothing reads them. */
+  private removeOrphanParts(shardId: string): void {
+    if (this.readOnly) return;
+    for (const [, offset, part] of this.snapshotPartDb.getKeys({ start: [shardId, -2, -1], end: [shardId, Number.MAX_SAFE_INTEGER, 0] })) {
+      if (this.snapshotDb.doesExist([shardId, offset])) continue;
+      void this.snapshotPartDb.remove([shardId, offset, part]);
     }
   }
 
@@ -227,9 +278,28 @@ export class LmdbStore implements JournalStore, SnapshotStore {
 
   latest(shardId: string, maxOffset = Number.MAX_SAFE_INTEGER): ShardSnapshot | undefined {
     for (const { value } of this.snapshotDb.getRange({ start: [shardId, maxOffset], end: [shardId, -2], reverse: true, limit: 1 })) {
-      return value;
+      return this.withActors(value);
     }
     return undefined;
+  }
+
+  /** A stored snapshot whole: its actors from its parts (or inline, as snapshots were stored before parts). */
+  private withActors(stored: StoredSnapshotHead): ShardSnapshot {
+    if (stored.actorParts === undefined) return stored;
+    const { actorParts, behaviourStateJson, ...head } = stored;
+    const snapshot: ShardSnapshot = { ...head, behaviourState: behaviourStateJson === undefined ? head.behaviourState : JSON.parse(behaviourStateJson) };
+    const actors: PersistedActor[] = [];
+    for (let part = 0; part < actorParts; part++) {
+      const slice = this.snapshotPartDb.get([snapshot.shardId, snapshot.offset, part]);
+      if (slice === undefined) {
+        throw new ArcError(ErrorCodes.JOURNAL_TAMPERED, `snapshot of shard ${snapshot.shardId} at offset ${snapshot.offset} lacks part ${part} of ${actorParts}: the store was altered`, {
+          shardId: snapshot.shardId,
+          offset: snapshot.offset,
+        });
+      }
+      for (const actor of slice) actors.push(actor);
+    }
+    return { ...snapshot, actors };
   }
 
   offsets(shardId: string): number[] {
