@@ -38,6 +38,10 @@ export const deadLetterHeaders = {
   sourcePartition: 'x-source-partition',
   sourceOffset: 'x-source-offset',
   wireKind: 'x-wire-kind',
+  /** The consumer group that refused it: deployments sharing a cluster tell their own refusals apart. */
+  refusedBy: 'x-refused-by',
+  /** The geozone the source partition stands for in that group's geozone list. */
+  sourceGeozone: 'x-source-geozone',
 } as const;
 
 export const POISON_EVENT_MESSAGE = 'poison message';
@@ -53,6 +57,8 @@ export interface PoisonMessage {
   readonly message: KafkaMessage;
   /** Why it was refused (an ArcError's code goes on the dead letter). */
   readonly error: unknown;
+  /** The consumer group that read and refused it. */
+  readonly refusedBy?: string;
 }
 
 export interface DeadLetterTopics {
@@ -62,7 +68,7 @@ export interface DeadLetterTopics {
 
 /** The dead letter and its system event, as one batch for Producer.sendBatch. */
 export function deadLetterBatch(poison: PoisonMessage, topics: DeadLetterTopics, timestampMs: number): TopicMessages[] {
-  const { kind, topic, partition, geozone, message, error } = poison;
+  const { kind, topic, partition, geozone, message, error, refusedBy } = poison;
   const code: ErrorCode = error instanceof ArcError ? error.code : ErrorCodes.INVARIANT;
   const reason = (error instanceof Error ? error.message : String(error)).slice(0, MAX_ERROR_MESSAGE_CHARS);
   const headers: IHeaders = {
@@ -73,6 +79,8 @@ export function deadLetterBatch(poison: PoisonMessage, topics: DeadLetterTopics,
     [deadLetterHeaders.sourcePartition]: String(partition),
     [deadLetterHeaders.sourceOffset]: message.offset,
     [deadLetterHeaders.wireKind]: kind,
+    [deadLetterHeaders.sourceGeozone]: geozone,
+    ...(refusedBy === undefined ? {} : { [deadLetterHeaders.refusedBy]: refusedBy }),
   };
   const event: SystemEventV1 = systemEventSchema.parse({
     severity: 'warn',

@@ -195,7 +195,7 @@ export async function startGeozoneConsumer(options: GeozoneConsumerOptions): Pro
       options.verifyInput?.(input, { topic, key: message.key, value: message.value, headers: message.headers }, geozone);
       return input;
     } catch (error) {
-      return writeDeadLetter(producer, { kind, topic, partition, geozone, message, error }, { deadLetter: options.deadLetterTopic, system: options.systemTopic }, nowMs()).then(
+      return writeDeadLetter(producer, { kind, topic, partition, geozone, message, error, refusedBy: options.groupId }, { deadLetter: options.deadLetterTopic, system: options.systemTopic }, nowMs()).then(
         () => {
           counters.deadLettered++;
           return undefined;

@@ -226,6 +226,8 @@ kafkaTest('startGeozoneConsumer: poison messages of every kind on every input to
         t.is(d.headers[deadLetterHeaders.code], p.code, `${p.name}: x-error-code`);
         t.true((d.headers[deadLetterHeaders.message] ?? '').length > 0, `${p.name}: x-error-message`);
         t.is(d.headers[deadLetterHeaders.wireKind], p.kind, `${p.name}: x-wire-kind`);
+        t.is(d.headers[deadLetterHeaders.refusedBy], `dead-letter-${run}`, `${p.name}: x-refused-by names the group`);
+        t.is(d.headers[deadLetterHeaders.sourceGeozone], GEOZONES[p.partition], `${p.name}: x-source-geozone`);
         for (const [name, value] of Object.entries(p.headers)) t.is(d.headers[name], value, `${p.name}: its own header ${name} kept`);
         t.is(d.key, p.key, `${p.name}: key kept`);
         t.is(d.value === null ? null : d.value.toString('utf8'), p.value, `${p.name}: value kept byte for byte`);
