@@ -50,6 +50,8 @@ export function startKafkaTrainingEdge(options: {
   ssl?: ConnectionOptions | undefined;
   clientId: string;
   deadLetterTopic: string;
+  /** The region group's id, named on its dead letters (x-refused-by) like the geozone consumer's. */
+  refusedBy: string;
   federation: readonly string[];
   owned: () => readonly string[];
   handle: KafkaTrainingIngress;
@@ -109,6 +111,7 @@ export function startKafkaTrainingEdge(options: {
             [deadLetterHeaders.sourcePartition]: String(partition),
             [deadLetterHeaders.sourceOffset]: message.offset,
             [deadLetterHeaders.wireKind]: topic === trainingTopics.scheduler ? 'FederatedTask' : 'TrainingUpdate',
+            [deadLetterHeaders.refusedBy]: options.refusedBy,
           },
         },
       ],

@@ -261,6 +261,7 @@ export async function createRegionProcess(options: RegionProcessOptions): Promis
           ssl: options.journal.ssl,
           clientId: options.journal.clientId ?? `arcnet-region-${process.pid}`,
           deadLetterTopic: 'arc.deadletter',
+          refusedBy: options.journal.groupId,
           federation: options.geozones,
           owned: () => owner.owned().map((o) => o.geozone),
           // Scoped to the geozones owned here: a task for another geozone is passed over, not judged here.
