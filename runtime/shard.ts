@@ -95,7 +95,8 @@ function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
  * metrics, checkers). A step's records reach observers together once the step is
  * kept, never those of a refused one; so an observer reads the state a record
  * speaks of from the records, not from the live actors, which may have moved on
- * within the same step.
+ * within the same step. In fast recovery (skipEphemeral) a record whose actor
+ * was not run at that point comes with no snapshot.
  */
 export type RecordObserver = (record: JournalRecord, snapshot: AnyMachineSnapshot | undefined) => void;
 
