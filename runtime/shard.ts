@@ -5,8 +5,8 @@ import { CanonicalHasher } from './canonical.js';
 import type { Scheduler } from './clock.js';
 import { ArcError, ErrorCodes, invariant, type ErrorCode } from './errors.js';
 import { SHARD_ACTOR_ID, SPAWN_EVENT, type Journal, type JournalEvent, type JournalRecord } from './journal.js';
-import type { ShardSnapshot, SnapshotStore } from './snapshot-store.js';
 import { PendingLives } from './pending-lives.js';
+import type { ShardSnapshot, SnapshotStore } from './snapshot-store.js';
 import { TimerWheel } from './timers.js';
 
 /**
