@@ -5,6 +5,7 @@ import { CanonicalHasher } from './canonical.js';
 import type { Scheduler } from './clock.js';
 import { ArcError, ErrorCodes, invariant, type ErrorCode } from './errors.js';
 import { SHARD_ACTOR_ID, SPAWN_EVENT, type Journal, type JournalEvent, type JournalRecord } from './journal.js';
+import { PendingLives } from './pending-lives.js';
 import type { ShardSnapshot, SnapshotStore } from './snapshot-store.js';
 import { mapInSlices, Slicer, sortInSlices } from './sliced-work.js';
 import { TimerWheel } from './timers.js';
@@ -42,7 +43,11 @@ export interface ShardBehaviour<I, E> {
   /**
    * Called after every applied record, live, in replay and on restore (snapshot
    * undefined when the actor was removed), so indexes derived from actors stay
-   * exact however the state was reached.
+   * exact however the state was reached. Fast recovery (skipEphemeral) calls it
+   * once per actor alive at the end, with its final snapshot, after the whole
+   * tail (ends still come in journal order, possibly for actors it was never
+   * told of): so what it derives must depend on each actor's latest snapshot and
+   * the order of ends only, never on intermediate states or the order of changes.
    */
   onActorChanged(actorId: string, kind: string, snapshot: AnyMachineSnapshot | undefined, atMs: number): void;
   /** After recovery: effects owed from before the restart (e.g. unacknowledged hand-offs) may be emitted again. */
@@ -70,11 +75,13 @@ export interface ShardBehaviour<I, E> {
 const finalStatesCache = new WeakMap<ActorKind, ReadonlySet<string>>();
 
 /**
- * Journal records recovery keeps in memory between its two passes over the tail
- * (finding the lives to skip, then applying); a longer tail is read twice instead.
- * About 100 MB of decoded records at this bound.
+ * Records of actors spawned in a recovered tail held back until their lives end
+ * (PendingLives): per life, and in all. Reservations have a handful of records;
+ * the bound in all is the requests in flight when the journal ends, about 50 MB
+ * of decoded records at most.
  */
-const MAX_BUFFERED_TAIL_RECORDS = 250_000;
+const MAX_PENDING_RECORDS_PER_LIFE = 64;
+const MAX_PENDING_RECORDS = 100_000;
 
 /** Names of a kind's top-level final states (reaching one ends the actor). */
 function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
@@ -92,7 +99,8 @@ function topLevelFinalStates(kind: ActorKind): ReadonlySet<string> {
  * metrics, checkers). A step's records reach observers together once the step is
  * kept, never those of a refused one; so an observer reads the state a record
  * speaks of from the records, not from the live actors, which may have moved on
- * within the same step.
+ * within the same step. In fast recovery (skipEphemeral) a record whose actor
+ * was not run at that point comes with no snapshot.
  */
 export type RecordObserver = (record: JournalRecord, snapshot: AnyMachineSnapshot | undefined) => void;
 
@@ -257,39 +265,32 @@ export class Shard<I, E> {
    * Rebuilds state: the latest snapshot (unless `useSnapshot` is false) and then
    * every journal record after it, checking each record's recorded state.
    *
-   * With `skipEphemeral`, actors born and ended within the replayed tail (most
-   * reservations) are not re-run through their machine: the journal already says
-   * how they ended, and the state after recovery does not contain them. Their
-   * records still advance offsets and time and reach observers, and their end
-   * reaches the behaviour, so the rebuilt state is the same; only the per-record
-   * state check is skipped for them. `arcnet replay` runs without it and checks all.
+   * With `skipEphemeral` (what a restart does), recovery takes two shortcuts that
+   * leave the same state:
+   * - actors born and ended within the replayed tail (most reservations) are not
+   *   re-run through their machine: the journal already says how they ended, and
+   *   the state after recovery does not contain them. Their records still advance
+   *   offsets and time and reach observers, and their end reaches the behaviour.
+   *   Only the per-record state check is skipped for them.
+   * - the behaviour and the timer wheel hear of each actor that is alive after
+   *   recovery once, with its final snapshot, instead of after every record
+   *   (ends still reach the behaviour in journal order). Observers get no
+   *   snapshot for records that were not run, or not run at that point.
+   * `arcnet replay` runs without it, record by record, and checks all.
    */
   recover(useSnapshot = true, options: { skipEphemeral?: boolean } = {}): { fromSnapshotOffset: number; replayed: number; skipped: number } {
     invariant(this.host.size === 0 && this.nextOffset === 0, 'recover() runs once, on a fresh shard');
+    const fast = options.skipEphemeral === true;
+    /** Actors alive and changed, told to the behaviour and timer wheel once at the end (fast recovery) → the time of their last change. */
+    const changed = fast ? new Map<string, number>() : undefined;
     let fromOffset = 0;
     const snapshot = useSnapshot ? this.snapshots?.latest(this.shardId) : undefined;
     if (snapshot !== undefined) {
-      this.restoreSnapshot(snapshot);
+      this.restoreSnapshot(snapshot, changed);
       fromOffset = snapshot.offset + 1;
     }
-    const scan = options.skipEphemeral === true ? this.ephemeralLives(fromOffset) : undefined;
-    const lives = scan?.lives ?? new Map<number, number>();
-    /** Actor id → offset of the record that ends the life being skipped. */
-    const skipping = new Map<string, number>();
-    let replayed = 0;
-    let skipped = 0;
-    for (const record of scan?.tail ?? this.journal.read(fromOffset)) {
-      replayed++;
-      const lifeEnd = record.event.type === SPAWN_EVENT ? lives.get(record.offset) : skipping.get(record.actorId);
-      if (lifeEnd === undefined) {
-        this.replayRecord(record);
-        continue;
-      }
-      skipping.set(record.actorId, lifeEnd);
-      this.skipRecord(record, record.offset === lifeEnd);
-      if (record.offset === lifeEnd) skipping.delete(record.actorId);
-      skipped++;
-    }
+    const { replayed, skipped } = changed === undefined ? this.replayTail(fromOffset) : this.recoverTail(fromOffset, changed);
+    if (changed !== undefined) this.announce(changed);
     const expectedNext = this.journal.nextOffset();
     invariant(this.nextOffset === expectedNext, 'journal offsets are not contiguous', {
       shard: this.shardId,
@@ -305,58 +306,90 @@ export class Shard<I, E> {
     return { fromSnapshotOffset: snapshot?.offset ?? -1, replayed, skipped };
   }
 
-  /**
-   * Lives of actors spawned and finished within the journal from `fromOffset` on:
-   * spawn offset → offset of the record that ended it. Keyed by life, not by id,
-   * because an id may be used again later (a request id after its retention).
-   */
-  private ephemeralLives(fromOffset: number): { lives: Map<number, number>; tail: JournalRecord[] | undefined } {
-    const spawnedAt = new Map<string, number>();
-    const lives = new Map<number, number>();
-    // The records read here are kept for the pass that applies them (reading and decoding
-    // the tail twice was a third of recovery), unless the tail is longer than the limit.
-    let tail: JournalRecord[] | undefined = [];
+  /** Every record of the tail, run and checked one by one. */
+  private replayTail(fromOffset: number): { replayed: number; skipped: number } {
+    let replayed = 0;
     for (const record of this.journal.read(fromOffset)) {
-      if (tail !== undefined) {
-        if (tail.length < MAX_BUFFERED_TAIL_RECORDS) tail.push(record);
-        else tail = undefined;
-      }
-      if (record.actorId === SHARD_ACTOR_ID) continue;
-      if (record.event.type === SPAWN_EVENT) {
-        spawnedAt.set(record.actorId, record.offset);
+      replayed++;
+      this.replayRecord(record);
+    }
+    return { replayed, skipped: 0 };
+  }
+
+  /**
+   * The tail in one streaming pass. Records of an actor spawned in the tail are
+   * held (PendingLives) until its life ends (they are dropped unrun) or the tail
+   * does (they are run then): independent actors, so only each actor's own order
+   * matters. Every other record is run and checked in journal order.
+   */
+  private recoverTail(fromOffset: number, changed: Map<string, number>): { replayed: number; skipped: number } {
+    const pending = new PendingLives(MAX_PENDING_RECORDS_PER_LIFE, MAX_PENDING_RECORDS);
+    let replayed = 0;
+    let skipped = 0;
+    for (const record of this.journal.read(fromOffset)) {
+      replayed++;
+      this.advancePast(record);
+      if (record.actorId === SHARD_ACTOR_ID) {
+        this.behaviour.applyNote(record);
+        this.notify(record, undefined);
         continue;
       }
-      const spawn = spawnedAt.get(record.actorId);
-      if (spawn !== undefined && topLevelFinalStates(this.host.kind(record.kind)).has(record.state)) {
-        lives.set(spawn, record.offset);
-        spawnedAt.delete(record.actorId);
+      if (!pending.has(record.actorId) && !(record.event.type === SPAWN_EVENT && !this.host.has(record.actorId))) {
+        this.notify(record, this.runRecorded(record, changed));
+        continue;
       }
-    }
-    return { lives, tail };
-  }
-
-  private skipRecord(record: JournalRecord, endsLife: boolean): void {
-    if (record.offset !== this.nextOffset) {
-      throw new ArcError(ErrorCodes.REPLAY_DIVERGED, `journal of '${this.shardId}' skips from ${this.nextOffset} to ${record.offset}`);
-    }
-    if (record.atMs > this.timeMs) this.timeMs = record.atMs;
-    this.nextOffset++;
-    if (endsLife) this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
-    this.notify(record, undefined);
-  }
-
-  /** Applies one record read from a journal, as replay and recovery do. */
-  replayRecord(record: JournalRecord): void {
-    if (record.offset !== this.nextOffset) {
-      throw new ArcError(ErrorCodes.REPLAY_DIVERGED, `journal of '${this.shardId}' skips from ${this.nextOffset} to ${record.offset}`);
-    }
-    if (record.atMs > this.timeMs) this.timeMs = record.atMs;
-    this.nextOffset++;
-    if (record.actorId === SHARD_ACTOR_ID) {
-      this.behaviour.applyNote(record);
       this.notify(record, undefined);
-      return;
+      if (topLevelFinalStates(this.host.kind(record.kind)).has(record.state)) {
+        // The life ends here: nothing of it stays, but the behaviour hears of the end in journal order.
+        skipped += pending.end(record.actorId) + 1;
+        this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
+        continue;
+      }
+      for (const released of pending.hold(record) ?? []) this.runRecorded(released, changed);
     }
+    for (const released of pending.drain()) this.runRecorded(released, changed);
+    return { replayed, skipped };
+  }
+
+  /** Checks a record's offset is the next one and moves offsets and time past it. */
+  private advancePast(record: JournalRecord): void {
+    if (record.offset !== this.nextOffset) {
+      throw new ArcError(ErrorCodes.REPLAY_DIVERGED, `journal of '${this.shardId}' skips from ${this.nextOffset} to ${record.offset}`);
+    }
+    if (record.atMs > this.timeMs) this.timeMs = record.atMs;
+    this.nextOffset++;
+  }
+
+  /**
+   * Runs one actor record through its machine and checks the state it reaches
+   * (fast recovery): an end reaches the behaviour now, any other change is
+   * noted in `changed` and announced once at the end.
+   */
+  private runRecorded(record: JournalRecord, changed: Map<string, number>): AnyMachineSnapshot {
+    const snapshot = this.runChecked(record);
+    if (snapshot.status !== 'active') {
+      changed.delete(record.actorId);
+      this.host.remove(record.actorId);
+      this.timers.set(record.actorId, undefined);
+      this.behaviour.onActorChanged(record.actorId, record.kind, undefined, this.timeMs);
+    } else {
+      changed.set(record.actorId, record.atMs);
+    }
+    return snapshot;
+  }
+
+  /** Tells the behaviour and the timer wheel of each actor changed during fast recovery, once, with its final snapshot. */
+  private announce(changed: Map<string, number>): void {
+    for (const [actorId, atMs] of changed) {
+      const snapshot = this.host.snapshot(actorId) as AnyMachineSnapshot;
+      const kind = this.host.kindOf(actorId) as ActorKind;
+      this.timers.set(actorId, kind.deadlineOf(snapshot));
+      this.behaviour.onActorChanged(actorId, kind.name, snapshot, atMs);
+    }
+  }
+
+  /** Spawns or sends what the record says and checks the state reached against the recorded one. */
+  private runChecked(record: JournalRecord): AnyMachineSnapshot {
     const snapshot =
       record.event.type === SPAWN_EVENT
         ? this.host.spawn(record.kind, record.actorId, record.event['input'])
@@ -368,11 +401,24 @@ export class Shard<I, E> {
         event: record.event.type,
       });
     }
+    return snapshot;
+  }
+
+  /** Applies one record read from a journal, as replay and recovery do. */
+  replayRecord(record: JournalRecord): void {
+    this.advancePast(record);
+    if (record.actorId === SHARD_ACTOR_ID) {
+      this.behaviour.applyNote(record);
+      this.notify(record, undefined);
+      return;
+    }
+    const snapshot = this.runChecked(record);
     this.afterChange(record.actorId, record.kind, snapshot);
     this.notify(record, snapshot);
   }
 
-  private restoreSnapshot(snapshot: ShardSnapshot): void {
+  /** Restores the snapshot's actors; with `changed` (fast recovery) the behaviour and timers hear of them once recovery ends. */
+  private restoreSnapshot(snapshot: ShardSnapshot, changed: Map<string, number> | undefined): void {
     // Actors come back in the snapshot's canonical id order, not the live shard's order of
     // arrival. So no iteration order over actors, or over what a behaviour derives from them,
     // may reach a record or an effect: each such place orders explicitly (the timer wheel by
@@ -381,7 +427,8 @@ export class Shard<I, E> {
     // depend on history, and would still not cover sets whose members leave and come back.
     for (const persisted of snapshot.actors) {
       const restored = this.host.restore(persisted);
-      this.afterChange(persisted.id, persisted.kind, restored);
+      if (changed !== undefined && restored.status === 'active') changed.set(persisted.id, snapshot.atMs);
+      else this.afterChange(persisted.id, persisted.kind, restored);
     }
     this.behaviour.loadState(snapshot.behaviourState);
     this.timeMs = snapshot.atMs;
