@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { monotonicNowMs } from '../runtime/clock.js';
 
 /** Percentile (0..100) of unsorted samples, nearest-rank. */
@@ -98,4 +99,27 @@ export function gc(): void {
 export function heapUsed(): number {
   gc();
   return process.memoryUsage().heapUsed;
+}
+
+/**
+ * Resident memory split as Linux counts it (/proc/self/status, MB): anonymous
+ * pages (the heap and every other private allocation: the process's own memory)
+ * and file-backed ones (mapped files: LMDB's journal file, whose pages a writing
+ * process touches and the kernel may drop at any time). Undefined off Linux.
+ */
+export function residentSplitMb(): { anonMb: number; fileMb: number } | undefined {
+  let status: string;
+  try {
+    status = readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = (field: string): number | undefined => {
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status);
+    return match === null ? undefined : Number(match[1]);
+  };
+  const anon = kb('RssAnon');
+  const file = kb('RssFile');
+  if (anon === undefined || file === undefined) return undefined;
+  return { anonMb: Math.round(anon / 1024), fileMb: Math.round(file / 1024) };
 }

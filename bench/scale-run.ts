@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import type { Region } from '../actors/region.js';
 import { monotonicNowMs } from '../runtime/clock.js';
 import { runSimulation } from '../simulations/run-simulation.js';
-import { percentile, round } from './measure.js';
+import { percentile, residentSplitMb, round } from './measure.js';
 
 /**
  * One simulation in a process of its own, for the scale and soak benchmarks: a
@@ -50,6 +50,9 @@ export interface ScaleSample {
   /** Whole inference inputs in the shard (spawn, route, the node's and the reservation's steps, effects), journal not included. */
   readonly inferenceP99Us: number;
   readonly rssMb: number;
+  /** Of rssMb: the process's own (anonymous) pages and mapped file pages (the LMDB journal), where the OS says. */
+  readonly rssAnonMb?: number;
+  readonly rssFileMb?: number;
   readonly heapUsedMb: number;
 }
 
@@ -130,6 +133,7 @@ export async function scaleRun(spec: ScaleRunSpec, print: (line: ScaleSample | S
       const route = decisions.take();
       const inference = inferences.take();
       const memory = process.memoryUsage();
+      const split = residentSplitMb();
       const cpu = process.cpuUsage(last.cpu);
       const cpuSec = (cpu.user + cpu.system) / 1e6;
       print({
@@ -145,6 +149,7 @@ export async function scaleRun(spec: ScaleRunSpec, print: (line: ScaleSample | S
         routeP99Us: route.p99,
         inferenceP99Us: inference.p99,
         rssMb: Math.round(memory.rss / MB),
+        ...(split === undefined ? {} : { rssAnonMb: split.anonMb, rssFileMb: split.fileMb }),
         heapUsedMb: Math.round(memory.heapUsed / MB),
       });
       last = { wallMs: now, events: stats.events, fraction, cpu: process.cpuUsage() };

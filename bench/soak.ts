@@ -20,6 +20,9 @@ export interface SoakMinute {
   readonly routeP99Us: number;
   readonly inferenceP99Us: number;
   readonly rssMb: number;
+  /** Of rssMb: the process's own pages, and the mapped journal file's (see residentSplitMb). */
+  readonly rssAnonMb?: number;
+  readonly rssFileMb?: number;
   readonly heapUsedMb: number;
 }
 
@@ -49,6 +52,7 @@ export async function soakBench(dir: string, minutes: number, emitMinute: (line:
       routeP99Us: Math.max(...bucket.map((s) => s.routeP99Us)),
       inferenceP99Us: Math.max(...bucket.map((s) => s.inferenceP99Us)),
       rssMb: lastSample.rssMb,
+      ...(lastSample.rssAnonMb === undefined ? {} : { rssAnonMb: lastSample.rssAnonMb, rssFileMb: lastSample.rssFileMb }),
       heapUsedMb: lastSample.heapUsedMb,
     };
     lines.push(line);
@@ -91,6 +95,12 @@ export async function soakBench(dir: string, minutes: number, emitMinute: (line:
       baseline: { what: `resident memory after minute ${first.minute}, the first past the warm-up`, value: first.rssMb },
       goal: 'ratio ~1 (no growth), <= 1024 MB',
       extra: {
+        // Resident memory counts the journal file's mapped pages, which grow as it is written: the anonymous
+        // part is the process's own memory, where a leak would show.
+        rssAnonMbFirst: first.rssAnonMb,
+        rssAnonMbLast: last.rssAnonMb,
+        rssFileMbFirst: first.rssFileMb,
+        rssFileMbLast: last.rssFileMb,
         heapUsedMbFirst: first.heapUsedMb,
         heapUsedMbLast: last.heapUsedMb,
         simMsReached: last.simMs,
