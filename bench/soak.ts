@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { figure, median, type Figure } from './measure.js';
-import { runScaleChild } from './scale.js';
+import { LARGE_FLEET_HEAP_LIMIT_MB, runScaleChild } from './scale.js';
 import type { ScaleSample } from './scale-run.js';
 
 /**
@@ -79,6 +79,7 @@ export async function soakBench(dir: string, minutes: number, emitMinute: (line:
         minute++;
       }
     },
+    LARGE_FLEET_HEAP_LIMIT_MB,
   );
   flush();
   // Growth: resident memory at the end against the first minute that ends after the warm-up (the whole
@@ -101,6 +102,7 @@ export async function soakBench(dir: string, minutes: number, emitMinute: (line:
         rssAnonMbLast: last.rssAnonMb,
         rssFileMbFirst: first.rssFileMb,
         rssFileMbLast: last.rssFileMb,
+        heapLimitMb: LARGE_FLEET_HEAP_LIMIT_MB,
         heapUsedMbFirst: first.heapUsedMb,
         heapUsedMbLast: last.heapUsedMb,
         simMsReached: last.simMs,
