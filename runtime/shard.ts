@@ -109,14 +109,24 @@ export interface ShardLimits {
   readonly maxBatchRecords: number;
   /** Records not yet durable plus effects not yet released; beyond it, input is refused (ARC_ERR_OVERLOADED). */
   readonly maxInFlight: number;
-  /** A snapshot is taken after this many records since the last one. */
+  /** A snapshot is taken after at most this many records since the last one. */
   readonly snapshotEveryRecords: number;
+  /**
+   * ...and sooner in a small shard: after max(snapshotMinRecords, snapshotRecordsPerActor x actors)
+   * records when that is fewer. A snapshot costs about its actors, a recovery about the records after
+   * it: ten records per actor keeps snapshots to a small share of the work while the tail a restart
+   * replays stays near a second's worth (a 10,000-node region: every 100,000 records).
+   */
+  readonly snapshotMinRecords: number;
+  readonly snapshotRecordsPerActor: number;
 }
 
 export const defaultShardLimits: ShardLimits = {
   maxBatchRecords: 8192,
   maxInFlight: 250_000,
   snapshotEveryRecords: 1_000_000,
+  snapshotMinRecords: 100_000,
+  snapshotRecordsPerActor: 10,
 };
 
 export interface ShardOptions<I, E> {
@@ -758,7 +768,9 @@ export class Shard<I, E> {
 
   private maybeSnapshot(): void {
     if (this.snapshots === undefined || this.snapshotInProgress) return;
-    if (this.recordsSinceSnapshot < this.limits.snapshotEveryRecords) return;
+    const { snapshotEveryRecords, snapshotMinRecords, snapshotRecordsPerActor } = this.limits;
+    const due = Math.min(snapshotEveryRecords, Math.max(snapshotMinRecords, snapshotRecordsPerActor * this.host.size));
+    if (this.recordsSinceSnapshot < due) return;
     // Periodic snapshots skip the state hash: hashing every actor would stall the loop.
     // A failed snapshot costs only recovery time (the journal is the truth), so it is counted, not fatal.
     this.snapshotNow(false).catch(() => {

@@ -110,3 +110,41 @@ test('LMDB snapshot parts: the format before parts still reads, parts left witho
     cleanup();
   }
 });
+
+test('periodic snapshots come sooner in a small shard: after max(min, records per actor x actors) records, never later than snapshotEveryRecords', async (t) => {
+  const { dir, cleanup } = tempDir('arcnet-slices-');
+  try {
+    const store = new LmdbStore(dir);
+    const clock = new ManualClock(T0);
+    const limits = { snapshotEveryRecords: 1_000, snapshotMinRecords: 50, snapshotRecordsPerActor: 2 };
+    const region = createRegion({ geozones: [GEOZONE], store, clock, scheduler: realScheduler, deliverForwards: true, limits, onEffects: () => undefined });
+    region.supervisor.recover();
+    // 100 nodes: 100 spawn records; then fresh telemetry, one record per report.
+    const fleet = fleetTelemetry(100, GEOZONE, T0);
+    for (const input of fleet) region.supervisor.submit(input);
+    await region.supervisor.whenIdle();
+    const reportAgain = async (times: number): Promise<void> => {
+      for (let i = 0; i < times; i++) {
+        clock.set(clock.nowMs() + 1_000);
+        for (const input of fleetTelemetry(100, GEOZONE, clock.nowMs(), 100 + i)) region.supervisor.submit(input);
+        await region.supervisor.whenIdle();
+      }
+    };
+    await reportAgain(1);
+    // Let the slices of any snapshot in progress finish.
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
+      await region.supervisor.whenIdle();
+    };
+    await settle();
+    const shard = region.supervisor.shard(GEOZONE);
+    t.is(shard.actorCount, 100);
+    // 2 x 100 actors = 200 records: the first snapshot came once 200 records were written, not at 1,000.
+    const offsets = store.offsets(GEOZONE);
+    t.true(offsets.length >= 1, `a snapshot by offset ${shard.lastDurableOffset}: ${offsets.join(',')}`);
+    t.true((offsets[0] ?? 0) >= 199 && (offsets[0] ?? 0) < 400, `the first snapshot at ${offsets[0]}`);
+    await store.close();
+  } finally {
+    cleanup();
+  }
+});
