@@ -106,6 +106,9 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   private readonly metaDb: Database<unknown, string>;
   private readonly keepSnapshots: number;
   private readonly readOnly: boolean;
+  /** Snapshot saves under way: close() waits for them (a sliced save spans many turns of the loop). */
+  private readonly savesInFlight = new Set<Promise<void>>();
+  private closing = false;
 
   constructor(path: string, options: LmdbStoreOptions = {}) {
     this.path = path;
@@ -227,7 +230,19 @@ export class LmdbStore implements JournalStore, SnapshotStore {
    * head is never visible without its parts; parts a crash left without a head
    * are removed by the next save.
    */
-  async save(snapshot: ShardSnapshot): Promise<void> {
+  save(snapshot: ShardSnapshot): Promise<void> {
+    if (this.closing) return Promise.reject(this.closedForSaves());
+    const saving = this.saveInParts(snapshot).finally(() => this.savesInFlight.delete(saving));
+    this.savesInFlight.add(saving);
+    return saving;
+  }
+
+  /** A periodic snapshot still being written when the store closes is given up (the journal holds everything it would). */
+  private closedForSaves(): ArcError {
+    return new ArcError(ErrorCodes.SHARD_STOPPED, `the store at '${this.path}' is closing: the snapshot was not saved`);
+  }
+
+  private async saveInParts(snapshot: ShardSnapshot): Promise<void> {
     const key: [string, number] = [snapshot.shardId, snapshot.offset];
     const head = this.chainHeadAt(snapshot.shardId, snapshot.offset);
     this.removeOrphanParts(snapshot.shardId);
@@ -239,9 +254,18 @@ export class LmdbStore implements JournalStore, SnapshotStore {
       writes.push(this.snapshotPartDb.put([snapshot.shardId, snapshot.offset, part], actors));
       // A part is encoded synchronously by put(): let input in between parts once the slice is spent.
       if (slicer.spent()) await slicer.pause();
+      // Parts without their head are orphans the next save removes; no write may follow close().
+      if (this.closing) {
+        await Promise.allSettled(writes);
+        throw this.closedForSaves();
+      }
     }
     // The behaviour's state (a region's remembered request ids: thousands) goes as JSON text, built in slices too.
     const behaviourStateJson = (await jsonInSlices(snapshot.behaviourState, slicer)) ?? 'null';
+    if (this.closing) {
+      await Promise.allSettled(writes);
+      throw this.closedForSaves();
+    }
     const stored: StoredSnapshotHead = { ...snapshot, actors: [], behaviourState: null, actorParts: parts, behaviourStateJson };
     // Issued together, the two puts land in the same LMDB transaction (after the parts: writes commit in order).
     writes.push(this.snapshotDb.put(key, stored), head === undefined ? Promise.resolve() : this.anchorDb.put(key, head));
@@ -309,6 +333,8 @@ export class LmdbStore implements JournalStore, SnapshotStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    await Promise.allSettled([...this.savesInFlight]);
     await this.root.close();
   }
 }

@@ -148,3 +148,32 @@ test('periodic snapshots come sooner in a small shard: after max(min, records pe
     cleanup();
   }
 });
+
+test('closing the LMDB store while a snapshot is being written in slices waits for it or gives it up whole: no write after close, no half snapshot', async (t) => {
+  const { dir, cleanup } = tempDir('arcnet-slices-');
+  try {
+    const actors = Array.from({ length: 20_000 }, (_, i) => ({ id: `node/n${String(i).padStart(5, '0')}`, kind: 'node', snapshot: { value: 'online', context: { i, models: ['a', 'b', 'c'] } } }));
+    const snapshot = { shardId: GEOZONE, offset: -1, atMs: T0, actors, behaviourState: { ended: Array.from({ length: 5_000 }, (_, i) => [`r-${i}`, T0 + i]) } };
+    const store = new LmdbStore(dir);
+    const saving = store.save(snapshot);
+    const outcome = saving.then(
+      () => 'saved',
+      (error: unknown) => (error as { code?: string }).code,
+    );
+    await store.close();
+    const how = await outcome;
+    t.true(how === 'saved' || how === ErrorCodes.SHARD_STOPPED, `the save ended as ${String(how)}`);
+    await t.throwsAsync(() => store.save(snapshot), { code: ErrorCodes.SHARD_STOPPED }, 'a closed store takes no snapshot');
+
+    const reopened = new LmdbStore(dir);
+    const latest = reopened.latest(GEOZONE);
+    if (how === 'saved') t.deepEqual(latest, snapshot);
+    else t.is(latest, undefined, 'given up: no snapshot is visible, not a part of one');
+    // The next save removes what a given-up one left behind, and reads back whole.
+    await reopened.save({ ...snapshot, actors: actors.slice(0, 600) });
+    t.deepEqual(reopened.latest(GEOZONE), { ...snapshot, actors: actors.slice(0, 600) });
+    await reopened.close();
+  } finally {
+    cleanup();
+  }
+});
