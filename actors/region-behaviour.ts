@@ -3,6 +3,7 @@ import type { NodeContext, NodeReport, NodeStatus } from '../machines/node.js';
 import type { ReservationContext, ReservationInput } from '../machines/reservation.js';
 import type { JournalRecord } from '../runtime/journal.js';
 import type { ShardBehaviour, ShardContext } from '../runtime/shard.js';
+import type { Slicer } from '../runtime/sliced-work.js';
 import { NODE_KIND, nodeActorId, nodeKind, nodeView } from './node-actor.js';
 import type { InferenceRequest, RegionEffect, RegionInput, RequestOutcome } from './region-io.js';
 import { RESERVATION_KIND, reservationActorId, reservationKind, reservationView } from './reservation-actor.js';
@@ -449,6 +450,21 @@ export class RegionBehaviour implements ShardBehaviour<RegionInput, RegionEffect
     const training = this.training.saveState();
     // Only when there is any, so regions without federated jobs keep the state (and hash) they had.
     return training.length === 0 ? { ended: [...this.ended] } : { ended: [...this.ended], training };
+  }
+
+  /** saveState() for a periodic snapshot: ids and times copied flat now, the [id, time] pairs built in slices. */
+  captureState(): (slicer: Slicer) => Promise<unknown> {
+    const ids = Array.from(this.ended.keys());
+    const times = Array.from(this.ended.values());
+    const training = this.training.saveState();
+    return async (slicer) => {
+      const ended = new Array<[string, number]>(ids.length);
+      for (let i = 0; i < ids.length; i++) {
+        ended[i] = [ids[i] as string, times[i] as number];
+        if (slicer.due()) await slicer.pause();
+      }
+      return training.length === 0 ? { ended } : { ended, training };
+    };
   }
 
   loadState(state: unknown): void {

@@ -27,19 +27,43 @@ test('a snapshot taken in slices while input goes on is the state when it began;
   try {
     const store = new LmdbStore(dir);
     const clock = new ManualClock(T0);
-    const region = createRegion({ geozones: [GEOZONE], store, clock, scheduler: realScheduler, deliverForwards: true, onEffects: () => undefined });
+    // Each dispatch is answered, so requests end and the region remembers their ids (its own state).
+    let results: RegionInput[] = [];
+    const region = createRegion({
+      geozones: [GEOZONE],
+      store,
+      clock,
+      scheduler: realScheduler,
+      deliverForwards: true,
+      onEffects: (effects) => {
+        for (const effect of effects) {
+          if (effect.type === 'dispatch') results.push({ type: 'result', requestId: effect.requestId, nodeId: effect.nodeId, latencyMs: 1, status: 'completed' });
+        }
+      },
+    });
+    const answer = (): void => {
+      const due = results;
+      results = [];
+      for (const result of due) region.supervisor.submit(result);
+    };
     region.supervisor.recover();
     for (const input of fleetTelemetry(3_000, GEOZONE, T0)) region.supervisor.submit(input);
     for (let i = 0; i < 500; i++) region.supervisor.submit(request(i));
     await region.supervisor.whenIdle();
+    answer();
+    await region.supervisor.whenIdle();
     const shard = region.supervisor.shard(GEOZONE);
     const atStart = shard.capture(false);
+    const remembered = (atStart.behaviourState as { ended: unknown[] }).ended.length;
+    t.true(remembered > 300, `the region remembers ${remembered} ended requests`);
     const hashAtStart = shard.stateHash();
 
     // Input between every slice: each pause sends requests and moves the clock on.
     let next = 500;
     const slicer = new Slicer(
       () => {
+        // New requests, and answers that end earlier ones: the remembered ids change under the snapshot.
+        answer();
         for (let i = 0; i < 3; i++) region.supervisor.submit(request(next++));
         clock.set(clock.nowMs() + 100);
         return new Promise((resolve) => setImmediate(resolve));
@@ -50,7 +74,11 @@ test('a snapshot taken in slices while input goes on is the state when it began;
     t.true(next > 600, `input went on during the snapshot (${next - 500} requests)`);
     t.deepEqual(sliced, atStart, 'the sliced snapshot is the state when it began, not what came after');
     await region.supervisor.whenIdle();
-    t.notDeepEqual(shard.capture(false), atStart, 'the shard moved on meanwhile');
+    answer();
+    await region.supervisor.whenIdle();
+    const after = shard.capture(false);
+    t.notDeepEqual(after, atStart, 'the shard moved on meanwhile');
+    t.true((after.behaviourState as { ended: unknown[] }).ended.length > remembered, 'and remembered more ended requests');
 
     await store.save(sliced);
     t.deepEqual(store.latest(GEOZONE), sliced, 'stored in parts, it reads back whole');
@@ -131,12 +159,9 @@ test('periodic snapshots come sooner in a small shard: after max(min, records pe
       }
     };
     await reportAgain(1);
-    // Let the slices of any snapshot in progress finish.
-    const settle = async (): Promise<void> => {
-      for (let i = 0; i < 50; i++) await new Promise((resolve) => setImmediate(resolve));
-      await region.supervisor.whenIdle();
-    };
-    await settle();
+    // The periodic snapshot is written in slices and then by LMDB's writer: wait until it lands.
+    const deadline = Date.now() + 30_000;
+    while (store.offsets(GEOZONE).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     const shard = region.supervisor.shard(GEOZONE);
     t.is(shard.actorCount, 100);
     // 2 x 100 actors = 200 records: the first snapshot came once 200 records were written, not at 1,000.
