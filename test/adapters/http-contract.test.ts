@@ -153,7 +153,7 @@ const hints: Hints = {
   'request-id': fc.oneof(fc.constantFrom('r-known', 'r-result', 'r-1'), fc.uuid()),
   id: fc.constantFrom('c1', 'e1', 'r-known', 'node/c1', 'node/e1', 'reservation/r-known', 'nobody'),
   name: fc.constantFrom('app.js', 'index.html', 'geohash.js', 'elk.bundled.js', 'nope.js', '../register.js'),
-  timestamp: fc.date({ min: new Date(Date.now() - 60_000), max: new Date(Date.now() + 1_000) }).map((d) => d.toISOString()),
+  timestamp: fc.date({ min: new Date(Date.now() - 60_000), max: new Date(Date.now() + 1_000), noInvalidDate: true }).map((d) => d.toISOString()),
   status: fc.constantFrom('online', 'draining', 'offline', 'completed', 'failed'),
   time: fc.constantFrom(0, Date.now(), new Date().toISOString()),
 };
